@@ -1,0 +1,161 @@
+"""Settings: one validated object, read once at the edge and passed in.
+
+Names follow the environment the old system used (``MAX_CONCURRENT_REQUESTS``,
+the standard AWS and Replicate variables); everything else is
+``ACTOR_MAKER_*``. A ``.env`` file in the working directory is read too.
+Every field is documented in docs/configuration.md (a test keeps them in step).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "black-forest-labs/flux-kontext-pro"
+
+#: US dollars per image; override with ACTOR_MAKER_PRICES='{"owner/name": 0.05}'.
+DEFAULT_PRICES: dict[str, float] = {
+    "black-forest-labs/flux-kontext-pro": 0.04,
+    "black-forest-labs/flux-kontext-max": 0.08,
+    "black-forest-labs/flux-kontext-dev": 0.025,
+    "preview": 0.0,
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # --- where things are stored -------------------------------------------------
+    store: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ACTOR_MAKER_STORE"),
+        description="A directory, or s3://bucket[/prefix]. Default: ./data/store, "
+        "or s3://$AWS_SYSTEM_ACTORS_BUCKET when that is set.",
+    )
+    system_actors_bucket: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_SYSTEM_ACTORS_BUCKET"),
+        description="The old system's bucket variable; used when ACTOR_MAKER_STORE is unset.",
+    )
+    aws_access_key_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_ACCESS_KEY_ID")
+    )
+    aws_secret_access_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_SECRET_ACCESS_KEY")
+    )
+    aws_region: str = Field(
+        default="us-west-1",
+        validation_alias=AliasChoices("AWS_DEFAULT_REGION", "AWS_REGION"),
+    )
+    aws_endpoint_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+        description="For S3-compatible servers (MinIO, moto, R2).",
+    )
+
+    # --- the image provider --------------------------------------------------------
+    replicate_api_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("REPLICATE_API_TOKEN")
+    )
+    replicate_base_url: str = Field(
+        default="https://api.replicate.com",
+        validation_alias=AliasChoices("REPLICATE_BASE_URL"),
+    )
+    provider: Literal["replicate", "preview"] | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ACTOR_MAKER_PROVIDER"),
+        description="Default: replicate when REPLICATE_API_TOKEN is set, else preview.",
+    )
+    model: str = Field(default=DEFAULT_MODEL, validation_alias=AliasChoices("ACTOR_MAKER_MODEL"))
+    prices: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_PRICES),
+        validation_alias=AliasChoices("ACTOR_MAKER_PRICES"),
+    )
+    max_job_cost: float = Field(
+        default=5.0,
+        ge=0,
+        validation_alias=AliasChoices("ACTOR_MAKER_MAX_JOB_COST"),
+        description="Default cost ceiling in USD for one job; --max-cost overrides it.",
+    )
+    image_deadline_s: float = Field(
+        default=300.0,
+        gt=0,
+        validation_alias=AliasChoices("ACTOR_MAKER_IMAGE_DEADLINE"),
+        description="Overall seconds allowed for one image, retries and polling included.",
+    )
+    max_retries: int = Field(
+        default=5, ge=0, le=20, validation_alias=AliasChoices("ACTOR_MAKER_MAX_RETRIES")
+    )
+    poll_interval_s: float = Field(
+        default=1.0, gt=0, validation_alias=AliasChoices("ACTOR_MAKER_POLL_INTERVAL")
+    )
+    safety_tolerance: int = Field(
+        default=2, ge=0, le=2, validation_alias=AliasChoices("ACTOR_MAKER_SAFETY_TOLERANCE")
+    )
+    output_format: Literal["jpg", "png"] = Field(
+        default="jpg", validation_alias=AliasChoices("ACTOR_MAKER_OUTPUT_FORMAT")
+    )
+
+    # --- concurrency and safety ----------------------------------------------------
+    max_concurrent_requests: int = Field(
+        default=4,
+        ge=1,
+        le=256,
+        validation_alias=AliasChoices("MAX_CONCURRENT_REQUESTS", "ACTOR_MAKER_MAX_CONCURRENT_REQUESTS"),
+    )
+    slot_dir: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ACTOR_MAKER_SLOT_DIR"),
+        description="Where the request-slot lock files live (shared by processes on one "
+        "machine). Default: the user's cache directory.",
+    )
+    slot_timeout_s: float = Field(
+        default=600.0, gt=0, validation_alias=AliasChoices("ACTOR_MAKER_SLOT_TIMEOUT")
+    )
+    allow_private_urls: bool = Field(
+        default=False, validation_alias=AliasChoices("ACTOR_MAKER_ALLOW_PRIVATE_URLS")
+    )
+    fetch_timeout_s: float = Field(
+        default=30.0, gt=0, validation_alias=AliasChoices("ACTOR_MAKER_FETCH_TIMEOUT")
+    )
+    max_image_bytes: int = Field(
+        default=25 * 1024 * 1024, gt=0, validation_alias=AliasChoices("ACTOR_MAKER_MAX_IMAGE_BYTES")
+    )
+    max_image_pixels: int = Field(
+        default=50_000_000, gt=0, validation_alias=AliasChoices("ACTOR_MAKER_MAX_IMAGE_PIXELS")
+    )
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ACTOR_MAKER_QUEUE"),
+        description="redis:// URL of the task queue (distributed mode). Checked by doctor.",
+    )
+
+    @field_validator("replicate_base_url")
+    @classmethod
+    def _strip_slash(cls, v: str) -> str:
+        return v.rstrip("/")
+
+    @property
+    def store_location(self) -> str:
+        if self.store:
+            return self.store
+        if self.system_actors_bucket:
+            return f"s3://{self.system_actors_bucket}"
+        return "./data/store"
+
+    @property
+    def provider_name(self) -> Literal["replicate", "preview"]:
+        if self.provider:
+            return self.provider
+        return "replicate" if self.replicate_api_token else "preview"
+
+    def price_of(self, model: str) -> float | None:
+        return self.prices.get(model)

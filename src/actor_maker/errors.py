@@ -1,0 +1,120 @@
+"""The exception tree of Actor Maker.
+
+Everything raised on purpose by this package derives from ``ActorMakerError``;
+foreign exceptions (botocore, httpx, OSError) are wrapped at the store and
+provider boundaries with ``raise ... from exc`` so callers above them only
+ever see this tree::
+
+    ActorMakerError
+    ├── InputError                 bad input from a user: refused before anything happens (exit 2, HTTP 422)
+    │   ├── UnsafeURLError         URL scheme or address not allowed
+    │   ├── InvalidImageError      not an image, too big, too many pixels
+    │   └── UnknownActorTypeError
+    ├── ConfigError                settings that cannot work (exit 2, HTTP 500)
+    ├── ManifestError
+    │   ├── CorruptManifestError   a manifest that is not valid JSON / not a manifest; left untouched
+    │   └── ManifestConflictError  gave up after too many concurrent-update retries
+    ├── NotFoundError              an actor, object or prompt that does not exist (HTTP 404)
+    ├── StoreError                 the object store failed (network, permissions)
+    │   └── PreconditionFailed     put-if-absent / put-if-version lost the race
+    ├── ProviderError              the image model failed for one item
+    │   ├── ContentFlaggedError    E005 "flagged as sensitive": final, not retried
+    │   ├── ProviderTimeoutError   the per-image deadline passed or a sent create timed out
+    │   └── RetryableProviderError 429 / 5xx / connection refused: worth another try
+    ├── SlotTimeoutError           no request slot became free in time
+    ├── BudgetError                the estimated cost is over the ceiling (exit 2)
+    └── FetchError                 the base image could not be downloaded
+"""
+
+from __future__ import annotations
+
+
+class ActorMakerError(Exception):
+    """Root of every error this package raises on purpose."""
+
+    #: HTTP status used when this error reaches the API edge.
+    status: int = 500
+    #: Process exit code used when this error reaches the CLI edge.
+    exit_code: int = 1
+
+
+class InputError(ActorMakerError):
+    status = 422
+    exit_code = 2
+
+
+class UnsafeURLError(InputError):
+    pass
+
+
+class InvalidImageError(InputError):
+    pass
+
+
+class UnknownActorTypeError(InputError):
+    pass
+
+
+class ConfigError(ActorMakerError):
+    status = 500
+    exit_code = 2
+
+
+class ManifestError(ActorMakerError):
+    pass
+
+
+class CorruptManifestError(ManifestError):
+    status = 409
+    exit_code = 2
+
+
+class ManifestConflictError(ManifestError):
+    status = 503
+
+
+class NotFoundError(ActorMakerError):
+    status = 404
+    exit_code = 2
+
+
+class StoreError(ActorMakerError):
+    status = 502
+
+
+class PreconditionFailed(StoreError):
+    status = 409
+
+
+class ProviderError(ActorMakerError):
+    status = 502
+
+
+class ContentFlaggedError(ProviderError):
+    pass
+
+
+class ProviderTimeoutError(ProviderError):
+    pass
+
+
+class RetryableProviderError(ProviderError):
+    """A failure worth retrying; ``retry_after`` is the server's hint in seconds."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class SlotTimeoutError(ActorMakerError):
+    status = 503
+
+
+class BudgetError(ActorMakerError):
+    status = 422
+    exit_code = 2
+
+
+class FetchError(ActorMakerError):
+    status = 422
+    exit_code = 2

@@ -1,0 +1,39 @@
+"""Object stores: a local directory (embedded mode) or an S3 bucket."""
+
+from __future__ import annotations
+
+from actor_maker.config import Settings
+from actor_maker.errors import ConfigError
+from actor_maker.store.base import ObjectInfo, ObjectStore, StoredObject, check_key
+
+__all__ = ["ObjectInfo", "ObjectStore", "StoredObject", "check_key", "open_store"]
+
+
+def open_store(settings: Settings) -> ObjectStore:
+    """The store named by ``settings.store_location``."""
+    location = settings.store_location
+    if location.startswith("s3://"):
+        from actor_maker.store.s3 import S3Store
+
+        bucket, _, prefix = location[len("s3://") :].partition("/")
+        if len(bucket) < 3:
+            raise ConfigError(f"ACTOR_MAKER_STORE={location!r}: bucket name is too short")
+        return S3Store(
+            bucket,
+            prefix.strip("/"),
+            region=settings.aws_region,
+            endpoint_url=settings.aws_endpoint_url,
+            access_key_id=settings.aws_access_key_id,
+            secret_access_key=(
+                settings.aws_secret_access_key.get_secret_value()
+                if settings.aws_secret_access_key
+                else None
+            ),
+        )
+    if "://" in location:
+        raise ConfigError(
+            f"ACTOR_MAKER_STORE={location!r}: use a directory path or s3://bucket[/prefix]"
+        )
+    from actor_maker.store.local import LocalStore
+
+    return LocalStore(location)
