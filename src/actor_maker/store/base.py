@@ -134,6 +134,10 @@ class ObjectStore(abc.ABC):
         """The key of an object of this store named by ``url`` (``s3://bucket/key``,
         the bucket's https URL, ``{endpoint}/{bucket}/{key}``), else ``None``."""
 
+    def location(self, key: str) -> str:
+        """Where a person finds ``key``: a path for the local store, a URL for S3."""
+        return self.public_url(key) or f"{self.description}: {key}"
+
     def check_writable(self) -> None:  # pragma: no cover - overridden where cheaper
         """Raise ``StoreError`` unless a write, read and delete round trip works."""
         key = "system_actors/.doctor/probe"

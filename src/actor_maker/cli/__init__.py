@@ -1,0 +1,96 @@
+"""The ``actor-maker`` command line.
+
+Exit codes: 0 everything succeeded, 1 some items failed, 2 bad input or
+configuration (one line on stderr, no traceback), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+import click
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from actor_maker import __version__
+from actor_maker.cli import admin, generate
+from actor_maker.cli.state import State
+from actor_maker.errors import ActorMakerError
+
+EXIT_OK = 0
+EXIT_FAILED_ITEMS = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+app = typer.Typer(
+    name="actor-maker",
+    help="Build LoRA training sets for storyboard actors: one base image + scene prompts "
+    "→ training images in object storage, with a manifest that never loses an entry.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"actor-maker {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More logging (-vv for debug)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and results."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    level = logging.WARNING
+    if quiet:
+        level = logging.ERROR
+    elif verbose == 1:
+        level = logging.INFO
+    elif verbose >= 2:
+        level = logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    ctx.obj = State(verbose=verbose, quiet=quiet)
+
+
+generate.register(app)
+admin.register(app)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point: maps errors to one line and an exit code."""
+    err = Console(stderr=True)
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=list(argv) if argv is not None else None, prog_name="actor-maker", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_BAD_INPUT)
+    except click.exceptions.Abort:
+        err.print("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:
+        err.print("interrupted: nothing new started; images already stored are kept")
+        sys.exit(EXIT_INTERRUPTED)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        print(f"error: invalid setting {where}: {first.get('msg')}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    except ActorMakerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    sys.exit(EXIT_OK)

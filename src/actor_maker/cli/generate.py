@@ -1,0 +1,175 @@
+"""generate-all / generate-single: the old scripts' arguments, one job model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from actor_maker.cli.output import (
+    ProgressReporter,
+    all_json,
+    dry_run_json,
+    plan_table,
+    result_table,
+    single_json,
+)
+from actor_maker.cli.state import State
+from actor_maker.pipeline import Actor, JobPlan, JobResult, Pipeline
+from actor_maker.providers.preview import NOTICE
+from actor_maker.runtime import make_pipeline, make_provider
+from actor_maker.validation import ASPECT_RATIOS
+
+ActorId = Annotated[str, typer.Argument(help="Actor id, e.g. 0012.")]
+ActorName = Annotated[str, typer.Argument(help="Actor name, e.g. 0012_european_30_male.")]
+BaseImage = Annotated[
+    str,
+    typer.Argument(
+        help="Base image: an http(s) URL, s3://bucket/key or the bucket's https URL "
+        "(read through the configured store), or a local file path."
+    ),
+]
+ActorType = Annotated[str, typer.Argument(help="person, human, creature, robot, anthropomorphic, mythical, character.")]
+ActorSex = Annotated[str | None, typer.Argument(help="male, female, or omitted.")]
+
+AspectOpt = Annotated[
+    str, typer.Option("--aspect-ratio", help=f"One of: {', '.join(ASPECT_RATIOS)}.")
+]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would be generated and its cost; spend nothing.")]
+MaxCostOpt = Annotated[
+    float | None,
+    typer.Option("--max-cost", help="Refuse the job if its estimate (USD) is higher. Default: ACTOR_MAKER_MAX_JOB_COST."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON (the old scripts' shape).")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for every image (default: a random one each, recorded).")]
+ProviderOpt = Annotated[str | None, typer.Option("--provider", help="replicate or preview (default from settings).")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="Replicate model, e.g. black-forest-labs/flux-kontext-max.")]
+
+
+def base_image_ref(value: str) -> str | bytes:
+    """A local file becomes its bytes; anything else is a URL checked by the pipeline."""
+    if "://" not in value:
+        path = Path(value)
+        if path.is_file():
+            return path.read_bytes()
+    return value
+
+
+def build(state: State, provider: str | None, model: str | None, prompts_file: Path | None = None) -> Pipeline:
+    settings = state.settings
+    chosen = make_provider(settings, provider, model)
+    if chosen.name == "preview":
+        state.err.print(f"[yellow]note:[/yellow] {NOTICE}")
+    return make_pipeline(settings, provider=chosen, prompts_file=prompts_file)
+
+
+def execute(
+    state: State,
+    pipeline: Pipeline,
+    plan: JobPlan,
+    base: str | bytes,
+    *,
+    as_json: bool,
+    single: bool,
+    dry_run: bool,
+    max_cost: float | None,
+    seed: int | None,
+) -> None:
+    ref = base_image_ref(base) if isinstance(base, str) else base
+    pipeline.check_base_image_ref(ref)
+    pipeline.check_budget(plan, state.settings.max_job_cost if max_cost is None else max_cost)
+    if dry_run:
+        if as_json:
+            print(json.dumps(dry_run_json(plan), indent=2))
+        else:
+            state.out.print(plan_table(plan))
+            state.out.print(
+                f"{len(plan.items)} image(s), estimated ${plan.estimated_cost:.2f} with {plan.model}; "
+                f"{len(plan.already_done)} prompt(s) already done. Nothing was generated."
+            )
+        return
+    if not plan.items:
+        state.info(f"actor {plan.actor.actor_id} already has every prompt; nothing to do (--force to redo)")
+    reporter = ProgressReporter(state.err, len(plan.items), enabled=not (state.quiet or as_json))
+    with reporter:
+        result = asyncio.run(_run(pipeline, plan, ref, seed, reporter))
+    _report(state, plan, result, as_json=as_json, single=single)
+    if result.failed:
+        raise typer.Exit(1)
+
+
+async def _run(pipeline: Pipeline, plan: JobPlan, ref: str | bytes, seed: int | None, reporter: Any) -> JobResult:
+    try:
+        return await pipeline.run(plan, ref, seed=seed, on_event=reporter)
+    finally:
+        await pipeline.provider.aclose()
+
+
+def _report(state: State, plan: JobPlan, result: JobResult, *, as_json: bool, single: bool) -> None:
+    if as_json:
+        print(json.dumps(single_json(result) if single else all_json(result, plan), indent=2))
+        return
+    if result.items and not state.quiet:
+        state.out.print(result_table(result))
+    state.out.print(
+        f"{len(result.succeeded)} stored, {len(result.failed)} failed, "
+        f"{len(plan.already_done)} already present · cost ${result.cost:.2f}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("generate-all")
+    def generate_all(
+        ctx: typer.Context,
+        actor_id: ActorId,
+        actor_name: ActorName,
+        base_image_url: BaseImage,
+        actor_type: ActorType = "person",
+        actor_sex: ActorSex = None,
+        only: Annotated[str | None, typer.Option("--only", help="Comma-separated prompt ids.")] = None,
+        force: Annotated[bool, typer.Option("--force", help="Generate prompts the actor already has again.")] = False,
+        prompts: Annotated[Path | None, typer.Option("--prompts", help="Your own prompt library (JSON, same format).")] = None,
+        aspect_ratio: AspectOpt = "1:1",
+        dry_run: DryRunOpt = False,
+        max_cost: MaxCostOpt = None,
+        seed: SeedOpt = None,
+        as_json: JsonOpt = False,
+        provider: ProviderOpt = None,
+        model: ModelOpt = None,
+    ) -> None:
+        """Generate one image per library prompt the actor's manifest does not have yet."""
+        state: State = ctx.obj
+        pipeline = build(state, provider, model, prompts)
+        ids = [p.strip() for p in only.split(",") if p.strip()] if only else None
+        plan = pipeline.plan_all(
+            Actor(actor_id, actor_name, actor_type, actor_sex), only=ids, force=force, aspect_ratio=aspect_ratio
+        )
+        execute(state, pipeline, plan, base_image_url, as_json=as_json, single=False,
+                dry_run=dry_run, max_cost=max_cost, seed=seed)
+
+    @app.command("generate-single")
+    def generate_single(
+        ctx: typer.Context,
+        actor_id: ActorId,
+        actor_name: ActorName,
+        base_image_url: BaseImage,
+        prompt: Annotated[str, typer.Argument(help="The scene, e.g. 'The man waits on a rainy platform at night'.")],
+        actor_type: ActorType = "person",
+        actor_sex: ActorSex = None,
+        aspect_ratio: AspectOpt = "1:1",
+        dry_run: DryRunOpt = False,
+        max_cost: MaxCostOpt = None,
+        seed: SeedOpt = None,
+        as_json: JsonOpt = False,
+        provider: ProviderOpt = None,
+        model: ModelOpt = None,
+    ) -> None:
+        """Generate one image from your own prompt."""
+        state: State = ctx.obj
+        pipeline = build(state, provider, model)
+        plan = pipeline.plan_single(Actor(actor_id, actor_name, actor_type, actor_sex), prompt, aspect_ratio=aspect_ratio)
+        execute(state, pipeline, plan, base_image_url, as_json=as_json, single=True,
+                dry_run=dry_run, max_cost=max_cost, seed=seed)

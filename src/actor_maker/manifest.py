@@ -1,0 +1,297 @@
+"""Actor manifests: the model, the key layout and the one update path.
+
+A manifest is kept as the raw JSON object it was read as, so fields this code
+does not know survive every write unchanged and in order. ``Manifest`` adds
+typed accessors; ``update_manifest`` is the only function that writes one:
+read → modify → write-if-unchanged → retry on conflict.
+
+Owned fields (rewritten on every write, derived from the entries):
+``statistics.training_*`` and ``training_data_updated``. Everything else is
+left as it was unless a change function sets it on purpose.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from actor_maker.errors import (
+    CorruptManifestError,
+    ManifestConflictError,
+    NotFoundError,
+    PreconditionFailed,
+)
+from actor_maker.store.base import ObjectStore
+
+log = logging.getLogger(__name__)
+
+ROOT = "system_actors"
+MANIFEST_PREFIX = f"{ROOT}/manifests/"
+MANIFEST_SUFFIX = "_manifest.json"
+TRAINING_PREFIX = f"{ROOT}/training_data/"
+BASE_IMAGE_PREFIX = f"{ROOT}/base_images/"
+
+#: ``{actor_name}_{index}.{ext}``
+_INDEX_RE = re.compile(r"_(\d+)\.(?:jpe?g|png|webp)$", re.IGNORECASE)
+
+Entry = dict[str, Any]
+
+
+def manifest_key(actor_id: str) -> str:
+    return f"{MANIFEST_PREFIX}{actor_id}{MANIFEST_SUFFIX}"
+
+
+def training_prefix(actor_name: str) -> str:
+    return f"{TRAINING_PREFIX}{actor_name}/"
+
+
+def training_key(actor_name: str, index: int, extension: str) -> str:
+    return f"{training_prefix(actor_name)}{actor_name}_{index}.{extension}"
+
+
+def base_image_key(actor_name: str, extension: str) -> str:
+    return f"{BASE_IMAGE_PREFIX}{actor_name}_base.{extension}"
+
+
+def index_of(filename: str) -> int | None:
+    """The image index in a training filename, or ``None`` when it has none."""
+    match = _INDEX_RE.search(filename)
+    return int(match.group(1)) if match else None
+
+
+def legacy_now() -> str:
+    """Timestamps in the legacy fields' format: ISO 8601, UTC, no offset."""
+    return datetime.now(UTC).replace(tzinfo=None).isoformat()
+
+
+def utc_now() -> str:
+    """Timestamps of new fields: ISO 8601 with offset."""
+    return datetime.now(UTC).isoformat()
+
+
+class Manifest:
+    """One actor's manifest: the raw JSON object plus the version it was read at."""
+
+    def __init__(self, data: dict[str, Any], version: str | None = None) -> None:
+        self.data = data
+        self.version = version
+
+    # --- identity ------------------------------------------------------------------
+    @property
+    def actor_id(self) -> str:
+        return str(self.data.get("character_id", ""))
+
+    @property
+    def actor_name(self) -> str:
+        return str(self.data.get("character_name", ""))
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        meta = self.data.get("metadata")
+        return meta if isinstance(meta, dict) else {}
+
+    @property
+    def actor_type(self) -> str:
+        return str(self.data.get("actor_type") or "person")
+
+    @property
+    def actor_sex(self) -> str | None:
+        sex = self.data.get("actor_sex") or self.metadata.get("sex")
+        return str(sex) if sex else None
+
+    @property
+    def description(self) -> str | None:
+        value = self.metadata.get("description")
+        return str(value) if value else None
+
+    @property
+    def outfit(self) -> str | None:
+        value = self.metadata.get("outfit")
+        return str(value) if value else None
+
+    # --- entries -------------------------------------------------------------------
+    @property
+    def training_data(self) -> list[Entry]:
+        entries = self.data.setdefault("training_data", [])
+        assert isinstance(entries, list)
+        return entries
+
+    @property
+    def base_images(self) -> list[dict[str, Any]]:
+        images = self.data.setdefault("base_images", [])
+        assert isinstance(images, list)
+        return images
+
+    def prompt_ids(self) -> set[str]:
+        return {str(e["prompt_id"]) for e in self.training_data if e.get("prompt_id")}
+
+    def find(self, filename: str) -> Entry | None:
+        return next((e for e in self.training_data if e.get("filename") == filename), None)
+
+    def highest_index(self) -> int:
+        """Highest image index ever used: entries plus the recorded high-water mark."""
+        seen = [index_of(str(e.get("filename", ""))) for e in self.training_data]
+        indices = [i for i in seen if i is not None]
+        mark = self.data.get("last_index")
+        if isinstance(mark, int):
+            indices.append(mark)
+        return max(indices, default=-1)
+
+    def add_entry(self, entry: Entry) -> bool:
+        """Append ``entry``; ``False`` (and no change) when its filename is already there."""
+        if self.find(str(entry["filename"])) is not None:
+            return False
+        self.training_data.append(entry)
+        if index_of(str(entry["filename"])) is not None:
+            self.data["last_index"] = self.highest_index()
+        return True
+
+    def copy(self) -> Manifest:
+        return Manifest(copy.deepcopy(self.data), self.version)
+
+
+def new_manifest(
+    *,
+    actor_id: str,
+    actor_name: str,
+    actor_type: str,
+    actor_sex: str | None,
+    description: str | None = None,
+    outfit: str | None = None,
+) -> Manifest:
+    """The manifest the first generate for an unknown actor creates."""
+    metadata: dict[str, Any] = {"id": actor_id, "name": actor_name}
+    if actor_sex:
+        metadata["sex"] = actor_sex
+    if description:
+        metadata["description"] = description
+    if outfit:
+        metadata["outfit"] = outfit
+    return Manifest(
+        {
+            "character_id": actor_id,
+            "character_name": actor_name,
+            "metadata": metadata,
+            "actor_type": actor_type,
+            "actor_sex": actor_sex,
+            "base_images": [],
+            "statistics": {},
+            "status": "success",
+            "training_data": [],
+            "training_data_updated": legacy_now(),
+            "created_at": utc_now(),
+        }
+    )
+
+
+def recompute_statistics(manifest: Manifest) -> None:
+    """Rewrite the owned ``training_*`` statistics from the entries; keep the rest."""
+    entries = manifest.training_data
+    stats = manifest.data.get("statistics")
+    if not isinstance(stats, dict):
+        stats = manifest.data["statistics"] = {}
+    size = sum(int(e.get("size_bytes") or 0) for e in entries)
+    stats["training_images_count"] = len(entries)
+    stats["training_data_size_bytes"] = size
+    stats["training_data_size_mb"] = round(size / (1024 * 1024), 2)
+    stats["training_synced_count"] = sum(1 for e in entries if e.get("status") == "synced")
+    stats["training_local_only_count"] = sum(1 for e in entries if e.get("status") == "local_only")
+    manifest.data["training_data_updated"] = legacy_now()
+
+
+def parse_manifest(raw: bytes, *, key: str, version: str | None = None) -> Manifest:
+    """Parse and sanity-check a manifest; ``CorruptManifestError`` names the key."""
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorruptManifestError(f"manifest {key} is not valid JSON ({exc}); left untouched") from exc
+    if not isinstance(data, dict):
+        raise CorruptManifestError(f"manifest {key} is not a JSON object; left untouched")
+    if not isinstance(data.get("character_id", ""), str) or not isinstance(
+        data.get("character_name", ""), str
+    ):
+        raise CorruptManifestError(f"manifest {key}: character_id/character_name must be strings")
+    entries = data.get("training_data", [])
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("filename"), str) for e in entries
+    ):
+        raise CorruptManifestError(
+            f"manifest {key}: training_data must be a list of objects with a filename"
+        )
+    if not isinstance(data.get("base_images", []), list):
+        raise CorruptManifestError(f"manifest {key}: base_images must be a list")
+    return Manifest(data, version)
+
+
+def serialize_manifest(manifest: Manifest) -> bytes:
+    return (json.dumps(manifest.data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def read_manifest(store: ObjectStore, actor_id: str) -> Manifest | None:
+    """The actor's manifest as stored now, or ``None`` when there is none."""
+    key = manifest_key(actor_id)
+    try:
+        obj = store.get(key)
+    except NotFoundError:
+        return None
+    return parse_manifest(obj.data, key=key, version=obj.info.version)
+
+
+#: A change function edits the manifest in place and says whether to write it.
+Change = Callable[[Manifest], bool]
+
+
+def update_manifest(
+    store: ObjectStore,
+    actor_id: str,
+    change: Change,
+    *,
+    create: Callable[[], Manifest] | None = None,
+    max_attempts: int = 60,
+) -> Manifest:
+    """The one write path: read → ``change`` → write-if-unchanged, retried on conflict.
+
+    ``change`` runs on a fresh copy on every attempt, so it must be a pure edit
+    of the manifest it is given. With ``create``, a missing manifest starts from
+    ``create()`` and is written create-only; without it, a missing manifest is
+    ``NotFoundError``. Returns the manifest as written (or as read when
+    ``change`` returned ``False``).
+    """
+    key = manifest_key(actor_id)
+    for attempt in range(max_attempts):
+        current = read_manifest(store, actor_id)
+        if current is None:
+            if create is None:
+                raise NotFoundError(f"actor {actor_id} has no manifest ({key})")
+            manifest = create()
+        else:
+            manifest = current
+        if not change(manifest) and current is not None:
+            return manifest
+        recompute_statistics(manifest)
+        body = serialize_manifest(manifest)
+        try:
+            if current is None:
+                info = store.put_if_absent(key, body, content_type="application/json")
+            else:
+                assert current.version is not None
+                info = store.put_if_version(
+                    key, body, current.version, content_type="application/json"
+                )
+        except PreconditionFailed:
+            delay = min(0.5, 0.005 * (2 ** min(attempt, 7))) * random.uniform(0.5, 1.5)
+            log.debug("manifest %s changed underneath us (attempt %d); retrying", key, attempt + 1)
+            time.sleep(delay)
+            continue
+        manifest.version = info.version
+        return manifest
+    raise ManifestConflictError(
+        f"manifest {key} kept changing during {max_attempts} attempts to update it; try again"
+    )

@@ -1,0 +1,543 @@
+"""One job model for "all prompts", a subset, or one prompt.
+
+``Pipeline.plan_*`` validates input and works out what would be generated
+(nothing fetched, written or spent); ``Pipeline.run`` executes a plan:
+
+    fetch base image once → ensure manifest + stored base image
+    → for each item, at most N provider calls at once:
+        generate → decode check → upload create-only (next free index) → manifest update → event
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from actor_maker import prompts as prompt_lib
+from actor_maker.config import Settings
+from actor_maker.errors import (
+    ActorMakerError,
+    BudgetError,
+    ConfigError,
+    InputError,
+    PreconditionFailed,
+)
+from actor_maker.fetch import AddressPolicy, fetch_url, redact_url
+from actor_maker.images import ImageInfo, downscale_for_provider, inspect_image, md5_hex
+from actor_maker.manifest import (
+    Manifest,
+    base_image_key,
+    index_of,
+    legacy_now,
+    new_manifest,
+    read_manifest,
+    training_key,
+    training_prefix,
+    update_manifest,
+    utc_now,
+)
+from actor_maker.providers.base import GeneratedImage, GenerationParams, ImageProvider, InputImage
+from actor_maker.slots import RequestSlots
+from actor_maker.store.base import ObjectStore
+from actor_maker.validation import (
+    check_actor_id,
+    check_actor_name,
+    check_aspect_ratio,
+    check_prompt,
+)
+
+log = logging.getLogger(__name__)
+
+PREVIEW_CHARS = 100
+
+
+@dataclass(frozen=True)
+class Actor:
+    actor_id: str
+    actor_name: str
+    actor_type: str = "person"
+    actor_sex: str | None = None
+
+    def validated(self) -> Actor:
+        check_actor_id(self.actor_id)
+        check_actor_name(self.actor_name)
+        actor_type = self.actor_type.strip().lower()
+        prompt_lib.subject_for(actor_type, self.actor_sex)  # refuses unknown types
+        sex = self.actor_sex.strip().lower() if self.actor_sex else None
+        return Actor(self.actor_id, self.actor_name, actor_type, sex)
+
+
+@dataclass(frozen=True)
+class JobItem:
+    prompt_id: str
+    prompt: str
+    category: str | None = None
+    face_visible: bool = True
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    actor: Actor
+    items: tuple[JobItem, ...]
+    model: str
+    price: float
+    aspect_ratio: str
+    #: Library prompts skipped because the manifest already has them.
+    already_done: tuple[str, ...] = ()
+
+    @property
+    def estimated_cost(self) -> float:
+        return round(len(self.items) * self.price, 4)
+
+
+@dataclass
+class ItemResult:
+    prompt_id: str
+    prompt: str
+    category: str | None
+    state: str = "queued"  # queued | running | succeeded | failed | canceled
+    index: int | None = None
+    filename: str | None = None
+    key: str | None = None
+    s3_url: str | None = None
+    error: str | None = None
+    cost: float | None = None
+    seed: int | None = None
+
+    @property
+    def prompt_preview(self) -> str:
+        text = self.prompt
+        return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "..."
+
+
+@dataclass
+class JobResult:
+    job_id: str
+    actor: Actor
+    items: list[ItemResult]
+    started_at: str = field(default_factory=utc_now)
+    finished_at: str | None = None
+
+    @property
+    def succeeded(self) -> list[ItemResult]:
+        return [i for i in self.items if i.state == "succeeded"]
+
+    @property
+    def failed(self) -> list[ItemResult]:
+        return [i for i in self.items if i.state in ("failed", "canceled")]
+
+    @property
+    def cost(self) -> float:
+        return round(sum(i.cost or 0.0 for i in self.items), 4)
+
+
+@dataclass(frozen=True)
+class Event:
+    """Progress: job_started, item_started, item_succeeded, item_failed, job_finished."""
+
+    kind: str
+    job_id: str
+    item: ItemResult | None = None
+    result: JobResult | None = None
+
+
+EventSink = Callable[[Event], None]
+
+
+def custom_prompt_id(text: str) -> str:
+    return "custom-" + hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+class _IndexAllocator:
+    """Hands out candidate indices; create-only uploads settle races between processes."""
+
+    def __init__(self, start: int) -> None:
+        self._next = start
+        self._lock = threading.Lock()
+
+    def take(self) -> int:
+        with self._lock:
+            value = self._next
+            self._next += 1
+            return value
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: ObjectStore,
+        provider: ImageProvider,
+        slots: RequestSlots,
+        policy: AddressPolicy | None = None,
+        http: httpx.AsyncClient | None = None,
+        library: list[prompt_lib.PromptTemplate] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.provider = provider
+        self.slots = slots
+        self.policy = policy or AddressPolicy(allow_private=settings.allow_private_urls)
+        self._http = http
+        self.library = library if library is not None else prompt_lib.load_library()
+
+    # --- planning: validation only, nothing written or spent --------------------------
+    def _price(self) -> float:
+        if self.provider.name == "preview":
+            return 0.0
+        price = self.settings.price_of(self.provider.model)
+        if price is None:
+            raise ConfigError(
+                f"no price known for model {self.provider.model}; add it to ACTOR_MAKER_PRICES "
+                'as JSON, e.g. {"owner/name": 0.05}'
+            )
+        return price
+
+    def _manifest_for_plan(self, actor: Actor) -> Manifest | None:
+        manifest = read_manifest(self.store, actor.actor_id)
+        if manifest is not None and manifest.actor_name and manifest.actor_name != actor.actor_name:
+            raise InputError(
+                f"actor {actor.actor_id} is named {manifest.actor_name!r} in its manifest, "
+                f"not {actor.actor_name!r}"
+            )
+        return manifest
+
+    def plan_all(
+        self,
+        actor: Actor,
+        *,
+        only: list[str] | None = None,
+        force: bool = False,
+        aspect_ratio: str = "1:1",
+    ) -> JobPlan:
+        actor = actor.validated()
+        check_aspect_ratio(aspect_ratio)
+        manifest = self._manifest_for_plan(actor)
+        templates = self.library
+        if only:
+            known = {t.id for t in templates}
+            unknown = [i for i in only if i not in known]
+            if unknown:
+                raise InputError(f"unknown prompt id(s): {', '.join(unknown)}")
+            templates = [t for t in templates if t.id in set(only)]
+        rendered = prompt_lib.render_all(
+            templates,
+            actor_type=actor.actor_type,
+            actor_sex=actor.actor_sex,
+            description=manifest.description if manifest else None,
+            outfit=manifest.outfit if manifest else None,
+        )
+        done = manifest.prompt_ids() if manifest and not force else set()
+        items = tuple(
+            JobItem(p.id, p.text, p.category, p.face_visible) for p in rendered if p.id not in done
+        )
+        skipped = tuple(p.id for p in rendered if p.id in done)
+        return JobPlan(actor, items, self.provider.model, self._price(), aspect_ratio, skipped)
+
+    def plan_single(self, actor: Actor, prompt: str, *, aspect_ratio: str = "1:1") -> JobPlan:
+        actor = actor.validated()
+        check_aspect_ratio(aspect_ratio)
+        text = check_prompt(prompt)
+        manifest = self._manifest_for_plan(actor)
+        if "{subject}" in text:
+            template = prompt_lib.PromptTemplate(custom_prompt_id(text), "custom", text, True, ())
+            text = prompt_lib.render(
+                template,
+                actor_type=actor.actor_type,
+                actor_sex=actor.actor_sex,
+                description=manifest.description if manifest else None,
+                outfit=manifest.outfit if manifest else None,
+            ).text
+        item = JobItem(custom_prompt_id(text), text, None, True)
+        return JobPlan(actor, (item,), self.provider.model, self._price(), aspect_ratio)
+
+    @staticmethod
+    def check_budget(plan: JobPlan, max_cost: float) -> None:
+        if plan.estimated_cost > max_cost + 1e-9:
+            raise BudgetError(
+                f"estimated cost ${plan.estimated_cost:.2f} ({len(plan.items)} images × "
+                f"${plan.price:.3f}) is over the ceiling ${max_cost:.2f}; raise it with "
+                "--max-cost or ACTOR_MAKER_MAX_JOB_COST"
+            )
+
+    def check_base_image_ref(self, ref: str | bytes) -> None:
+        """Syntax checks on the base image reference (no network)."""
+        if isinstance(ref, bytes):
+            return
+        if ref.startswith("s3://"):
+            if self.store.key_for_url(ref) is None:
+                raise InputError(
+                    f"{ref.split('?', 1)[0]} is not in the configured store ({self.store.description})"
+                )
+            return
+        if self.store.key_for_url(ref) is None:
+            self.policy.check_syntax(ref)
+
+    # --- running ------------------------------------------------------------------------
+    async def load_base_image(self, ref: str | bytes) -> tuple[bytes, ImageInfo, str | None]:
+        """Bytes, decoded info, and the store key when the image came from the store."""
+        key: str | None = None
+        if isinstance(ref, bytes):
+            data = ref
+        elif (key := self.store.key_for_url(ref)) is not None:
+            obj = await asyncio.to_thread(self.store.get, key)
+            data = obj.data
+        else:
+            client = self._http or httpx.AsyncClient(timeout=self.settings.fetch_timeout_s)
+            try:
+                data, _ = await fetch_url(
+                    ref,
+                    policy=self.policy,
+                    client=client,
+                    max_bytes=self.settings.max_image_bytes,
+                    timeout=self.settings.fetch_timeout_s,
+                )
+            finally:
+                if self._http is None:
+                    await client.aclose()
+        what = "base image" if isinstance(ref, bytes) else f"base image {redact_url(ref)}"
+        info = await asyncio.to_thread(
+            inspect_image,
+            data,
+            max_bytes=self.settings.max_image_bytes,
+            max_pixels=self.settings.max_image_pixels,
+            what=what,
+        )
+        return data, info, key
+
+    def _ensure_actor(self, actor: Actor, data: bytes, info: ImageInfo, key: str | None) -> str | None:
+        """Create the manifest and store the base image when missing.
+
+        Returns the base image's key when the bytes we hold are what it contains.
+        """
+        if key is None:
+            key = base_image_key(actor.actor_name, info.extension)
+            try:
+                self.store.put_if_absent(
+                    key,
+                    data,
+                    content_type=info.content_type,
+                    metadata={"actor-id": actor.actor_id, "md5": md5_hex(data)},
+                )
+            except PreconditionFailed:
+                head = self.store.head(key)
+                if head is None or head.metadata.get("md5") != md5_hex(data):
+                    key = None  # a different base image is stored there; leave it be
+        stored_key = key or base_image_key(actor.actor_name, info.extension)
+        base_entry = {
+            "filename": stored_key.rsplit("/", 1)[-1],
+            "s3_url": self.store.public_url(stored_key),
+            "status": "synced",
+            "format": {"jpg": "jpeg"}.get(info.extension, info.extension),
+            "key": stored_key,
+        }
+
+        def change(manifest: Manifest) -> bool:
+            changed = False
+            if not manifest.base_images:
+                manifest.base_images.append(dict(base_entry))
+                changed = True
+            for field_name, value in (("actor_type", actor.actor_type), ("actor_sex", actor.actor_sex)):
+                if field_name not in manifest.data and value:
+                    manifest.data[field_name] = value
+                    changed = True
+            return changed
+
+        update_manifest(
+            self.store,
+            actor.actor_id,
+            change,
+            create=lambda: new_manifest(
+                actor_id=actor.actor_id,
+                actor_name=actor.actor_name,
+                actor_type=actor.actor_type,
+                actor_sex=actor.actor_sex,
+            ),
+        )
+        return key
+
+    def _start_index(self, actor: Actor) -> int:
+        manifest = read_manifest(self.store, actor.actor_id)
+        highest = manifest.highest_index() if manifest else -1
+        for obj in self.store.list(training_prefix(actor.actor_name)):
+            index = index_of(obj.key.rsplit("/", 1)[-1])
+            if index is not None:
+                highest = max(highest, index)
+        return highest + 1
+
+    async def run(
+        self,
+        plan: JobPlan,
+        base_image: str | bytes,
+        *,
+        seed: int | None = None,
+        job_id: str | None = None,
+        on_event: EventSink | None = None,
+    ) -> JobResult:
+        job_id = job_id or uuid.uuid4().hex[:12]
+        emit = on_event or (lambda _event: None)
+        result = JobResult(job_id, plan.actor, [ItemResult(i.prompt_id, i.prompt, i.category) for i in plan.items])
+        emit(Event("job_started", job_id, result=result))
+
+        data, info, key = await self.load_base_image(base_image)
+        key = await asyncio.to_thread(self._ensure_actor, plan.actor, data, info, key)
+        provider_data, provider_info = await asyncio.to_thread(downscale_for_provider, data, info)
+        url = self.store.presigned_url(key) if key and provider_data is data else None
+        input_image = InputImage(provider_data, provider_info.content_type, url)
+        allocator = _IndexAllocator(await asyncio.to_thread(self._start_index, plan.actor))
+
+        queue: asyncio.Queue[tuple[JobItem, ItemResult]] = asyncio.Queue()
+        for pair in zip(plan.items, result.items, strict=True):
+            queue.put_nowait(pair)
+
+        async def worker() -> None:
+            while not queue.empty():
+                item, item_result = queue.get_nowait()
+                await self._run_item(plan, item, item_result, input_image, allocator, seed, job_id, emit)
+
+        workers = max(1, min(self.slots.limit, len(plan.items)))
+        try:
+            await asyncio.gather(*(worker() for _ in range(workers)))
+        finally:
+            for item_result in result.items:
+                if item_result.state in ("queued", "running"):
+                    item_result.state = "canceled"
+                    item_result.error = "canceled before it finished"
+            result.finished_at = utc_now()
+        emit(Event("job_finished", job_id, result=result))
+        return result
+
+    async def _run_item(
+        self,
+        plan: JobPlan,
+        item: JobItem,
+        result: ItemResult,
+        image: InputImage,
+        allocator: _IndexAllocator,
+        seed: int | None,
+        job_id: str,
+        emit: EventSink,
+    ) -> None:
+        result.state = "running"
+        result.seed = seed if seed is not None else random.randrange(2**31)
+        emit(Event("item_started", job_id, item=result))
+        params = GenerationParams(
+            prompt=item.prompt,
+            aspect_ratio=plan.aspect_ratio,
+            seed=result.seed,
+            output_format=self.settings.output_format,
+            category=item.category,
+        )
+        try:
+            async with self.slots.slot():
+                generated = await self.provider.generate(image, params)
+            result.cost = generated.cost
+            out_info = await asyncio.to_thread(
+                inspect_image,
+                generated.data,
+                max_bytes=self.settings.max_image_bytes,
+                max_pixels=self.settings.max_image_pixels,
+                what="generated image",
+            )
+            await asyncio.to_thread(
+                self._store_item, plan, item, result, generated, out_info, allocator, job_id
+            )
+        except ActorMakerError as exc:
+            self._fail(plan, result, str(exc), job_id, emit)
+            return
+        except Exception as exc:  # a bug must not sink the other items
+            log.exception("%s: %s failed unexpectedly", plan.actor.actor_id, item.prompt_id)
+            self._fail(plan, result, f"internal error: {type(exc).__name__}", job_id, emit)
+            return
+        result.state = "succeeded"
+        emit(Event("item_succeeded", job_id, item=result))
+
+    @staticmethod
+    def _fail(plan: JobPlan, result: ItemResult, error: str, job_id: str, emit: EventSink) -> None:
+        result.state = "failed"
+        result.error = error
+        log.warning("%s: %s failed: %s", plan.actor.actor_id, result.prompt_id, error)
+        emit(Event("item_failed", job_id, item=result))
+
+    def _store_item(
+        self,
+        plan: JobPlan,
+        item: JobItem,
+        result: ItemResult,
+        generated: GeneratedImage,
+        info: ImageInfo,
+        allocator: _IndexAllocator,
+        job_id: str,
+    ) -> None:
+        """Upload create-only at the next free index, then add the entry (one thread, so a
+        cancellation between the two steps cannot happen)."""
+        actor = plan.actor
+        metadata = {
+            "actor-id": actor.actor_id,
+            "prompt-id": item.prompt_id,
+            "prompt-sha256": hashlib.sha256(item.prompt.encode()).hexdigest()[:32],
+            "job-id": job_id,
+            "seed": str(generated.seed),
+            "provider": generated.provider,
+            "model": generated.model,
+            "prediction-id": generated.prediction_id or "",
+            "aspect-ratio": plan.aspect_ratio,
+            "category": item.category or "",
+        }
+        while True:
+            index = allocator.take()
+            key = training_key(actor.actor_name, index, info.extension)
+            try:
+                stored = self.store.put_if_absent(
+                    key, generated.data, content_type=info.content_type, metadata=metadata
+                )
+                break
+            except PreconditionFailed:
+                log.debug("%s is taken; trying the next index", key)
+        filename = key.rsplit("/", 1)[-1]
+        entry = self._entry(item, plan, generated, stored.modified, filename, key)
+        update_manifest(self.store, actor.actor_id, lambda m: m.add_entry(dict(entry)))
+        result.index, result.filename, result.key = index, filename, key
+        result.s3_url = entry["s3_url"]
+
+    def _entry(
+        self,
+        item: JobItem,
+        plan: JobPlan,
+        generated: GeneratedImage,
+        modified: float,
+        filename: str,
+        key: str,
+    ) -> dict[str, Any]:
+        size = len(generated.data)
+        return {
+            "filename": filename,
+            "s3_url": self.store.public_url(key),
+            "key": key,
+            "md5_hash": md5_hex(generated.data),
+            "size_bytes": size,
+            "size_mb": round(size / (1024 * 1024), 2),
+            "modified_timestamp": modified,
+            "modified_date": legacy_now(),
+            "status": "synced",
+            "prompt": item.prompt,
+            "prompt_id": item.prompt_id,
+            "category": item.category,
+            "aspect_ratio": plan.aspect_ratio,
+            "generation": generated.provenance(),
+            "good": False,
+            "quality": None,
+            "caption": None,
+            "created_at": utc_now(),
+        }
+

@@ -1,0 +1,73 @@
+"""The image provider seam: one base image + one prompt → one new image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class InputImage:
+    """The base image as the provider should see it (already downscaled if needed)."""
+
+    data: bytes
+    content_type: str
+    #: A URL the model can fetch (e.g. presigned), or ``None`` when there is none.
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    prompt: str
+    aspect_ratio: str
+    seed: int
+    output_format: str = "jpg"
+    #: The prompt's library category, when it has one (the preview provider greys bw_stylized).
+    category: str | None = None
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    """The downloaded output plus its provenance, recorded in the manifest entry."""
+
+    data: bytes
+    provider: str
+    model: str
+    seed: int
+    prediction_id: str | None
+    started_at: str
+    finished_at: str
+    cost: float | None
+
+    def provenance(self) -> dict[str, object]:
+        return {
+            "provider": self.provider,
+            "model": self.model,
+            "seed": self.seed,
+            "prediction_id": self.prediction_id,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "cost": self.cost,
+        }
+
+
+class ImageProvider(Protocol):
+    """What the pipeline needs from an image model."""
+
+    name: str
+    model: str
+
+    async def generate(self, image: InputImage, params: GenerationParams) -> GeneratedImage:
+        """Generate one image and return its bytes, downloaded already.
+
+        Raises ``ContentFlaggedError`` (final), ``ProviderTimeoutError`` or
+        ``ProviderError``; retries of transient failures happen inside. When the
+        calling task is cancelled, an in-flight prediction is cancelled too.
+        """
+        ...
+
+    async def check(self) -> str:
+        """One cheap call proving the provider is usable; returns a description."""
+        ...
+
+    async def aclose(self) -> None: ...

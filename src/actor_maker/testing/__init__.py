@@ -1,0 +1,1 @@
+"""Helpers for tests and local trials: real servers on loopback, no global state."""

@@ -1,0 +1,60 @@
+"""A real S3 endpoint on loopback, served by moto in a background thread.
+
+moto is a development dependency, so it is imported only when a server starts::
+
+    with start_moto_server() as s3:
+        s3.make_bucket("assets")
+        store = S3Store("assets", endpoint_url=s3.endpoint_url, ...)
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+import boto3
+
+#: Credentials moto accepts; never real ones.
+DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+class MotoS3:
+    """A started moto S3 server on ``127.0.0.1`` at a free port."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+
+    def client(self, region: str = "us-east-1") -> Any:
+        """A boto3 S3 client for this server, with dummy credentials."""
+        return boto3.session.Session(region_name=region, **DUMMY_CREDENTIALS).client(
+            "s3", endpoint_url=self.endpoint_url
+        )
+
+    def make_bucket(self, name: str) -> str:
+        """Create bucket ``name`` (at least 3 characters) and return its name."""
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> MotoS3:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def start_moto_server() -> MotoS3:
+    """Start a moto S3 server; stop it with ``.stop()`` or use it as a context manager."""
+    return MotoS3()

@@ -1,0 +1,53 @@
+"""Fixtures shared by the test suite: stores on a temporary directory and on moto S3."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from actor_maker.store.base import ObjectStore
+from actor_maker.store.local import LocalStore
+from actor_maker.store.s3 import S3Store
+from actor_maker.testing.s3server import MotoS3, start_moto_server
+
+#: The region the test S3 stores and buckets live in (moto's default).
+S3_REGION = "us-east-1"
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoS3]:
+    """One moto S3 server on loopback for the whole session."""
+    with start_moto_server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(moto_server: MotoS3) -> str:
+    """A fresh, empty bucket on the session's moto server."""
+    return moto_server.make_bucket(f"test-{uuid.uuid4().hex[:16]}")
+
+
+@pytest.fixture
+def s3_store(moto_server: MotoS3, s3_bucket: str) -> S3Store:
+    return S3Store(
+        s3_bucket,
+        region=S3_REGION,
+        endpoint_url=moto_server.endpoint_url,
+        access_key_id="testing",
+        secret_access_key="testing",
+    )
+
+
+@pytest.fixture
+def local_store(tmp_path: Path) -> LocalStore:
+    return LocalStore(tmp_path / "store")
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest) -> ObjectStore:
+    """Each store in turn, for contract tests."""
+    chosen: ObjectStore = request.getfixturevalue(f"{request.param}_store")
+    return chosen

@@ -1,0 +1,38 @@
+"""Shared test helpers (not fixtures): fixture paths and sample images."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+REPO = Path(__file__).resolve().parent.parent
+#: A verbatim copy of ../shared/fixtures/original (test_fixtures_copy pins that it stays so).
+ORIGINAL = REPO / "tests" / "fixtures" / "original"
+SHARED_ORIGINAL = REPO.parent / "shared" / "fixtures" / "original"
+MANIFESTS = ORIGINAL / "manifests"
+PROMPT_METADATA = ORIGINAL / "prompt_metadata"
+
+
+def fixture_manifest(actor_id: str) -> dict:  # type: ignore[type-arg]
+    return json.loads((MANIFESTS / f"{actor_id}_manifest.json").read_text())
+
+
+def copy_fixtures(dest: Path) -> Path:
+    shutil.copytree(MANIFESTS, dest)
+    return dest
+
+
+def sample_image(size: tuple[int, int] = (640, 640), fmt: str = "JPEG", seed: int = 0) -> bytes:
+    """A busy, non-uniform picture (passes decode and quality checks)."""
+    img = Image.new("RGB", size, (40 + seed % 100, 90, 140))
+    draw = ImageDraw.Draw(img)
+    for i in range(24):
+        x, y = (i * 53 + seed * 7) % size[0], (i * 97 + seed * 13) % size[1]
+        draw.ellipse((x, y, x + 60, y + 40), fill=((i * 40) % 255, (i * 90) % 255, (i * 20) % 255))
+    buf = io.BytesIO()
+    img.save(buf, fmt)
+    return buf.getvalue()
