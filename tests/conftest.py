@@ -32,12 +32,9 @@ def s3_bucket(moto_server: MotoS3) -> str:
 
 @pytest.fixture
 def s3_store(moto_server: MotoS3, s3_bucket: str) -> S3Store:
+    # Sharing the server's client saves building one per test (about 0.2 s each).
     return S3Store(
-        s3_bucket,
-        region=S3_REGION,
-        endpoint_url=moto_server.endpoint_url,
-        access_key_id="testing",
-        secret_access_key="testing",
+        s3_bucket, region=S3_REGION, endpoint_url=moto_server.endpoint_url, client=moto_server.client
     )
 
 

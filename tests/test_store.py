@@ -223,6 +223,7 @@ def test_presigned_url_is_fetchable(s3_store: S3Store) -> None:
 
 
 def test_prefix_is_applied_and_stripped(moto_server: MotoS3, s3_bucket: str) -> None:
+    # Built without ``client=``, so this also checks the store's own client set-up.
     store = S3Store(
         s3_bucket,
         "/team/a/",
@@ -232,26 +233,23 @@ def test_prefix_is_applied_and_stripped(moto_server: MotoS3, s3_bucket: str) -> 
         secret_access_key="testing",
     )
     store.put_if_absent("x/1", b"1")
-    raw = moto_server.client().list_objects_v2(Bucket=s3_bucket)
+    raw = moto_server.client.list_objects_v2(Bucket=s3_bucket)
     assert [obj["Key"] for obj in raw["Contents"]] == ["team/a/x/1"]
     assert [info.key for info in store.list("")] == ["x/1"]
     assert store.description == f"s3://{s3_bucket}/team/a"
 
 
-def test_version_is_the_etag_without_quotes(s3_store: S3Store, moto_server: MotoS3) -> None:
+def test_version_is_the_etag_without_quotes(
+    s3_store: S3Store, moto_server: MotoS3, s3_bucket: str
+) -> None:
     info = s3_store.put_if_absent("k", b"data")
-    raw = moto_server.client().head_object(Bucket=s3_store.description[5:-1], Key="k")
+    raw = moto_server.client.head_object(Bucket=s3_bucket, Key="k")
     assert raw["ETag"] == f'"{info.version}"'
     assert s3_store.put_if_version("k", b"new", f'"{info.version}"').version != info.version
 
 
 def test_missing_bucket_is_a_store_error(moto_server: MotoS3) -> None:
-    store = S3Store(
-        "no-such-bucket",
-        endpoint_url=moto_server.endpoint_url,
-        access_key_id="testing",
-        secret_access_key="testing",
-    )
+    store = S3Store("no-such-bucket", client=moto_server.client)
     with pytest.raises(StoreError, match="NoSuchBucket") as caught:
         store.get("k")
     assert type(caught.value) is StoreError

@@ -8,7 +8,7 @@ from actor_maker.pipeline import Actor
 
 DEMO_ACTOR = Actor(actor_id="demo", actor_name="demo_astronaut_female", actor_type="person", actor_sex="female")
 DEMO_DESCRIPTION = "a woman in her thirties with short brown hair and a warm smile"
-DEMO_OUTFIT = "an astronaut's flight suit with mission patches"
+DEMO_OUTFIT = "an orange launch-and-entry pressure suit with mission patches"
 
 
 def demo_base_image() -> bytes:

@@ -62,18 +62,35 @@ PREVIEW_CHARS = 100
 
 @dataclass(frozen=True)
 class Actor:
+    """Who a job is for. Type and sex left ``None`` come from the manifest (or ``person``)."""
+
     actor_id: str
     actor_name: str
-    actor_type: str = "person"
+    actor_type: str | None = None
     actor_sex: str | None = None
 
     def validated(self) -> Actor:
         check_actor_id(self.actor_id)
         check_actor_name(self.actor_name)
-        actor_type = self.actor_type.strip().lower()
+        actor_type = (self.actor_type or "person").strip().lower()
         prompt_lib.subject_for(actor_type, self.actor_sex)  # refuses unknown types
         sex = self.actor_sex.strip().lower() if self.actor_sex else None
         return Actor(self.actor_id, self.actor_name, actor_type, sex)
+
+    def completed_by(self, manifest: Manifest | None) -> Actor:
+        """Fill type and sex the caller left open from the actor's manifest."""
+        if manifest is None:
+            return self
+        return Actor(
+            self.actor_id,
+            self.actor_name,
+            self.actor_type or manifest.actor_type,
+            self.actor_sex or manifest.actor_sex,
+        )
+
+    @property
+    def type(self) -> str:
+        return self.actor_type or "person"
 
 
 @dataclass(frozen=True)
@@ -203,14 +220,16 @@ class Pipeline:
             )
         return price
 
-    def _manifest_for_plan(self, actor: Actor) -> Manifest | None:
+    def _prepare(self, actor: Actor) -> tuple[Actor, Manifest | None]:
+        """Validate ``actor`` and complete it from its manifest, if it has one."""
+        actor.validated()  # ids are checked before they are used in a key
         manifest = read_manifest(self.store, actor.actor_id)
         if manifest is not None and manifest.actor_name and manifest.actor_name != actor.actor_name:
             raise InputError(
                 f"actor {actor.actor_id} is named {manifest.actor_name!r} in its manifest, "
                 f"not {actor.actor_name!r}"
             )
-        return manifest
+        return actor.completed_by(manifest).validated(), manifest
 
     def plan_all(
         self,
@@ -220,9 +239,8 @@ class Pipeline:
         force: bool = False,
         aspect_ratio: str = "1:1",
     ) -> JobPlan:
-        actor = actor.validated()
         check_aspect_ratio(aspect_ratio)
-        manifest = self._manifest_for_plan(actor)
+        actor, manifest = self._prepare(actor)
         templates = self.library
         if only:
             known = {t.id for t in templates}
@@ -232,7 +250,7 @@ class Pipeline:
             templates = [t for t in templates if t.id in set(only)]
         rendered = prompt_lib.render_all(
             templates,
-            actor_type=actor.actor_type,
+            actor_type=actor.type,
             actor_sex=actor.actor_sex,
             description=manifest.description if manifest else None,
             outfit=manifest.outfit if manifest else None,
@@ -245,15 +263,14 @@ class Pipeline:
         return JobPlan(actor, items, self.provider.model, self._price(), aspect_ratio, skipped)
 
     def plan_single(self, actor: Actor, prompt: str, *, aspect_ratio: str = "1:1") -> JobPlan:
-        actor = actor.validated()
         check_aspect_ratio(aspect_ratio)
         text = check_prompt(prompt)
-        manifest = self._manifest_for_plan(actor)
+        actor, manifest = self._prepare(actor)
         if "{subject}" in text:
             template = prompt_lib.PromptTemplate(custom_prompt_id(text), "custom", text, True, ())
             text = prompt_lib.render(
                 template,
-                actor_type=actor.actor_type,
+                actor_type=actor.type,
                 actor_sex=actor.actor_sex,
                 description=manifest.description if manifest else None,
                 outfit=manifest.outfit if manifest else None,
@@ -360,7 +377,7 @@ class Pipeline:
             create=lambda: new_manifest(
                 actor_id=actor.actor_id,
                 actor_name=actor.actor_name,
-                actor_type=actor.actor_type,
+                actor_type=actor.type,
                 actor_sex=actor.actor_sex,
             ),
         )

@@ -32,8 +32,12 @@ BaseImage = Annotated[
         "(read through the configured store), or a local file path."
     ),
 ]
-ActorType = Annotated[str, typer.Argument(help="person, human, creature, robot, anthropomorphic, mythical, character.")]
-ActorSex = Annotated[str | None, typer.Argument(help="male, female, or omitted.")]
+ActorType = Annotated[
+    str | None,
+    typer.Argument(help="person, human, creature, robot, anthropomorphic, mythical, character "
+                   "(default: from the manifest, else person)."),
+]
+ActorSex = Annotated[str | None, typer.Argument(help="male or female (default: from the manifest).")]
 
 AspectOpt = Annotated[
     str, typer.Option("--aspect-ratio", help=f"One of: {', '.join(ASPECT_RATIOS)}.")
@@ -127,7 +131,7 @@ def register(app: typer.Typer) -> None:
         actor_id: ActorId,
         actor_name: ActorName,
         base_image_url: BaseImage,
-        actor_type: ActorType = "person",
+        actor_type: ActorType = None,
         actor_sex: ActorSex = None,
         only: Annotated[str | None, typer.Option("--only", help="Comma-separated prompt ids.")] = None,
         force: Annotated[bool, typer.Option("--force", help="Generate prompts the actor already has again.")] = False,
@@ -157,7 +161,7 @@ def register(app: typer.Typer) -> None:
         actor_name: ActorName,
         base_image_url: BaseImage,
         prompt: Annotated[str, typer.Argument(help="The scene, e.g. 'The man waits on a rainy platform at night'.")],
-        actor_type: ActorType = "person",
+        actor_type: ActorType = None,
         actor_sex: ActorSex = None,
         aspect_ratio: AspectOpt = "1:1",
         dry_run: DryRunOpt = False,

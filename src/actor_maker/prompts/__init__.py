@@ -241,19 +241,21 @@ _KEPT = (
     r"(?:black|white|gr[ae]y|silver|charcoal)"
 )
 
+# Word edges that also treat a hyphen as part of the word: "and" but not "salt-and-pepper".
+_B, _E = r"(?<![\w-])", r"(?![\w-])"
 _COLOR = "|".join(sorted(COLOR_WORDS, key=len, reverse=True))
 _SHADE = "|".join(sorted(_SHADES))
 # One colour with its shade words and hyphenated compounds: "navy blue", "blue-green", "red-haired".
-_UNIT = rf"(?<![\w-])(?:(?:{_SHADE})[\s-]+)*(?:[A-Za-z]+-)*(?:{_COLOR})(?:-[A-Za-z]+)*(?![\w-])"
+_UNIT = rf"{_B}(?:(?:{_SHADE})[\s-]+)*(?:[A-Za-z]+-)*(?:{_COLOR})(?:-[A-Za-z]+)*{_E}"
 _SEP = r"(?:\s*,\s*(?:(?:and|or|&)\s+)?|\s+(?:and|or|&)\s+)"
 _GROUP = rf"{_UNIT}(?:{_SEP}{_UNIT})*"
 _COLOR_RULES = [
     # "black and red plaid" -> "black plaid"
-    (re.compile(rf"\b({_KEPT})\s*,?\s+(?:and|or|&)\s+{_GROUP}", re.I), r"\1"),
+    (re.compile(rf"{_B}({_KEPT})\s*,?\s+(?:and|or|&)\s+{_GROUP}", re.I), r"\1"),
     # "red and black plaid" -> "black plaid"; "navy and silver tie" -> "silver tie"
-    (re.compile(rf"{_GROUP}\s*,?\s+(?:and|or|&)\s+(?={_KEPT}\b)", re.I), ""),
+    (re.compile(rf"{_GROUP}\s*,?\s+(?:and|or|&)\s+(?={_KEPT}{_E})", re.I), ""),
     # "dressed in red." -> "dressed."
-    (re.compile(rf"\b(?:in|of|wearing)\s+{_GROUP}(?=\s*(?:[,.;:!?]|$))", re.I), ""),
+    (re.compile(rf"{_B}(?:in|of|wearing)\s+{_GROUP}(?=\s*(?:[,.;:!?]|$))", re.I), ""),
     (re.compile(_GROUP, re.I), ""),
 ]
 
@@ -302,6 +304,9 @@ def _fix_articles(text: str) -> str:
     return re.sub(r"\b([Aa]n?)(\s+)([A-Za-z0-9][\w-]*)", fix, text)
 
 
+_DANGLING = rf"{_B}(?:and|or|with|a|an|the){_E}|&"
+
+
 def _tidy(text: str) -> str:
     """Collapse the debris left by removing words: spaces, commas, dangling conjunctions."""
     previous = None
@@ -311,11 +316,11 @@ def _tidy(text: str) -> str:
         text = re.sub(r"\s+([,.;:!?])", r"\1", text)
         text = re.sub(r",(?:\s*,)+", ",", text)
         text = re.sub(r"([.;:!?])[,.;:]+", r"\1", text)
-        text = re.sub(r"\b(and|or)\s+(?:and|or)\b", r"\1", text, flags=re.I)
-        text = re.sub(r"\b(a|an|the|with|in|of|and|or)\s*,\s*", r"\1 ", text, flags=re.I)
-        text = re.sub(r",?\s*\b(?:and|or|&|with|a|an|the)\s*(?=[.;:!?]|$)", "", text, flags=re.I)
+        text = re.sub(rf"{_B}(and|or)\s+(?:and|or){_E}", r"\1", text, flags=re.I)
+        text = re.sub(rf"{_B}(a|an|the|with|in|of|and|or)\s*,\s*", r"\1 ", text, flags=re.I)
+        text = re.sub(rf",?\s*(?:{_DANGLING})\s*(?=[.;:!?]|$)", "", text, flags=re.I)
         text = re.sub(r",\s*(?=[.;:!?]|$)", "", text)
-        text = re.sub(r"^\s*(?:[,;:]|and\b|or\b)\s*", "", text, flags=re.I)
+        text = re.sub(rf"^\s*(?:[,;:]|{_DANGLING})\s*", "", text, flags=re.I)
         text = text.strip()
     return _fix_articles(text)
 
@@ -337,9 +342,9 @@ def clean_phrase(text: str) -> str:
     punctuation; the result has no trailing full stop.
     """
     text = re.sub(r"\[[^\[\]]*\|[^\[\]]*\]", " ", text)  # [Name | Name]
-    text = re.sub(r":\s*-?\d+(?:\.\d+)?\s*(?=[)\]])", "", text)  # (hair:1.1)
-    text = re.sub(r"(?<=\w):\d+\.\d+\b", "", text)  # a stray weight outside brackets
-    text = re.sub(r"[()\[\]{}<>]", " ", text)
+    text = re.sub(r"(?<!\d):\s*-?\d+(?:\.\d+)?\b", "", text)  # (hair:1.1), but not 16:9
+    text = re.sub(r"[()\[\]{}<>|]", " ", text)
+    text = re.sub(r"(?<!\w)-+|-+(?!\w)", " ", text)  # hyphens that join nothing
     text = re.sub(r"\s+", " ", text).strip()
     text = _NAME_AS.sub("", text)
     text = re.sub(r"\b(\w+)(?:\s+\1\b)+", r"\1", text, flags=re.I)  # "short short hair"
@@ -377,17 +382,14 @@ _UNCOUNTABLE = _words(
 _DETERMINERS = _words(
     "a an the his her their its some one two three this that these those no matching"
 )
-_DEMONYMS = {
-    w: w.capitalize()
-    for w in _words(
-        """
+_DEMONYMS = _words(
+    """
     european asian african american hispanic latino latina indian chinese japanese korean
     arab caucasian irish italian french german british english scottish mexican brazilian
     nigerian russian spanish greek nordic scandinavian mediterranean filipino vietnamese
     thai persian turkish polish jewish egyptian ethiopian kenyan australian canadian
     """
-    )
-}
+)
 _SENTENCE_START = re.compile(r"^(?:he|she|they|it|his|her|their|its|the)\b", re.I)
 _FINITE_VERB = re.compile(r"\b(?:is|are|was|were|has|have|wears|wear|looks)\b", re.I)
 _BODY_NOUNS = _words(
@@ -407,7 +409,10 @@ def _polish_description(text: str) -> str:
     text = re.sub(r"\bclean[\s-]+shaven\b", "clean-shaven", text, flags=re.I)
     text = re.sub(r"\bmiddle[\s-]+eastern\b", "Middle Eastern", text, flags=re.I)
     return re.sub(
-        r"\b[a-z]+\b", lambda m: _DEMONYMS.get(m.group(0).lower(), m.group(0)), text, flags=re.I
+        r"\b[a-z]+\b",
+        lambda m: m.group(0).capitalize() if m.group(0).lower() in _DEMONYMS else m.group(0),
+        text,
+        flags=re.I,
     )
 
 

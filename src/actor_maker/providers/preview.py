@@ -37,9 +37,14 @@ def render_preview(image: bytes, params: GenerationParams) -> bytes:
     with Image.open(io.BytesIO(image)) as src:
         base = src.convert("RGB")
     size = _size_for(params.aspect_ratio, base.size)
-    # Crop around a prompt-dependent centre so different prompts frame differently.
-    centre = (0.35 + digest[0] / 255 * 0.3, 0.35 + digest[1] / 255 * 0.3)
-    frame = ImageOps.fit(base, size, Image.Resampling.BICUBIC, centering=centre)
+    # Zoom into a prompt-dependent window so different prompts frame differently.
+    zoom = 0.55 + digest[6] / 255 * 0.45
+    w, h = base.size
+    cw, ch = max(1, int(w * zoom)), max(1, int(h * zoom))
+    left = int((w - cw) * digest[0] / 255)
+    top = int((h - ch) * digest[1] / 255)
+    window = base.crop((left, top, left + cw, top + ch))
+    frame = ImageOps.fit(window, size, Image.Resampling.BICUBIC)
     if params.category == "bw_stylized":
         frame = ImageOps.grayscale(frame).convert("RGB")
     else:

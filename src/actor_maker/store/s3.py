@@ -10,7 +10,9 @@ but never credentials or signed query strings.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from actor_maker.errors import (
     ActorMakerError,
+    ConfigError,
     InputError,
     NotFoundError,
     PreconditionFailed,
@@ -56,17 +59,30 @@ class S3Store(ObjectStore):
         self._prefix = prefix.strip("/")
         self._region = region
         self._endpoint = endpoint_url.rstrip("/") if endpoint_url else None
-        self._client: S3Client = client or _make_client(
-            region, self._endpoint, access_key_id, secret_access_key
+        self._client: S3Client | None = client
+        self._client_lock = threading.Lock()
+        self._connect = functools.partial(
+            _make_client, region, self._endpoint, access_key_id, secret_access_key
         )
         self.description = f"s3://{bucket}/{self._prefix}"
+
+    @property
+    def client(self) -> S3Client:
+        """The boto3 client, made on first use (building one takes a noticeable moment)."""
+        with self._client_lock:
+            if self._client is None:
+                try:
+                    self._client = self._connect()
+                except ValueError as exc:  # a malformed endpoint URL or region
+                    raise ConfigError(f"cannot use {self.description}: {exc}") from exc
+            return self._client
 
     # --- reads -------------------------------------------------------------------
 
     def get(self, key: str) -> StoredObject:
         full = self._full_key(key)
         with self._errors("get", full, missing=NotFoundError):
-            resp = self._client.get_object(Bucket=self._bucket, Key=full)
+            resp = self.client.get_object(Bucket=self._bucket, Key=full)
             data = resp["Body"].read()
         return StoredObject(data, self._info(key, resp))
 
@@ -74,15 +90,16 @@ class S3Store(ObjectStore):
         full = self._full_key(key)
         try:
             with self._errors("head", full, missing=NotFoundError):
-                resp = self._client.head_object(Bucket=self._bucket, Key=full)
+                resp = self.client.head_object(Bucket=self._bucket, Key=full)
         except NotFoundError:
             return None
         return self._info(key, resp)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         full_prefix = f"{self._prefix}/{prefix}" if self._prefix else prefix
-        paginator = self._client.get_paginator("list_objects_v2")
-        pages = iter(paginator.paginate(Bucket=self._bucket, Prefix=full_prefix))
+        with self._errors("list", full_prefix):
+            paginator = self.client.get_paginator("list_objects_v2")
+            pages = iter(paginator.paginate(Bucket=self._bucket, Prefix=full_prefix))
         while True:
             with self._errors("list", full_prefix):
                 page = next(pages, None)
@@ -122,14 +139,14 @@ class S3Store(ObjectStore):
     def delete(self, key: str) -> None:
         full = self._full_key(key)
         with self._errors("delete", full):
-            self._client.delete_object(Bucket=self._bucket, Key=full)
+            self.client.delete_object(Bucket=self._bucket, Key=full)
 
     # --- URLs ----------------------------------------------------------------------
 
     def presigned_url(self, key: str, expires_in: int = 900) -> str | None:
         full = self._full_key(key)
         with self._errors("presign", full):
-            url: str = self._client.generate_presigned_url(
+            url: str = self.client.generate_presigned_url(
                 "get_object",
                 Params={"Bucket": self._bucket, "Key": full},
                 ExpiresIn=expires_in,
@@ -200,7 +217,7 @@ class S3Store(ObjectStore):
         if content_type:
             params["ContentType"] = content_type
         with self._errors("put", full, missing=PreconditionFailed):
-            resp = self._client.put_object(**params)
+            resp = self.client.put_object(**params)
         return ObjectInfo(
             key=key,
             size=len(data),

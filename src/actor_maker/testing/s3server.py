@@ -14,8 +14,8 @@ from typing import Any
 
 import boto3
 
-#: Credentials moto accepts; never real ones.
-DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+#: The access key id and secret this server's clients use; moto accepts anything.
+DUMMY_KEY = "testing"
 
 
 class MotoS3:
@@ -28,16 +28,15 @@ class MotoS3:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
-
-    def client(self, region: str = "us-east-1") -> Any:
-        """A boto3 S3 client for this server, with dummy credentials."""
-        return boto3.session.Session(region_name=region, **DUMMY_CREDENTIALS).client(
-            "s3", endpoint_url=self.endpoint_url
+        session = boto3.session.Session(
+            aws_access_key_id=DUMMY_KEY, aws_secret_access_key=DUMMY_KEY, region_name="us-east-1"
         )
+        #: A boto3 S3 client for this server (region us-east-1), safe to share across threads.
+        self.client: Any = session.client("s3", endpoint_url=self.endpoint_url)
 
     def make_bucket(self, name: str) -> str:
         """Create bucket ``name`` (at least 3 characters) and return its name."""
-        self.client().create_bucket(Bucket=name)
+        self.client.create_bucket(Bucket=name)
         return name
 
     def stop(self) -> None:

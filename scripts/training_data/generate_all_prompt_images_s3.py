@@ -1,0 +1,14 @@
+#!/usr/bin/env python3
+"""Compatibility wrapper: the old `generate_all_prompt_images_s3.py` script, now `actor-maker generate-all --json`.
+
+Same positional arguments, same JSON result on stdout, so programs that spawn
+the old script keep working. Exit codes: 0 all done, 1 some items failed,
+2 bad input or configuration.
+"""
+
+import sys
+
+from actor_maker.cli import main
+
+if __name__ == "__main__":
+    main(["generate-all", *sys.argv[1:], "--json"])
