@@ -34,7 +34,10 @@ def s3_bucket(moto_server: MotoS3) -> str:
 def s3_store(moto_server: MotoS3, s3_bucket: str) -> S3Store:
     # Sharing the server's client saves building one per test (about 0.2 s each).
     return S3Store(
-        s3_bucket, region=S3_REGION, endpoint_url=moto_server.endpoint_url, client=moto_server.client
+        s3_bucket,
+        region=S3_REGION,
+        endpoint_url=moto_server.endpoint_url,
+        client=moto_server.client,
     )
 
 
@@ -48,3 +51,11 @@ def store(request: pytest.FixtureRequest) -> ObjectStore:
     """Each store in turn, for contract tests."""
     chosen: ObjectStore = request.getfixturevalue(f"{request.param}_store")
     return chosen
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_moto_request_log() -> None:
+    """moto's werkzeug server logs every request at INFO; keep test output readable."""
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -13,8 +13,13 @@ import httpx
 import pytest
 from botocore.config import Config
 
-from actor_maker.errors import ActorMakerError, InputError, NotFoundError, PreconditionFailed
-from actor_maker.errors import StoreError
+from actor_maker.errors import (
+    ActorMakerError,
+    InputError,
+    NotFoundError,
+    PreconditionFailed,
+    StoreError,
+)
 from actor_maker.store.base import MAX_METADATA_BYTES, ObjectStore
 from actor_maker.store.local import LocalStore
 from actor_maker.store.s3 import S3Store

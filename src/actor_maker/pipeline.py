@@ -483,7 +483,7 @@ class Pipeline:
     def _fail(plan: JobPlan, result: ItemResult, error: str, job_id: str, emit: EventSink) -> None:
         result.state = "failed"
         result.error = error
-        log.warning("%s: %s failed: %s", plan.actor.actor_id, result.prompt_id, error)
+        log.info("%s: %s failed: %s", plan.actor.actor_id, result.prompt_id, error)
         emit(Event("item_failed", job_id, item=result))
 
     def _store_item(

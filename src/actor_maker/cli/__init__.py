@@ -73,7 +73,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     err = Console(stderr=True)
     command = typer.main.get_command(app)
     try:
-        command.main(args=list(argv) if argv is not None else None, prog_name="actor-maker", standalone_mode=False)
+        code = command.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="actor-maker",
+            standalone_mode=False,
+        )
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -93,4 +97,5 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ActorMakerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    sys.exit(EXIT_OK)
+    # with standalone_mode=False, click returns the code of a raised typer.Exit
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

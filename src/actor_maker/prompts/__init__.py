@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -125,7 +125,7 @@ def _parse_library(raw: str, name: str) -> list[PromptTemplate]:
     return templates
 
 
-def _parse_entry(entry: Any, index: int, fail: Any) -> PromptTemplate:
+def _parse_entry(entry: Any, index: int, fail: Callable[[str], InputError]) -> PromptTemplate:
     where = f"prompt #{index + 1}"
     if not isinstance(entry, dict):
         raise fail(f"{where} is not an object")
@@ -304,7 +304,8 @@ def _fix_articles(text: str) -> str:
     return re.sub(r"\b([Aa]n?)(\s+)([A-Za-z0-9][\w-]*)", fix, text)
 
 
-_DANGLING = rf"{_B}(?:and|or|with|a|an|the){_E}|&"
+_CONJUNCTION = rf"{_B}(?:and|or){_E}|&"
+_DANGLING = rf"{_B}(?:with|a|an|the){_E}|{_CONJUNCTION}"
 
 
 def _tidy(text: str) -> str:
@@ -320,7 +321,7 @@ def _tidy(text: str) -> str:
         text = re.sub(rf"{_B}(a|an|the|with|in|of|and|or)\s*,\s*", r"\1 ", text, flags=re.I)
         text = re.sub(rf",?\s*(?:{_DANGLING})\s*(?=[.;:!?]|$)", "", text, flags=re.I)
         text = re.sub(r",\s*(?=[.;:!?]|$)", "", text)
-        text = re.sub(rf"^\s*(?:[,;:]|{_DANGLING})\s*", "", text, flags=re.I)
+        text = re.sub(rf"^\s*(?:[,;:.!?]|{_CONJUNCTION})\s*", "", text, flags=re.I)
         text = text.strip()
     return _fix_articles(text)
 
@@ -464,8 +465,12 @@ def _join(items: list[str]) -> str:
 def _describe(description: str, pronoun: _Pronoun, subject: str) -> tuple[str, bool]:
     """One clause about the actor's looks; the flag says whether it is a whole sentence."""
     text = _polish_description(description)
-    # "35-year-old Christopher, with ..." -> "35-year-old man, with ..."
-    text = re.sub(r"^(\d+-year-old)\s+[A-Z][a-z]+\b(?=,|\s+with\s|$)", rf"\1 {subject}", text)
+    # "35-year-old Christopher, with ..." -> "35-year-old man, with ..." (a name, not "European")
+    text = re.sub(
+        r"^(\d+-year-old)\s+([A-Z][a-z]+)\b(?=,|\s+with\s|$)",
+        lambda m: m.group(0) if m.group(2).lower() in _DEMONYMS else f"{m.group(1)} {subject}",
+        text,
+    )
     if _SENTENCE_START.match(text) or _FINITE_VERB.search(text):
         return text[0].upper() + text[1:], True
 
@@ -474,6 +479,7 @@ def _describe(description: str, pronoun: _Pronoun, subject: str) -> tuple[str, b
     head_words = head.lower().split()
     has_head = bool(head_words) and (
         head_words[0] in ("a", "an", "the")
+        or head_words[0].endswith("-year-old")
         or head_words[-1] in _PERSON_NOUNS
         or head_words[-1] == subject.split()[-1]
     )
@@ -491,12 +497,12 @@ def _describe(description: str, pronoun: _Pronoun, subject: str) -> tuple[str, b
         else:
             features.append(_with_article(re.sub(r"^with\s+", "", item, flags=re.I)))
 
-    subject = pronoun.subject.capitalize()
+    who = pronoun.subject.capitalize()
     if has_head:
         noun_phrase = re.sub(r"^(?:a|an|the)\s+", "", _lower_first(head), flags=re.I)
         if adjectives:
             noun_phrase = f"{', '.join(adjectives)} {noun_phrase}"
-        clause = f"{subject} {pronoun.be} a {noun_phrase}"
+        clause = f"{who} {pronoun.be} a {noun_phrase}"
         if features:
             clause += f" with {_join(features)}"
         return _fix_articles(clause), False
@@ -508,7 +514,7 @@ def _describe(description: str, pronoun: _Pronoun, subject: str) -> tuple[str, b
         parts.append(f"{pronoun.be} {_join(adjectives)}")
     if features:
         parts.append(f"{pronoun.have} {_join([_lower_first(f) for f in features])}")
-    return f"{subject} {' and '.join(parts)}", False
+    return f"{who} {' and '.join(parts)}", False
 
 
 def _outfit_phrase(outfit: str) -> str:
@@ -532,6 +538,8 @@ def _appearance_sentence(
     outfit: str | None,
     monochrome: bool,
 ) -> str:
+    """The sentence (two when one would run long) about the actor's looks and clothes."""
+
     def prepare(value: str | None) -> str:
         if not value:
             return ""
@@ -573,7 +581,10 @@ def render(
     description: str | None = None,
     outfit: str | None = None,
 ) -> ScenePrompt:
-    """Fill in ``{subject}`` and append one sentence about the actor's looks and clothes."""
+    """Fill in ``{subject}`` and append a sentence about the actor's looks and clothes.
+
+    For ``bw_stylized`` templates the description and outfit lose their colour words first.
+    """
     subject = subject_for(actor_type, actor_sex)
     text = _substitute(template.template, subject).strip()
     extra = _appearance_sentence(

@@ -76,7 +76,7 @@ class _Wait:
     """tenacity wait: the server's Retry-After when given, else exponential with jitter."""
 
     def __init__(self, initial: float, maximum: float) -> None:
-        self._backoff = wait_exponential_jitter(initial=initial, max=maximum, jitter=initial)
+        self._backoff = wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial)
 
     def __call__(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -104,6 +104,8 @@ class ReplicateProvider:
         safety_tolerance: int = 2,
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 30.0,
+        wait_s: int = MAX_WAIT_S,
+        request_timeout_s: float = 15.0,
     ) -> None:
         if model.count("/") != 1:
             raise ConfigError(f"model {model!r} must look like owner/name")
@@ -114,9 +116,11 @@ class ReplicateProvider:
         self.poll_interval_s = poll_interval_s
         self.safety_tolerance = safety_tolerance
         self._wait = _Wait(backoff_initial_s, backoff_max_s)
+        self.wait_s = max(1, min(MAX_WAIT_S, wait_s))
+        self.request_timeout_s = request_timeout_s
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(30.0, read=MAX_WAIT_S + 15.0),
+            timeout=httpx.Timeout(request_timeout_s),
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
         )
         self._api = base_url.rstrip("/") + "/v1"
@@ -226,13 +230,13 @@ class ReplicateProvider:
         raise ProviderError(f"{what}: {_problem(response)}")
 
     async def _create(self, payload: dict[str, Any]) -> dict[str, Any]:
-        wait = max(1, min(MAX_WAIT_S, int(self.deadline_s)))
+        wait = max(1, min(self.wait_s, int(self.deadline_s)))
         response = await self._send(
             "POST",
             f"{self._api}/models/{self.model}/predictions",
             json={"input": payload},
             headers={**self._headers, "Prefer": f"wait={wait}"},
-            timeout=httpx.Timeout(30.0, read=wait + 15.0),
+            timeout=httpx.Timeout(self.request_timeout_s, read=wait + self.request_timeout_s),
         )
         self._raise_for(response, "creating the prediction failed")
         body: dict[str, Any] = response.json()
@@ -265,6 +269,11 @@ class ReplicateProvider:
         output = prediction.get("output")
         if isinstance(output, list) and output:
             output = output[0]
+        if output is None and prediction.get("data_removed"):
+            raise ProviderError(
+                f"prediction {prediction.get('id')} succeeded but its output has expired and was "
+                "removed before it could be downloaded"
+            )
         if not isinstance(output, str) or not output.startswith(("http://", "https://", "data:")):
             raise ProviderError(f"prediction {prediction.get('id')} returned no image URL")
         return output

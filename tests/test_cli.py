@@ -1,0 +1,252 @@
+"""The command line, end to end: real stores, the Replicate stand-in, exit codes, JSON shapes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from actor_maker.cli import main
+from actor_maker.manifest import manifest_key, read_manifest
+from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
+
+from .conftest import S3_REGION
+from .helpers import MANIFESTS, PROMPT_METADATA, REPO, sample_image
+
+TOKEN = "r8_cli_secret_token"
+THREE = "photo-rain-platform,bw-charcoal-portrait,color-oil-portrait"
+
+
+@pytest.fixture(scope="module")
+def _standin():
+    with ReplicateStandIn(token=TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def standin(_standin):
+    _standin.faults = Faults()
+    _standin.reset_counters()
+    return _standin
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    for key in list(os.environ):
+        if key.startswith(("ACTOR_MAKER_", "AWS_", "REPLICATE_")) or key == "MAX_CONCURRENT_REQUESTS":
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)  # no stray .env; default store under tmp
+    monkeypatch.setenv("ACTOR_MAKER_SLOT_DIR", str(tmp_path / "slots"))
+    return monkeypatch
+
+
+@pytest.fixture
+def s3_env(clean_env, moto_server, s3_bucket):
+    clean_env.setenv("ACTOR_MAKER_STORE", f"s3://{s3_bucket}")
+    clean_env.setenv("AWS_ENDPOINT_URL", moto_server.endpoint_url)
+    clean_env.setenv("AWS_ACCESS_KEY_ID", "testing")
+    clean_env.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret-key")
+    clean_env.setenv("AWS_DEFAULT_REGION", S3_REGION)
+    return clean_env
+
+
+@pytest.fixture
+def replicate_env(s3_env, standin):
+    s3_env.setenv("REPLICATE_API_TOKEN", TOKEN)
+    s3_env.setenv("REPLICATE_BASE_URL", standin.base_url)
+    s3_env.setenv("ACTOR_MAKER_POLL_INTERVAL", "0.05")
+    return s3_env
+
+
+@pytest.fixture
+def base(tmp_path):
+    path = tmp_path / "base.jpg"
+    path.write_bytes(sample_image())
+    return str(path)
+
+
+def cli(capsys, *args):
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return info.value.code, out, err
+
+
+def test_generate_all_json_has_the_old_shape(replicate_env, standin, s3_store, base, capsys):
+    standin.faults = Faults(flag_prompts_containing="charcoal")
+    code, out, err = cli(capsys, "generate-all", "0012", "0012_european_30_male", base, "person", "male",
+                         "--only", THREE, "--json")
+    assert code == 1, err  # one item failed
+    body = json.loads(out)
+    assert body["success"] is True and body["total"] == 3
+    assert body["successful"] == 2 and body["failed"] == 1
+    ok = [r for r in body["results"] if "filename" in r]
+    bad = [r for r in body["results"] if "error" in r]
+    assert {tuple(sorted(r)) for r in ok} == {("filename", "index", "key", "prompt_id", "prompt_preview", "s3_url")}
+    assert bad[0]["prompt_id"] == "bw-charcoal-portrait" and "E005" in bad[0]["error"]
+    for r in ok:
+        assert r["s3_url"].startswith(os.environ["AWS_ENDPOINT_URL"]) and "?" not in r["s3_url"]
+    assert body["cost"] == pytest.approx(0.08)
+    manifest = read_manifest(s3_store, "0012")
+    assert len(manifest.training_data) == 2
+    assert {e["generation"]["provider"] for e in manifest.training_data} == {"replicate"}
+    assert TOKEN not in out + err
+    # a rerun only retries what is missing
+    standin.faults = Faults()
+    code, out, _ = cli(capsys, "generate-all", "0012", "0012_european_30_male", base, "--only", THREE, "--json")
+    assert code == 0 and json.loads(out)["total"] == 1
+
+
+def test_generate_single_json(replicate_env, standin, base, capsys):
+    code, out, err = cli(capsys, "generate-single", "0012", "0012_european_30_male", base,
+                         "The man waits on a rainy platform at night", "person", "male",
+                         "--aspect-ratio", "16:9", "--json")
+    assert code == 0, err
+    body = json.loads(out)
+    assert body["success"] is True and body["index"] == 0
+    assert body["filename"] == "0012_european_30_male_0.jpg"
+    assert body["prompt"].startswith("The man waits")
+    prediction = list(standin.predictions.values())[-1]
+    assert prediction["input"]["aspect_ratio"] == "16:9"
+
+
+def test_dry_run_spends_and_writes_nothing(replicate_env, standin, s3_store, base, capsys):
+    code, out, _ = cli(capsys, "generate-all", "0012", "0012_european_30_male", base, "--dry-run", "--json")
+    body = json.loads(out)
+    assert code == 0 and body["dry_run"] and body["total"] >= 38
+    assert body["estimated_cost"] == pytest.approx(body["total"] * 0.04)
+    assert standin.create_attempts == 0 and list(s3_store.list("")) == []
+
+
+def test_cost_ceiling_refuses_the_job(replicate_env, standin, s3_store, base, capsys):
+    code, out, err = cli(capsys, "generate-all", "0012", "0012_european_30_male", base, "--max-cost", "0.5")
+    assert code == 2 and "over the ceiling" in err and len(err.strip().splitlines()) == 1
+    assert standin.create_attempts == 0 and list(s3_store.list("")) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["generate-all", "../0012", "n", "BASE"], "path separators"),
+        (["generate-all", "0012", "a/b", "BASE"], "path separators"),
+        (["generate-all", "0012", "n", "BASE", "dragon"], "person"),
+        (["generate-all", "0012", "n", "file:///etc/passwd"], "scheme"),
+        (["generate-all", "0012", "n", "http://127.0.0.1:1/x.jpg"], "private"),
+        (["generate-all", "0012", "n", "http://[::ffff:127.0.0.1]:1/x.jpg"], "private"),
+        (["generate-all", "0012", "n", "NOTIMAGE"], "not a readable image"),
+        (["generate-all", "0012", "n", "BASE", "--only", "nope"], "unknown prompt"),
+        (["generate-single", "0012", "n", "BASE", "x" * 2001], "2000"),
+        (["generate-single", "0012", "n", "BASE", "   "], "empty"),
+        (["generate-single", "0012", "n", "BASE", "ok", "--aspect-ratio", "7:5"], "aspect ratio"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_changes_nothing(
+    replicate_env, standin, s3_store, base, tmp_path, capsys, args, message
+):
+    not_image = tmp_path / "notes.txt"
+    not_image.write_text("hello")
+    args = [base if a == "BASE" else str(not_image) if a == "NOTIMAGE" else a for a in args]
+    code, out, err = cli(capsys, *args)
+    assert code == 2, err
+    assert message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert standin.create_attempts == 0
+    assert list(s3_store.list("")) == []
+
+
+def test_corrupt_manifest_is_named_and_left_untouched(replicate_env, s3_store, base, capsys):
+    s3_store.put_if_absent(manifest_key("0012"), b"{ broken")
+    code, _, err = cli(capsys, "generate-all", "0012", "0012_european_30_male", base)
+    assert code == 2 and "0012_manifest.json is not valid JSON" in err
+    assert s3_store.get(manifest_key("0012")).data == b"{ broken"
+
+
+def test_preview_notice_and_local_store(clean_env, base, capsys, tmp_path):
+    code, out, err = cli(capsys, "generate-all", "0100", "0100_x", base, "--only", "photo-rain-platform")
+    assert code == 0
+    assert "not training data" in err
+    assert (tmp_path / "data/store/system_actors/training_data/0100_x/0100_x_0.jpg").is_file()
+
+
+def test_prompts_list_json(clean_env, capsys):
+    code, out, _ = cli(capsys, "prompts", "list", "person", "female", "--json")
+    prompts = json.loads(out)
+    assert code == 0 and len(prompts) >= 38
+    assert set(prompts[0]) == {"id", "category", "face_visible", "prompt"}
+    assert all("{subject}" not in p["prompt"] for p in prompts)
+    assert any("woman" in p["prompt"] for p in prompts)
+
+
+def test_manifest_show(clean_env, base, capsys):
+    cli(capsys, "generate-all", "0100", "0100_x", base, "--only", "photo-rain-platform")
+    code, out, _ = cli(capsys, "manifest", "show", "0100")
+    assert code == 0 and "0100_x_0.jpg" in out and "photo-rain-platform" in out
+    code, out, _ = cli(capsys, "manifest", "show", "0100", "--json")
+    assert json.loads(out)["character_id"] == "0100"
+    code, _, err = cli(capsys, "manifest", "show", "9999")
+    assert code == 2 and "no manifest" in err
+
+
+def test_import_legacy_is_safe_twice(s3_env, s3_store, tmp_path, capsys):
+    actors = tmp_path / "actors"
+    for meta in PROMPT_METADATA.glob("*.json"):
+        (actors / meta.stem).mkdir(parents=True)
+        (actors / meta.stem / "prompt_metadata.json").write_bytes(meta.read_bytes())
+    code, out, _ = cli(capsys, "import-legacy", str(MANIFESTS), "--prompt-metadata", str(actors))
+    assert code == 0 and "10 manifest(s) imported" in out
+    first = {o.key: o.version for o in s3_store.list("system_actors/manifests/")}
+    manifest = read_manifest(s3_store, "0007")
+    legacy = json.loads((MANIFESTS / "0007_manifest.json").read_text())
+    prompts = json.loads((PROMPT_METADATA / "0007_european_55_male.json").read_text())["images"]
+    for entry, old in zip(manifest.training_data, legacy["training_data"], strict=True):
+        assert {k: v for k, v in entry.items() if k != "prompt"} == old
+        if entry["filename"] in prompts:
+            assert entry["prompt"] == prompts[entry["filename"]]["prompt"]
+    assert any("prompt" in e for e in manifest.training_data)
+    code, out, _ = cli(capsys, "import-legacy", str(MANIFESTS), "--prompt-metadata", str(actors))
+    assert code == 0 and "0 manifest(s) imported, 10 already" in out
+    assert {o.key: o.version for o in s3_store.list("system_actors/manifests/")} == first
+    assert not [o for o in s3_store.list("") if not o.key.startswith("system_actors/manifests/")]
+
+
+def test_doctor(replicate_env, capsys):
+    code, out, _ = cli(capsys, "doctor")
+    assert code == 0, out
+    assert "token valid" in out and "writable" in out and TOKEN not in out
+
+
+def test_doctor_reports_a_bad_token(replicate_env, capsys):
+    replicate_env.setenv("REPLICATE_API_TOKEN", "wrong")
+    code, out, _ = cli(capsys, "doctor")
+    assert code == 2 and "FAIL provider" in out and "wrong" not in out
+
+
+def test_version_and_help(capsys):
+    code, out, _ = cli(capsys, "--version")
+    assert code == 0 and out.startswith("actor-maker ")
+    code, out, _ = cli(capsys, "generate-all", "--help")
+    assert code == 0 and "--dry-run" in out and "--max-cost" in out
+
+
+def test_invalid_setting_is_a_one_line_error(clean_env, capsys):
+    clean_env.setenv("MAX_CONCURRENT_REQUESTS", "lots")
+    code, _, err = cli(capsys, "generate-all", "0100", "n", "x.jpg", "--dry-run")
+    assert code == 2 and "max_concurrent_requests" in err.lower() or "MAX_CONCURRENT" in err
+
+
+@pytest.mark.parametrize(
+    ("script", "extra"),
+    [("generate_all_prompt_images_s3.py", ["person", "male", "--only", "photo-rain-platform"]),
+     ("generate_single_training_image_s3.py", ["The man reads a map", "person", "male"])],
+)
+def test_old_script_paths_still_work(clean_env, base, tmp_path, script, extra):
+    env = dict(os.environ)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts/training_data" / script), "0012", "0012_european_30_male", base, *extra],
+        env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    body = json.loads(proc.stdout)
+    assert body["success"] is True
+    assert "filename" in body or body["successful"] == 1
