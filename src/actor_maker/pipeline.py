@@ -17,6 +17,7 @@ import random
 import threading
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,6 +187,61 @@ class _IndexAllocator:
             value = self._next
             self._next += 1
             return value
+
+
+class _EntryAppender:
+    """Group commit: entries that finish together go into one manifest update.
+
+    Each caller queues its entry and then either finds it written by a flush
+    already under way or flushes everything queued itself. Every caller learns
+    the outcome of the write that carried its entry. Other processes are still
+    handled by the manifest's compare-and-swap.
+    """
+
+    def __init__(self, store: ObjectStore, actor_id: str) -> None:
+        self._store = store
+        self._actor_id = actor_id
+        self._pending: list[tuple[dict[str, Any], Future[None]]] = []
+        self._queue_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+
+    def append(self, entry: dict[str, Any]) -> None:
+        done: Future[None] = Future()
+        with self._queue_lock:
+            self._pending.append((entry, done))
+        with self._flush_lock:
+            with self._queue_lock:
+                batch, self._pending = self._pending, []
+            if batch:
+                self._flush(batch)
+        done.result()
+
+    def _flush(self, batch: list[tuple[dict[str, Any], Future[None]]]) -> None:
+        def change(manifest: Manifest) -> bool:
+            added = [manifest.add_entry(dict(entry)) for entry, _ in batch]
+            return any(added)
+
+        try:
+            update_manifest(self._store, self._actor_id, change)
+        except BaseException as exc:  # every waiter must hear about it
+            for _, done in batch:
+                done.set_exception(exc)
+        else:
+            for _, done in batch:
+                done.set_result(None)
+
+
+@dataclass
+class _JobState:
+    """What the items of one running job share."""
+
+    job_id: str
+    plan: JobPlan
+    image: InputImage
+    indices: _IndexAllocator
+    entries: _EntryAppender
+    seed: int | None
+    emit: EventSink
 
 
 class Pipeline:
@@ -410,8 +466,16 @@ class Pipeline:
         key = await asyncio.to_thread(self._ensure_actor, plan.actor, data, info, key)
         provider_data, provider_info = await asyncio.to_thread(downscale_for_provider, data, info)
         url = self.store.presigned_url(key) if key and provider_data is data else None
-        input_image = InputImage(provider_data, provider_info.content_type, url)
-        allocator = _IndexAllocator(await asyncio.to_thread(self._start_index, plan.actor))
+        start = await asyncio.to_thread(self._start_index, plan.actor)
+        state = _JobState(
+            job_id=job_id,
+            plan=plan,
+            image=InputImage(provider_data, provider_info.content_type, url),
+            indices=_IndexAllocator(start),
+            entries=_EntryAppender(self.store, plan.actor.actor_id),
+            seed=seed,
+            emit=emit,
+        )
 
         queue: asyncio.Queue[tuple[JobItem, ItemResult]] = asyncio.Queue()
         for pair in zip(plan.items, result.items, strict=True):
@@ -420,9 +484,11 @@ class Pipeline:
         async def worker() -> None:
             while not queue.empty():
                 item, item_result = queue.get_nowait()
-                await self._run_item(plan, item, item_result, input_image, allocator, seed, job_id, emit)
+                await self._run_item(state, item, item_result)
 
-        workers = max(1, min(self.slots.limit, len(plan.items)))
+        # Twice as many workers as slots: while some store what they got, the others
+        # already hold the freed slots. Memory stays bounded by the worker count.
+        workers = max(1, min(2 * self.slots.limit, len(plan.items)))
         try:
             await asyncio.gather(*(worker() for _ in range(workers)))
         finally:
@@ -434,20 +500,11 @@ class Pipeline:
         emit(Event("job_finished", job_id, result=result))
         return result
 
-    async def _run_item(
-        self,
-        plan: JobPlan,
-        item: JobItem,
-        result: ItemResult,
-        image: InputImage,
-        allocator: _IndexAllocator,
-        seed: int | None,
-        job_id: str,
-        emit: EventSink,
-    ) -> None:
+    async def _run_item(self, state: _JobState, item: JobItem, result: ItemResult) -> None:
+        plan, emit = state.plan, state.emit
         result.state = "running"
-        result.seed = seed if seed is not None else random.randrange(2**31)
-        emit(Event("item_started", job_id, item=result))
+        result.seed = state.seed if state.seed is not None else random.randrange(2**31)
+        emit(Event("item_started", state.job_id, item=result))
         params = GenerationParams(
             prompt=item.prompt,
             aspect_ratio=plan.aspect_ratio,
@@ -457,7 +514,7 @@ class Pipeline:
         )
         try:
             async with self.slots.slot():
-                generated = await self.provider.generate(image, params)
+                generated = await self.provider.generate(state.image, params)
             result.cost = generated.cost
             out_info = await asyncio.to_thread(
                 inspect_image,
@@ -466,18 +523,16 @@ class Pipeline:
                 max_pixels=self.settings.max_image_pixels,
                 what="generated image",
             )
-            await asyncio.to_thread(
-                self._store_item, plan, item, result, generated, out_info, allocator, job_id
-            )
+            await asyncio.to_thread(self._store_item, state, item, result, generated, out_info)
         except ActorMakerError as exc:
-            self._fail(plan, result, str(exc), job_id, emit)
+            self._fail(plan, result, str(exc), state.job_id, emit)
             return
         except Exception as exc:  # a bug must not sink the other items
             log.exception("%s: %s failed unexpectedly", plan.actor.actor_id, item.prompt_id)
-            self._fail(plan, result, f"internal error: {type(exc).__name__}", job_id, emit)
+            self._fail(plan, result, f"internal error: {type(exc).__name__}", state.job_id, emit)
             return
         result.state = "succeeded"
-        emit(Event("item_succeeded", job_id, item=result))
+        emit(Event("item_succeeded", state.job_id, item=result))
 
     @staticmethod
     def _fail(plan: JobPlan, result: ItemResult, error: str, job_id: str, emit: EventSink) -> None:
@@ -488,22 +543,21 @@ class Pipeline:
 
     def _store_item(
         self,
-        plan: JobPlan,
+        state: _JobState,
         item: JobItem,
         result: ItemResult,
         generated: GeneratedImage,
         info: ImageInfo,
-        allocator: _IndexAllocator,
-        job_id: str,
     ) -> None:
         """Upload create-only at the next free index, then add the entry (one thread, so a
         cancellation between the two steps cannot happen)."""
+        plan = state.plan
         actor = plan.actor
         metadata = {
             "actor-id": actor.actor_id,
             "prompt-id": item.prompt_id,
             "prompt-sha256": hashlib.sha256(item.prompt.encode()).hexdigest()[:32],
-            "job-id": job_id,
+            "job-id": state.job_id,
             "seed": str(generated.seed),
             "provider": generated.provider,
             "model": generated.model,
@@ -512,7 +566,7 @@ class Pipeline:
             "category": item.category or "",
         }
         while True:
-            index = allocator.take()
+            index = state.indices.take()
             key = training_key(actor.actor_name, index, info.extension)
             try:
                 stored = self.store.put_if_absent(
@@ -523,7 +577,7 @@ class Pipeline:
                 log.debug("%s is taken; trying the next index", key)
         filename = key.rsplit("/", 1)[-1]
         entry = self._entry(item, plan, generated, stored.modified, filename, key)
-        update_manifest(self.store, actor.actor_id, lambda m: m.add_entry(dict(entry)))
+        state.entries.append(entry)
         result.index, result.filename, result.key = index, filename, key
         result.s3_url = entry["s3_url"]
 
