@@ -40,12 +40,19 @@ def base_image() -> bytes:
     return resources.files("actor_maker").joinpath("assets/astronaut.jpg").read_bytes()
 
 
-async def run_once(store: ObjectStore, standin: ReplicateStandIn, n: int, limit: int, slot_dir: Path) -> float:
+async def run_once(
+    store: ObjectStore, standin: ReplicateStandIn, n: int, limit: int, slot_dir: Path
+) -> float:
     settings = Settings(_env_file=None, max_concurrent_requests=limit)
-    provider = ReplicateProvider(token=TOKEN, model=MODEL, base_url=standin.base_url, price=0.04,
-                                 poll_interval_s=0.05)
-    pipeline = Pipeline(settings=settings, store=store, provider=provider,
-                        slots=MachineSlots(limit, slot_dir / uuid.uuid4().hex))
+    provider = ReplicateProvider(
+        token=TOKEN, model=MODEL, base_url=standin.base_url, price=0.04, poll_interval_s=0.05
+    )
+    pipeline = Pipeline(
+        settings=settings,
+        store=store,
+        provider=provider,
+        slots=MachineSlots(limit, slot_dir / uuid.uuid4().hex),
+    )
     actor = Actor(f"b{uuid.uuid4().hex[:6]}", f"bench_{uuid.uuid4().hex[:6]}", "person", "female")
     ids = [t.id for t in pipeline.library][:n]
     plan = pipeline.plan_all(actor, only=ids)
@@ -63,15 +70,24 @@ def s3_store() -> tuple[ObjectStore, object]:
 
     server = start_moto_server()
     bucket = server.make_bucket(f"bench-{uuid.uuid4().hex[:8]}")
-    store = S3Store(bucket, region="us-east-1", endpoint_url=server.endpoint_url,
-                    access_key_id="testing", secret_access_key="testing")
+    store = S3Store(
+        bucket,
+        region="us-east-1",
+        endpoint_url=server.endpoint_url,
+        access_key_id="testing",
+        secret_access_key="testing",
+    )
     return store, server
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("-n", type=int, default=24, help="prompts (default 24)")
-    parser.add_argument("--latency", type=float, default=1.0, help="stand-in latency in s (default 1)")
+    parser.add_argument(
+        "--latency", type=float, default=1.0, help="stand-in latency in s (default 1)"
+    )
     parser.add_argument("--limit", type=int, default=8, help="MAX_CONCURRENT_REQUESTS (default 8)")
     parser.add_argument("--sequential", action="store_true", help="also measure limit 1")
     parser.add_argument("--overhead-n", type=int, default=40, help="images for the overhead runs")
@@ -82,24 +98,39 @@ def main() -> None:
         slot_dir = Path(tmp) / "slots"
         standin.faults = Faults(latency=args.latency)
         ideal = math.ceil(args.n / args.limit) * args.latency
-        wall = asyncio.run(run_once(LocalStore(Path(tmp) / "s1"), standin, args.n, args.limit, slot_dir))
-        rows.append(f"| concurrency | local | {args.n} | {args.latency:g} s | {args.limit} | {wall:.2f} s | "
-                    f"ideal {ideal:.2f} s → **{wall / ideal:.2f}×**; one after another {args.n * args.latency:.0f} s → "
-                    f"{args.n * args.latency / wall:.1f}× faster |")
+        wall = asyncio.run(
+            run_once(LocalStore(Path(tmp) / "s1"), standin, args.n, args.limit, slot_dir)
+        )
+        rows.append(
+            f"| concurrency | local | {args.n} | {args.latency:g} s | {args.limit} "
+            f"| {wall:.2f} s | "
+            f"ideal {ideal:.2f} s → **{wall / ideal:.2f}×**; "
+            f"one after another {args.n * args.latency:.0f} s → "
+            f"{args.n * args.latency / wall:.1f}× faster |"
+        )
         if args.sequential:
             seq = asyncio.run(run_once(LocalStore(Path(tmp) / "s2"), standin, args.n, 1, slot_dir))
-            rows.append(f"| sequential (K=1) | local | {args.n} | {args.latency:g} s | 1 | {seq:.2f} s | "
-                        f"ideal {args.n * args.latency:.0f} s → {seq / (args.n * args.latency):.2f}× |")
+            rows.append(
+                f"| sequential (K=1) | local | {args.n} | {args.latency:g} s | 1 | {seq:.2f} s | "
+                f"ideal {args.n * args.latency:.0f} s → {seq / (args.n * args.latency):.2f}× |"
+            )
         standin.faults = Faults(latency=0.0)
-        for name, make in (("local", lambda: (LocalStore(Path(tmp) / "o1"), None)), ("s3 (moto)", s3_store)):
+        for name, make in (
+            ("local", lambda: (LocalStore(Path(tmp) / "o1"), None)),
+            ("s3 (moto)", s3_store),
+        ):
             store, server = make()
             wall = asyncio.run(run_once(store, standin, args.overhead_n, 8, slot_dir))
-            rows.append(f"| overhead | {name} | {args.overhead_n} | 0 s | 8 | {wall:.2f} s | "
-                        f"**{args.overhead_n / wall:.1f} images/s** ({wall / args.overhead_n * 1000:.0f} ms each) |")
+            rows.append(
+                f"| overhead | {name} | {args.overhead_n} | 0 s | 8 | {wall:.2f} s | "
+                f"**{args.overhead_n / wall:.1f} images/s** "
+                f"({wall / args.overhead_n * 1000:.0f} ms each) |"
+            )
             if server is not None:
                 server.stop()  # type: ignore[attr-defined]
 
-    print(f"Machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}\n")
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    print(f"Machine: {platform.machine()}, {python}\n")
     print("| run | store | images | latency | K | wall | vs ideal |")
     print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))

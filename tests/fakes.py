@@ -37,7 +37,9 @@ class CountingProvider:
             raise
         finally:
             self.in_flight -= 1
-        return GeneratedImage(data, self.name, self.model, params.seed, f"p{self.calls}", "s", "f", 0.01)
+        return GeneratedImage(
+            data, self.name, self.model, params.seed, f"p{self.calls}", "s", "f", 0.01
+        )
 
     async def check(self) -> str:
         return "fake"

@@ -17,7 +17,7 @@ class LoopbackServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 outer.hits.append(self.path)
                 route = outer.routes.get(self.path.split("?")[0])
                 if route is None:
@@ -38,7 +38,9 @@ class LoopbackServer:
     def url(self, path: str, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}{path}"
 
-    def body(self, path: str, data: bytes, content_type: str = "image/jpeg", delay: float = 0) -> None:
+    def body(
+        self, path: str, data: bytes, content_type: str = "image/jpeg", delay: float = 0
+    ) -> None:
         def route(h: BaseHTTPRequestHandler) -> None:
             if delay:
                 time.sleep(delay)

@@ -34,7 +34,10 @@ def standin(_standin):
 @pytest.fixture
 def clean_env(monkeypatch, tmp_path):
     for key in list(os.environ):
-        if key.startswith(("ACTOR_MAKER_", "AWS_", "REPLICATE_")) or key == "MAX_CONCURRENT_REQUESTS":
+        if (
+            key.startswith(("ACTOR_MAKER_", "AWS_", "REPLICATE_"))
+            or key == "MAX_CONCURRENT_REQUESTS"
+        ):
             monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path)  # no stray .env; default store under tmp
     monkeypatch.setenv("ACTOR_MAKER_SLOT_DIR", str(tmp_path / "slots"))
@@ -75,15 +78,27 @@ def cli(capsys, *args):
 
 def test_generate_all_json_has_the_old_shape(replicate_env, standin, s3_store, base, capsys):
     standin.faults = Faults(flag_prompts_containing="charcoal")
-    code, out, err = cli(capsys, "generate-all", "0012", "0012_european_30_male", base, "person", "male",
-                         "--only", THREE, "--json")
+    code, out, err = cli(
+        capsys,
+        "generate-all",
+        "0012",
+        "0012_european_30_male",
+        base,
+        "person",
+        "male",
+        "--only",
+        THREE,
+        "--json",
+    )
     assert code == 1, err  # one item failed
     body = json.loads(out)
     assert body["success"] is True and body["total"] == 3
     assert body["successful"] == 2 and body["failed"] == 1
     ok = [r for r in body["results"] if "filename" in r]
     bad = [r for r in body["results"] if "error" in r]
-    assert {tuple(sorted(r)) for r in ok} == {("filename", "index", "key", "prompt_id", "prompt_preview", "s3_url")}
+    assert {tuple(sorted(r)) for r in ok} == {
+        ("filename", "index", "key", "prompt_id", "prompt_preview", "s3_url")
+    }
     assert bad[0]["prompt_id"] == "bw-charcoal-portrait" and "E005" in bad[0]["error"]
     for r in ok:
         assert r["s3_url"].startswith(os.environ["AWS_ENDPOINT_URL"]) and "?" not in r["s3_url"]
@@ -94,14 +109,26 @@ def test_generate_all_json_has_the_old_shape(replicate_env, standin, s3_store, b
     assert TOKEN not in out + err
     # a rerun only retries what is missing
     standin.faults = Faults()
-    code, out, _ = cli(capsys, "generate-all", "0012", "0012_european_30_male", base, "--only", THREE, "--json")
+    code, out, _ = cli(
+        capsys, "generate-all", "0012", "0012_european_30_male", base, "--only", THREE, "--json"
+    )
     assert code == 0 and json.loads(out)["total"] == 1
 
 
 def test_generate_single_json(replicate_env, standin, base, capsys):
-    code, out, err = cli(capsys, "generate-single", "0012", "0012_european_30_male", base,
-                         "The man waits on a rainy platform at night", "person", "male",
-                         "--aspect-ratio", "16:9", "--json")
+    code, out, err = cli(
+        capsys,
+        "generate-single",
+        "0012",
+        "0012_european_30_male",
+        base,
+        "The man waits on a rainy platform at night",
+        "person",
+        "male",
+        "--aspect-ratio",
+        "16:9",
+        "--json",
+    )
     assert code == 0, err
     body = json.loads(out)
     assert body["success"] is True and body["index"] == 0
@@ -112,7 +139,9 @@ def test_generate_single_json(replicate_env, standin, base, capsys):
 
 
 def test_dry_run_spends_and_writes_nothing(replicate_env, standin, s3_store, base, capsys):
-    code, out, _ = cli(capsys, "generate-all", "0012", "0012_european_30_male", base, "--dry-run", "--json")
+    code, out, _ = cli(
+        capsys, "generate-all", "0012", "0012_european_30_male", base, "--dry-run", "--json"
+    )
     body = json.loads(out)
     assert code == 0 and body["dry_run"] and body["total"] >= 38
     assert body["estimated_cost"] == pytest.approx(body["total"] * 0.04)
@@ -120,7 +149,9 @@ def test_dry_run_spends_and_writes_nothing(replicate_env, standin, s3_store, bas
 
 
 def test_cost_ceiling_refuses_the_job(replicate_env, standin, s3_store, base, capsys):
-    code, out, err = cli(capsys, "generate-all", "0012", "0012_european_30_male", base, "--max-cost", "0.5")
+    code, _, err = cli(
+        capsys, "generate-all", "0012", "0012_european_30_male", base, "--max-cost", "0.5"
+    )
     assert code == 2 and "over the ceiling" in err and len(err.strip().splitlines()) == 1
     assert standin.create_attempts == 0 and list(s3_store.list("")) == []
 
@@ -147,7 +178,7 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(
     not_image = tmp_path / "notes.txt"
     not_image.write_text("hello")
     args = [base if a == "BASE" else str(not_image) if a == "NOTIMAGE" else a for a in args]
-    code, out, err = cli(capsys, *args)
+    code, _, err = cli(capsys, *args)
     assert code == 2, err
     assert message in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
@@ -163,7 +194,9 @@ def test_corrupt_manifest_is_named_and_left_untouched(replicate_env, s3_store, b
 
 
 def test_preview_notice_and_local_store(clean_env, base, capsys, tmp_path):
-    code, out, err = cli(capsys, "generate-all", "0100", "0100_x", base, "--only", "photo-rain-platform")
+    code, _, err = cli(
+        capsys, "generate-all", "0100", "0100_x", base, "--only", "photo-rain-platform"
+    )
     assert code == 0
     assert "not training data" in err
     assert (tmp_path / "data/store/system_actors/training_data/0100_x/0100_x_0.jpg").is_file()
@@ -232,19 +265,32 @@ def test_version_and_help(capsys):
 def test_invalid_setting_is_a_one_line_error(clean_env, capsys):
     clean_env.setenv("MAX_CONCURRENT_REQUESTS", "lots")
     code, _, err = cli(capsys, "generate-all", "0100", "n", "x.jpg", "--dry-run")
-    assert code == 2 and "max_concurrent_requests" in err.lower() or "MAX_CONCURRENT" in err
+    assert (code == 2 and "max_concurrent_requests" in err.lower()) or "MAX_CONCURRENT" in err
 
 
 @pytest.mark.parametrize(
     ("script", "extra"),
-    [("generate_all_prompt_images_s3.py", ["person", "male", "--only", "photo-rain-platform"]),
-     ("generate_single_training_image_s3.py", ["The man reads a map", "person", "male"])],
+    [
+        ("generate_all_prompt_images_s3.py", ["person", "male", "--only", "photo-rain-platform"]),
+        ("generate_single_training_image_s3.py", ["The man reads a map", "person", "male"]),
+    ],
 )
 def test_old_script_paths_still_work(clean_env, base, tmp_path, script, extra):
     env = dict(os.environ)
     proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts/training_data" / script), "0012", "0012_european_30_male", base, *extra],
-        env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        [
+            sys.executable,
+            str(REPO / "scripts/training_data" / script),
+            "0012",
+            "0012_european_30_male",
+            base,
+            *extra,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     body = json.loads(proc.stdout)

@@ -13,8 +13,12 @@ from .helpers import sample_image
 
 ACTOR_ID, ACTOR_NAME = "0300", "0300_concurrent_actor"
 PROMPTS = [
-    "photo-rain-platform", "bw-charcoal-portrait", "color-oil-portrait", "photo-market-laughter",
-    "bw-woodcut-field", "color-watercolor-cafe",
+    "photo-rain-platform",
+    "bw-charcoal-portrait",
+    "color-oil-portrait",
+    "photo-market-laughter",
+    "bw-woodcut-field",
+    "color-watercolor-cafe",
 ]
 
 
@@ -22,14 +26,32 @@ def run_writers(env, base, processes=4):
     """Each process generates all six prompts with --force, so every one appends six entries."""
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "actor_maker", "-q", "generate-all", ACTOR_ID, ACTOR_NAME, str(base),
-             "person", "female", "--only", ",".join(PROMPTS), "--force", "--provider", "preview", "--json"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "actor_maker",
+                "-q",
+                "generate-all",
+                ACTOR_ID,
+                ACTOR_NAME,
+                str(base),
+                "person",
+                "female",
+                "--only",
+                ",".join(PROMPTS),
+                "--force",
+                "--provider",
+                "preview",
+                "--json",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         for _ in range(processes)
     ]
     outputs = [p.communicate(timeout=120) for p in procs]
-    for proc, (out, err) in zip(procs, outputs, strict=True):
+    for proc, (_out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err.decode()
     return processes * len(PROMPTS)
 
@@ -52,7 +74,11 @@ def check_invariants(store, expected):
 def env(tmp_path):
     base = tmp_path / "base.jpg"
     base.write_bytes(sample_image())
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ACTOR_MAKER_", "AWS_", "REPLICATE_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ACTOR_MAKER_", "AWS_", "REPLICATE_"))
+    }
     env["ACTOR_MAKER_SLOT_DIR"] = str(tmp_path / "slots")
     env["MAX_CONCURRENT_REQUESTS"] = "8"
     return env, base

@@ -35,8 +35,13 @@ def pretend(mapping):
 
 async def fetch(url, policy, **kw):
     async with httpx.AsyncClient() as client:
-        return await fetch_url(url, policy=policy, client=client, max_bytes=kw.get("max_bytes", 10**7),
-                               timeout=kw.get("timeout", 5))
+        return await fetch_url(
+            url,
+            policy=policy,
+            client=client,
+            max_bytes=kw.get("max_bytes", 10**7),
+            timeout=kw.get("timeout", 5),
+        )
 
 
 async def test_public_host_is_fetched(server):
@@ -46,7 +51,9 @@ async def test_public_host_is_fetched(server):
     assert data == sample_image() and ctype == "image/jpeg"
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "2130706433", "[::ffff:127.0.0.1]", "localhost", "0x7f.1"])
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "2130706433", "[::ffff:127.0.0.1]", "localhost", "0x7f.1"]
+)
 async def test_loopback_in_disguise_is_refused_before_any_request(server, host):
     server.body("/a.jpg", b"x")
     with pytest.raises(UnsafeURLError, match="private, loopback or link-local"):
@@ -54,8 +61,10 @@ async def test_loopback_in_disguise_is_refused_before_any_request(server, host):
     assert server.hits == []
 
 
-@pytest.mark.parametrize("address", ["10.1.2.3", "192.168.0.9", "169.254.169.254", "fd00::1", "::1",
-                                     "100.64.0.1", "0.0.0.0"])
+@pytest.mark.parametrize(
+    "address",
+    ["10.1.2.3", "192.168.0.9", "169.254.169.254", "fd00::1", "::1", "100.64.0.1", "0.0.0.0"],
+)
 async def test_private_addresses_refused_by_injected_resolver(server, address):
     policy = AddressPolicy(resolver=pretend({"127.0.0.1": [PUBLIC, address]}))
     with pytest.raises(UnsafeURLError):
@@ -92,8 +101,17 @@ async def test_allow_private_lifts_the_address_rule(server):
     assert data == b"img"
 
 
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://x/y.jpg", "gopher://x", "/relative.jpg",
-                                 "http:///nohost", "http://user:pw@host/x.jpg"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "ftp://x/y.jpg",
+        "gopher://x",
+        "/relative.jpg",
+        "http:///nohost",
+        "http://user:pw@host/x.jpg",
+    ],
+)
 async def test_bad_schemes_refused(url):
     with pytest.raises(UnsafeURLError):
         await fetch(url, AddressPolicy(allow_private=True))
@@ -117,4 +135,7 @@ async def test_http_error_status(server):
 
 
 def test_redact_url_drops_query_and_credentials():
-    assert redact_url("https://u:p@b.s3.amazonaws.com/k.jpg?X-Amz-Signature=abc") == "https://b.s3.amazonaws.com/k.jpg"
+    assert (
+        redact_url("https://u:p@b.s3.amazonaws.com/k.jpg?X-Amz-Signature=abc")
+        == "https://b.s3.amazonaws.com/k.jpg"
+    )

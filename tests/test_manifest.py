@@ -46,7 +46,11 @@ def test_update_keeps_every_unowned_field(tmp_path, actor_id):
     store = LocalStore(tmp_path)
     original = fixture_manifest(actor_id)
     store.put_if_absent(manifest_key(actor_id), json.dumps(original).encode())
-    new_entry = {"filename": f"{original['character_name']}_999.jpg", "size_bytes": 10, "status": "synced"}
+    new_entry = {
+        "filename": f"{original['character_name']}_999.jpg",
+        "size_bytes": 10,
+        "status": "synced",
+    }
     update_manifest(store, actor_id, lambda m: m.add_entry(dict(new_entry)))
     after = read_manifest(store, actor_id)
     assert after is not None
@@ -111,13 +115,19 @@ def test_add_entry_is_idempotent():
 
 @pytest.mark.parametrize(
     "raw",
-    [b"{not json", b"[]", b'{"training_data": {}}', b'{"training_data": [{"no": "filename"}]}',
-     b'{"character_id": 12}', b"\xff\xfe"],
+    [
+        b"{not json",
+        b"[]",
+        b'{"training_data": {}}',
+        b'{"training_data": [{"no": "filename"}]}',
+        b'{"character_id": 12}',
+        b"\xff\xfe",
+    ],
 )
 def test_corrupt_manifest_is_reported_and_left_untouched(tmp_path, raw):
     store = LocalStore(tmp_path)
     store.put_if_absent(manifest_key("0001"), raw)
-    with pytest.raises(CorruptManifestError, match="manifests/0001_manifest.json"):
+    with pytest.raises(CorruptManifestError, match=r"manifests/0001_manifest\.json"):
         update_manifest(store, "0001", lambda m: m.add_entry({"filename": "x_1.jpg"}))
     assert store.get(manifest_key("0001")).data == raw
 

@@ -5,7 +5,13 @@ import pytest
 
 from actor_maker.config import Settings
 from actor_maker.errors import BudgetError, InputError, InvalidImageError, UnknownActorTypeError
-from actor_maker.manifest import index_of, manifest_key, read_manifest, training_key, training_prefix
+from actor_maker.manifest import (
+    index_of,
+    manifest_key,
+    read_manifest,
+    training_key,
+    training_prefix,
+)
 from actor_maker.pipeline import Actor, Pipeline
 from actor_maker.slots import ProcessSlots
 
@@ -18,8 +24,12 @@ BASE = sample_image()
 
 def make(store, provider=None, limit=4, prices=None):
     settings = Settings(_env_file=None, prices=prices or {"fake/model": 0.04})
-    return Pipeline(settings=settings, store=store, provider=provider or CountingProvider(),
-                    slots=ProcessSlots(limit))
+    return Pipeline(
+        settings=settings,
+        store=store,
+        provider=provider or CountingProvider(),
+        slots=ProcessSlots(limit),
+    )
 
 
 def keys(store):
@@ -28,7 +38,9 @@ def keys(store):
 
 async def test_generate_all_creates_manifest_and_entries(store):
     pipeline = make(store)
-    plan = pipeline.plan_all(ACTOR, only=["photo-rain-platform", "bw-charcoal-portrait", "color-oil-portrait"])
+    plan = pipeline.plan_all(
+        ACTOR, only=["photo-rain-platform", "bw-charcoal-portrait", "color-oil-portrait"]
+    )
     result = await pipeline.run(plan, BASE, job_id="job1")
     assert [i.state for i in result.items] == ["succeeded"] * 3
     manifest = read_manifest(store, ACTOR.actor_id)
@@ -62,7 +74,9 @@ async def test_rerun_generates_only_what_is_missing(local_store):
     only = ["photo-rain-platform", "bw-charcoal-portrait"]
     await pipeline.run(pipeline.plan_all(ACTOR, only=only[:1]), BASE)
     plan = pipeline.plan_all(ACTOR, only=only)
-    assert plan_ids(plan) == ["bw-charcoal-portrait"] and plan.already_done == ("photo-rain-platform",)
+    assert plan_ids(plan) == ["bw-charcoal-portrait"] and plan.already_done == (
+        "photo-rain-platform",
+    )
     await pipeline.run(plan, BASE)
     assert pipeline.plan_all(ACTOR, only=only).items == ()
     forced = pipeline.plan_all(ACTOR, only=only, force=True)
@@ -106,14 +120,19 @@ async def test_orphan_object_at_next_index_is_never_overwritten(local_store):
 
 async def test_a_failed_item_does_not_block_the_others(local_store):
     pipeline = make(local_store, CountingProvider(flag="charcoal"))
-    plan = pipeline.plan_all(ACTOR, only=["photo-rain-platform", "bw-charcoal-portrait", "color-oil-portrait"])
+    plan = pipeline.plan_all(
+        ACTOR, only=["photo-rain-platform", "bw-charcoal-portrait", "color-oil-portrait"]
+    )
     result = await pipeline.run(plan, BASE)
     states = {i.prompt_id: i.state for i in result.items}
     assert states["bw-charcoal-portrait"] == "failed"
     assert "E005" in next(i.error for i in result.items if i.state == "failed")
     assert len(result.succeeded) == 2
     manifest = read_manifest(local_store, ACTOR.actor_id)
-    assert {e["prompt_id"] for e in manifest.training_data} == {"photo-rain-platform", "color-oil-portrait"}
+    assert {e["prompt_id"] for e in manifest.training_data} == {
+        "photo-rain-platform",
+        "color-oil-portrait",
+    }
     # the failed prompt is still missing, so a rerun picks it up
     assert plan_ids(pipeline.plan_all(ACTOR, only=plan_ids(plan))) == ["bw-charcoal-portrait"]
 
@@ -172,18 +191,25 @@ async def test_base_image_read_through_the_store(s3_store, s3_bucket):
 async def test_cancel_keeps_what_finished_and_cancels_the_rest(local_store):
     provider = CountingProvider(latency=0.3)
     pipeline = make(local_store, provider, limit=2)
-    plan = pipeline.plan_all(ACTOR, only=["photo-rain-platform", "bw-charcoal-portrait", "color-oil-portrait"])
+    plan = pipeline.plan_all(
+        ACTOR, only=["photo-rain-platform", "bw-charcoal-portrait", "color-oil-portrait"]
+    )
     task = asyncio.create_task(pipeline.run(plan, BASE))
     while provider.calls < 3:  # two done, the third in flight
         await asyncio.sleep(0.02)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await asyncio.sleep(0.1)
     assert provider.canceled == 1
-    manifest = read_manifest(local_store, ACTOR.actor_id)
+    for _ in range(100):  # images already generated are still being stored
+        manifest = read_manifest(local_store, ACTOR.actor_id)
+        if len(manifest.training_data) == 2:
+            break
+        await asyncio.sleep(0.02)
     assert len(manifest.training_data) == 2
-    assert len([k for k in keys(local_store) if k.startswith(training_prefix(ACTOR.actor_name))]) == 2
+    assert (
+        len([k for k in keys(local_store) if k.startswith(training_prefix(ACTOR.actor_name))]) == 2
+    )
 
 
 def test_single_prompt_plan(local_store):

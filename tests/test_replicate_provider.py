@@ -40,8 +40,16 @@ def standin(_standin):
 
 
 def provider(standin, **kw):
-    options = dict(token=TOKEN, model=MODEL, base_url=standin.base_url, price=0.04,
-                   poll_interval_s=0.05, backoff_initial_s=0.01, backoff_max_s=0.05, deadline_s=10)
+    options = dict(
+        token=TOKEN,
+        model=MODEL,
+        base_url=standin.base_url,
+        price=0.04,
+        poll_interval_s=0.05,
+        backoff_initial_s=0.01,
+        backoff_max_s=0.05,
+        deadline_s=10,
+    )
     options.update(kw)
     return ReplicateProvider(**options)
 
@@ -66,14 +74,18 @@ async def test_happy_path_with_blocking_wait(standin):
     sent = standin.predictions[result.prediction_id]["input"]
     assert sent["seed"] == 42 and sent["safety_tolerance"] <= 2 and sent["aspect_ratio"] == "1:1"
     assert sent["input_image"].startswith("data:image/jpeg;base64,")
-    assert not any(method == "GET" and "/v1/predictions/" in path for method, path in standin.requests_log)
+    assert not any(
+        method == "GET" and "/v1/predictions/" in path for method, path in standin.requests_log
+    )
 
 
 async def test_polls_when_the_wait_runs_out(standin):
     standin.faults = Faults(latency=0.5, wait_cap=0.05)
     result = await generate(standin)
     assert decoded(result.data)
-    assert any(method == "GET" and "/v1/predictions/" in path for method, path in standin.requests_log)
+    assert any(
+        method == "GET" and "/v1/predictions/" in path for method, path in standin.requests_log
+    )
 
 
 async def test_finished_prediction_reported_as_processing_with_output(standin):
@@ -134,8 +146,14 @@ async def test_dropped_connection_after_send_is_not_retried(standin):
 
 
 async def test_connection_refused_is_retried_and_reported():
-    p = ReplicateProvider(token=TOKEN, model=MODEL, base_url="http://127.0.0.1:9", max_retries=2,
-                          backoff_initial_s=0.01, backoff_max_s=0.02)
+    p = ReplicateProvider(
+        token=TOKEN,
+        model=MODEL,
+        base_url="http://127.0.0.1:9",
+        max_retries=2,
+        backoff_initial_s=0.01,
+        backoff_max_s=0.02,
+    )
     try:
         with pytest.raises(RetryableProviderError, match="cannot connect"):
             await p.generate(IMAGE, PARAMS)
@@ -215,8 +233,15 @@ async def test_check_reports_the_account(standin):
         await p.aclose()
 
 
-@pytest.mark.parametrize("faults", [Faults(throttle_first=10, retry_after=0.01), Faults(slow_create=3),
-                                    Faults(flag_prompts_containing="rainy"), Faults(output_ttl=0.0)])
+@pytest.mark.parametrize(
+    "faults",
+    [
+        Faults(throttle_first=10, retry_after=0.01),
+        Faults(slow_create=3),
+        Faults(flag_prompts_containing="rainy"),
+        Faults(output_ttl=0.0),
+    ],
+)
 async def test_the_token_never_appears_in_errors(standin, faults):
     standin.faults = faults
     with pytest.raises(ProviderError) as info:

@@ -44,8 +44,13 @@ def client(stand_in: ReplicateStandIn) -> Iterator[httpx.Client]:
         yield c
 
 
-def create(client: httpx.Client, prompt: str = "Alice in a rainy street", *,
-           wait: str | None = "wait=10", **extra: Any) -> httpx.Response:
+def create(
+    client: httpx.Client,
+    prompt: str = "Alice in a rainy street",
+    *,
+    wait: str | None = "wait=10",
+    **extra: Any,
+) -> httpx.Response:
     headers = {"Prefer": wait} if wait else {}
     body = {"input": {"prompt": prompt, "input_image": BASE_IMAGE, **extra}}
     return client.post(CREATE, json=body, headers=headers)
@@ -76,8 +81,21 @@ def test_blocking_create_returns_succeeded_with_a_downloadable_image(
     assert r.status_code == 201
     p = r.json()
     assert p["status"] == "succeeded"
-    for key in ("id", "model", "version", "input", "logs", "output", "error", "created_at",
-                "started_at", "completed_at", "urls", "metrics", "data_removed"):
+    for key in (
+        "id",
+        "model",
+        "version",
+        "input",
+        "logs",
+        "output",
+        "error",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "urls",
+        "metrics",
+        "data_removed",
+    ):
         assert key in p, key
     assert p["model"] == "black-forest-labs/flux-kontext-pro"
     assert p["error"] is None and p["data_removed"] is False
@@ -93,8 +111,12 @@ def test_blocking_create_returns_succeeded_with_a_downloadable_image(
         assert img.format == "JPEG" and img.size == (768, 768)
 
     recorded = stand_in.predictions[p["id"]]["input"]
-    assert recorded == {"prompt": "Alice in a rainy street", "input_image": BASE_IMAGE,
-                        "seed": 7, "safety_tolerance": 2}
+    assert recorded == {
+        "prompt": "Alice in a rainy street",
+        "input_image": BASE_IMAGE,
+        "seed": 7,
+        "safety_tolerance": 2,
+    }
     assert (stand_in.creates, stand_in.create_attempts) == (1, 1)
     assert client.get(p["urls"]["get"]).json()["status"] == "succeeded"
 
@@ -124,8 +146,7 @@ def test_wait_cap_forces_polling_and_a_timed_out_wait_says_starting(
     assert seen <= {"processing", "succeeded"}
 
 
-def test_prefer_wait_seconds_is_honoured(stand_in: ReplicateStandIn,
-                                         client: httpx.Client) -> None:
+def test_prefer_wait_seconds_is_honoured(stand_in: ReplicateStandIn, client: httpx.Client) -> None:
     stand_in.faults.latency = 1.0
     started = time.monotonic()
     p = create(client, wait="wait=0.3").json()
@@ -159,8 +180,11 @@ def test_throttling_answers_429_with_retry_after_then_accepts(
         r = create(client)
         assert r.status_code == 429
         assert float(r.headers["Retry-After"]) == pytest.approx(0.2)
-        assert r.json() == {"title": "Request was throttled", "status": 429,
-                            "detail": "Request was throttled. Expected available in 0.2 seconds."}
+        assert r.json() == {
+            "title": "Request was throttled",
+            "status": 429,
+            "detail": "Request was throttled. Expected available in 0.2 seconds.",
+        }
     assert create(client).status_code == 201
     assert (stand_in.throttled, stand_in.creates, stand_in.create_attempts) == (2, 1, 3)
 
@@ -170,8 +194,7 @@ def test_throttling_answers_429_with_retry_after_then_accepts(
     assert r.json()["detail"] == "Request was throttled. Expected available in 1 second."
 
 
-def test_server_errors_cycle_500_502_503(stand_in: ReplicateStandIn,
-                                         client: httpx.Client) -> None:
+def test_server_errors_cycle_500_502_503(stand_in: ReplicateStandIn, client: httpx.Client) -> None:
     stand_in.faults.server_errors_first = 3
     answers = [create(client) for _ in range(4)]
     assert [r.status_code for r in answers] == [500, 502, 503, 201]
@@ -181,8 +204,7 @@ def test_server_errors_cycle_500_502_503(stand_in: ReplicateStandIn,
     assert (stand_in.server_errors, stand_in.creates) == (3, 1)
 
 
-def test_dropped_connection_then_success(stand_in: ReplicateStandIn,
-                                         client: httpx.Client) -> None:
+def test_dropped_connection_then_success(stand_in: ReplicateStandIn, client: httpx.Client) -> None:
     stand_in.faults.drop_connection_first = 1
     with pytest.raises(httpx.RemoteProtocolError):
         create(client)
@@ -200,8 +222,7 @@ def test_slow_create_times_out_the_client_but_the_prediction_exists(
     assert client.get("/v1/predictions").json()["results"][0]["input"]["prompt"] == "x"
 
 
-def test_flagged_prompt_fails_with_e005(stand_in: ReplicateStandIn,
-                                        client: httpx.Client) -> None:
+def test_flagged_prompt_fails_with_e005(stand_in: ReplicateStandIn, client: httpx.Client) -> None:
     stand_in.faults.flag_prompts_containing = "swimsuit"
     p = create(client, "Alice in a swimsuit").json()
     assert p["status"] == "failed" and p["output"] is None
@@ -246,8 +267,9 @@ def test_cancel_stops_a_prediction_and_wakes_a_blocked_wait(
     assert client.post("/v1/predictions/nope/cancel").status_code == 404
 
 
-def test_output_url_expires_after_output_ttl(stand_in: ReplicateStandIn,
-                                             client: httpx.Client) -> None:
+def test_output_url_expires_after_output_ttl(
+    stand_in: ReplicateStandIn, client: httpx.Client
+) -> None:
     p = create(client).json()
     assert httpx.get(p["output"]).status_code == 200
     stand_in.faults.output_ttl = 0.1  # measured from completion, read on every request
@@ -263,14 +285,15 @@ def test_output_url_expires_after_output_ttl(stand_in: ReplicateStandIn,
 
 def test_auth_is_required_on_the_api(stand_in: ReplicateStandIn) -> None:
     for headers in ({}, {"Authorization": "Bearer wrong"}):
-        r = httpx.post(stand_in.base_url + CREATE, json={"input": {"prompt": "x"}},
-                       headers=headers)
+        r = httpx.post(stand_in.base_url + CREATE, json={"input": {"prompt": "x"}}, headers=headers)
         assert r.status_code == 401
-        assert r.json() == {"title": "Unauthenticated", "status": 401,
-                            "detail": "You did not pass a valid authentication token"}
+        assert r.json() == {
+            "title": "Unauthenticated",
+            "status": 401,
+            "detail": "You did not pass a valid authentication token",
+        }
     assert stand_in.creates == 0
-    ok = httpx.get(stand_in.base_url + "/v1/account",
-                   headers={"Authorization": "Token test-token"})
+    ok = httpx.get(stand_in.base_url + "/v1/account", headers={"Authorization": "Token test-token"})
     assert ok.status_code == 200
     assert ok.json()["type"] == "user" and ok.json()["username"]
 
@@ -281,8 +304,11 @@ def test_files_api_upload_get_download_and_use_as_input(
     buf = io.BytesIO()
     Image.new("RGB", (400, 300), (200, 30, 30)).save(buf, format="PNG")
     data = buf.getvalue()
-    r = client.post("/v1/files", files={"content": ("alice.png", data, "image/png")},
-                    data={"metadata": '{"actor": "alice"}'})
+    r = client.post(
+        "/v1/files",
+        files={"content": ("alice.png", data, "image/png")},
+        data={"metadata": '{"actor": "alice"}'},
+    )
     assert r.status_code == 201
     f = r.json()
     assert f["size"] == len(data) and f["content_type"] == "image/png"
@@ -296,8 +322,17 @@ def test_files_api_upload_get_download_and_use_as_input(
     assert client.get(f["urls"]["get"] + "/download").content == data
     assert client.get("/v1/files").json()["results"][0]["id"] == f["id"]
 
-    p = client.post(CREATE, headers={"Prefer": "wait"}, json={"input": {
-        "prompt": "x", "input_image": f["urls"]["get"], "aspect_ratio": "match_input_image"}})
+    p = client.post(
+        CREATE,
+        headers={"Prefer": "wait"},
+        json={
+            "input": {
+                "prompt": "x",
+                "input_image": f["urls"]["get"],
+                "aspect_ratio": "match_input_image",
+            }
+        },
+    )
     out = Image.open(io.BytesIO(httpx.get(p.json()["output"]).content))
     assert out.size == (1024, 768)  # 4:3 like the upload, short side 768
 
@@ -313,8 +348,10 @@ def test_files_api_upload_get_download_and_use_as_input(
         ({"input": {"prompt": "  "}}, "input.prompt"),
         ({"input": {"prompt": 3}}, "input.prompt"),
         ({"input": {"prompt": "x", "input_image": "ftp://host/a.jpg"}}, "input.input_image"),
-        ({"input": {"prompt": "x", "input_image": "data:image/png;base64,@@@"}},
-         "input.input_image"),
+        (
+            {"input": {"prompt": "x", "input_image": "data:image/png;base64,@@@"}},
+            "input.input_image",
+        ),
         ({"input": {"prompt": "x", "aspect_ratio": "7:5"}}, "input.aspect_ratio"),
         ({"input": {"prompt": "x", "output_format": "webp"}}, "input.output_format"),
         ({"input": {"prompt": "x", "seed": "12"}}, "input.seed"),
@@ -338,17 +375,22 @@ def test_valid_data_uri_input_is_accepted_and_never_fetched(client: httpx.Client
     buf = io.BytesIO()
     Image.new("RGB", (300, 600)).save(buf, format="JPEG")
     uri = "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
-    r = client.post(CREATE, headers={"Prefer": "wait"}, json={"input": {
-        "prompt": "x", "input_image": uri, "aspect_ratio": "match_input_image"}})
+    r = client.post(
+        CREATE,
+        headers={"Prefer": "wait"},
+        json={"input": {"prompt": "x", "input_image": uri, "aspect_ratio": "match_input_image"}},
+    )
     assert r.status_code == 201
     assert Image.open(io.BytesIO(httpx.get(r.json()["output"]).content)).size == (768, 1536)
 
 
 def test_unknown_paths_models_and_bad_json(client: httpx.Client) -> None:
-    for r in (client.post("/v1/models/acme/nope/predictions", json={"input": {"prompt": "x"}}),
-              client.get("/v1/predictions/doesnotexist"),
-              client.get("/v1/elsewhere"),
-              client.get("/nowhere")):
+    for r in (
+        client.post("/v1/models/acme/nope/predictions", json={"input": {"prompt": "x"}}),
+        client.get("/v1/predictions/doesnotexist"),
+        client.get("/v1/elsewhere"),
+        client.get("/nowhere"),
+    ):
         assert r.status_code == 404
         assert set(r.json()) >= {"title", "detail", "status"}
     bad = client.post(CREATE, content=b"{not json", headers={"Content-Type": "application/json"})
@@ -379,8 +421,12 @@ def test_max_in_flight_counts_overlapping_predictions(
 def test_many_concurrent_blocking_creates(stand_in: ReplicateStandIn) -> None:
     stand_in.faults.latency = 1.0  # as in the benchmarks: 32 blocking creates of 1-2 s
     limits = httpx.Limits(max_connections=64)
-    with httpx.Client(base_url=stand_in.base_url, limits=limits, timeout=10,
-                      headers={"Authorization": "Bearer test-token"}) as c:
+    with httpx.Client(
+        base_url=stand_in.base_url,
+        limits=limits,
+        timeout=10,
+        headers={"Authorization": "Bearer test-token"},
+    ) as c:
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=32) as pool:
             answers = list(pool.map(lambda i: create(c, f"scene {i % 4}"), range(32)))
@@ -421,8 +467,11 @@ def test_images_look_like_photos_and_render_fast() -> None:
         assert ImageStat.Stat(img).stddev[0] > 15  # not uniform, some contrast
         assert ImageStat.Stat(img.filter(ImageFilter.FIND_EDGES)).mean[0] > 3  # sharp edges
     hashes = [dhash(data) for data in images]
-    distances = [sum(x != y for x, y in zip(h1, h2, strict=True))
-                 for i, h1 in enumerate(hashes) for h2 in hashes[i + 1:]]
+    distances = [
+        sum(x != y for x, y in zip(h1, h2, strict=True))
+        for i, h1 in enumerate(hashes)
+        for h2 in hashes[i + 1 :]
+    ]
     assert min(distances) >= 6 and sum(distances) / len(distances) > 20
 
 

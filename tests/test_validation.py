@@ -1,11 +1,31 @@
 import pytest
 
 from actor_maker.errors import InputError
-from actor_maker.validation import check_actor_id, check_actor_name, check_aspect_ratio, check_prompt
+from actor_maker.validation import (
+    check_actor_id,
+    check_actor_name,
+    check_aspect_ratio,
+    check_prompt,
+)
 
 
-@pytest.mark.parametrize("bad", ["", "../0012", "a/b", "a\\b", "..", "x\x00y", "x\ny", "a" * 129,
-                                 ".hidden", "-rf", "name with space", "ünïcode"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "../0012",
+        "a/b",
+        "a\\b",
+        "..",
+        "x\x00y",
+        "x\ny",
+        "a" * 129,
+        ".hidden",
+        "-rf",
+        "name with space",
+        "ünïcode",
+    ],
+)
 def test_bad_names_refused(bad):
     with pytest.raises(InputError):
         check_actor_name(bad)

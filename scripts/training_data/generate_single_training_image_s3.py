@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Compatibility wrapper: the old `generate_single_training_image_s3.py` script, now `actor-maker generate-single --json`.
+"""Compatibility wrapper for the old `generate_single_training_image_s3.py` script.
+
+It is now `actor-maker generate-single --json`.
 
 Same positional arguments, same JSON result on stdout, so programs that spawn
 the old script keep working. Exit codes: 0 all done, 1 some items failed,

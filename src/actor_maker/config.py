@@ -109,7 +109,9 @@ class Settings(BaseSettings):
         default=4,
         ge=1,
         le=256,
-        validation_alias=AliasChoices("MAX_CONCURRENT_REQUESTS", "ACTOR_MAKER_MAX_CONCURRENT_REQUESTS"),
+        validation_alias=AliasChoices(
+            "MAX_CONCURRENT_REQUESTS", "ACTOR_MAKER_MAX_CONCURRENT_REQUESTS"
+        ),
     )
     slot_dir: Path | None = Field(
         default=None,

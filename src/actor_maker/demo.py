@@ -6,7 +6,9 @@ from importlib import resources
 
 from actor_maker.pipeline import Actor
 
-DEMO_ACTOR = Actor(actor_id="demo", actor_name="demo_astronaut_female", actor_type="person", actor_sex="female")
+DEMO_ACTOR = Actor(
+    actor_id="demo", actor_name="demo_astronaut_female", actor_type="person", actor_sex="female"
+)
 DEMO_DESCRIPTION = "a woman in her thirties with short brown hair and a warm smile"
 DEMO_OUTFIT = "an orange launch-and-entry pressure suit with mission patches"
 

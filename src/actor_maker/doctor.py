@@ -54,9 +54,13 @@ def _price(settings: Settings) -> Check:
         return Check("pricing", True, "preview images cost nothing")
     price = settings.price_of(settings.model)
     if price is None:
-        return Check("pricing", False, f"no price for {settings.model}; add it to ACTOR_MAKER_PRICES")
+        return Check(
+            "pricing", False, f"no price for {settings.model}; add it to ACTOR_MAKER_PRICES"
+        )
     return Check(
-        "pricing", True, f"{settings.model} at ${price:.3f}/image; job ceiling ${settings.max_job_cost:.2f}"
+        "pricing",
+        True,
+        f"{settings.model} at ${price:.3f}/image; job ceiling ${settings.max_job_cost:.2f}",
     )
 
 
@@ -82,13 +86,19 @@ def _redis(settings: Settings) -> Check | None:
     try:
         import redis
     except ImportError:
-        return Check("queue", False, "ACTOR_MAKER_QUEUE is set but the redis package is missing: "
-                     "pip install 'actor-maker[queue]'")
+        return Check(
+            "queue",
+            False,
+            "ACTOR_MAKER_QUEUE is set but the redis package is missing: "
+            "pip install 'actor-maker[queue]'",
+        )
     try:
         client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3)
         client.ping()
     except (redis.RedisError, ValueError) as exc:
-        return Check("queue", False, f"Redis at ACTOR_MAKER_QUEUE does not answer: {type(exc).__name__}")
+        return Check(
+            "queue", False, f"Redis at ACTOR_MAKER_QUEUE does not answer: {type(exc).__name__}"
+        )
     return Check("queue", True, "Redis answers")
 
 

@@ -6,13 +6,13 @@ provider boundaries with ``raise ... from exc`` so callers above them only
 ever see this tree::
 
     ActorMakerError
-    ├── InputError                 bad input from a user: refused before anything happens (exit 2, HTTP 422)
+    ├── InputError                 bad input, refused before anything happens (exit 2, HTTP 422)
     │   ├── UnsafeURLError         URL scheme or address not allowed
     │   ├── InvalidImageError      not an image, too big, too many pixels
     │   └── UnknownActorTypeError
     ├── ConfigError                settings that cannot work (exit 2, HTTP 500)
     ├── ManifestError
-    │   ├── CorruptManifestError   a manifest that is not valid JSON / not a manifest; left untouched
+    │   ├── CorruptManifestError   not valid JSON / not a manifest; left untouched
     │   └── ManifestConflictError  gave up after too many concurrent-update retries
     ├── NotFoundError              an actor, object or prompt that does not exist (HTTP 404)
     ├── StoreError                 the object store failed (network, permissions)

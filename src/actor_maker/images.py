@@ -13,7 +13,11 @@ from PIL import Image, UnidentifiedImageError
 from actor_maker.errors import InvalidImageError
 
 #: Formats we accept as input and store as output.
-_FORMATS = {"JPEG": ("jpg", "image/jpeg"), "PNG": ("png", "image/png"), "WEBP": ("webp", "image/webp")}
+_FORMATS = {
+    "JPEG": ("jpg", "image/jpeg"),
+    "PNG": ("png", "image/png"),
+    "WEBP": ("webp", "image/webp"),
+}
 
 #: Base images above this are downscaled before they are sent to the model.
 PROVIDER_MAX_PIXELS = 2_000_000
@@ -34,7 +38,9 @@ class ImageInfo:
         return _FORMATS[self.format][1]
 
 
-def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int, what: str = "image") -> ImageInfo:
+def inspect_image(
+    data: bytes, *, max_bytes: int, max_pixels: int, what: str = "image"
+) -> ImageInfo:
     """Check that ``data`` is a whole JPEG/PNG/WebP image within the size limits.
 
     The pixel count is read from the header before anything is decoded, so a
@@ -58,7 +64,9 @@ def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int, what: str = "
                         f"the limit is {max_pixels / 1e6:.0f} megapixels"
                     )
                 if fmt not in _FORMATS:
-                    raise InvalidImageError(f"{what} is {fmt or 'an unknown format'}; use JPEG, PNG or WebP")
+                    raise InvalidImageError(
+                        f"{what} is {fmt or 'an unknown format'}; use JPEG, PNG or WebP"
+                    )
                 img.load()  # full decode: truncated files fail here
     except InvalidImageError:
         raise

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from actor_maker.errors import ActorMakerError, InputError
 from actor_maker.manifest import MANIFEST_SUFFIX, Manifest, parse_manifest, update_manifest
@@ -26,7 +25,8 @@ class ImportReport:
 
 
 def _prompt_metadata_file(directory: Path, actor_name: str) -> Path | None:
-    """The old layouts: ``{name}/prompt_metadata.json``, ``{name}/training_data/…`` or ``{name}.json``."""
+    """The old layouts: ``{name}/prompt_metadata.json``, ``{name}/training_data/…``
+    or ``{name}.json``."""
     for candidate in (
         directory / actor_name / "prompt_metadata.json",
         directory / actor_name / "training_data" / "prompt_metadata.json",
@@ -80,7 +80,9 @@ def import_legacy(
     return report
 
 
-def _import_one(store: ObjectStore, path: Path, prompt_dir: Path | None, report: ImportReport) -> None:
+def _import_one(
+    store: ObjectStore, path: Path, prompt_dir: Path | None, report: ImportReport
+) -> None:
     legacy = parse_manifest(path.read_bytes(), key=str(path))
     actor_id = check_actor_id(legacy.actor_id or path.name[: -len(MANIFEST_SUFFIX)])
     prompts: dict[str, str] = {}
@@ -95,13 +97,14 @@ def _import_one(store: ObjectStore, path: Path, prompt_dir: Path | None, report:
         created = True
         return Manifest(json.loads(path.read_bytes()))
 
-    counted: dict[str, Any] = {"added": 0}
+    added = 0
 
     def change(manifest: Manifest) -> bool:
-        counted["added"] = fold_prompts(manifest, prompts)
-        return counted["added"] > 0
+        nonlocal added
+        added = fold_prompts(manifest, prompts)
+        return added > 0
 
     update_manifest(store, actor_id, change, create=create)
     (report.created if created else report.existing).append(actor_id)
-    if counted["added"]:
-        report.prompts_added[actor_id] = counted["added"]
+    if added:
+        report.prompts_added[actor_id] = added

@@ -211,7 +211,9 @@ def parse_manifest(raw: bytes, *, key: str, version: str | None = None) -> Manif
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptManifestError(f"manifest {key} is not valid JSON ({exc}); left untouched") from exc
+        raise CorruptManifestError(
+            f"manifest {key} is not valid JSON ({exc}); left untouched"
+        ) from exc
     if not isinstance(data, dict):
         raise CorruptManifestError(f"manifest {key} is not a JSON object; left untouched")
     if not isinstance(data.get("character_id", ""), str) or not isinstance(

@@ -48,7 +48,7 @@ from actor_maker.manifest import (
 )
 from actor_maker.providers.base import GeneratedImage, GenerationParams, ImageProvider, InputImage
 from actor_maker.slots import RequestSlots
-from actor_maker.store.base import ObjectStore
+from actor_maker.store.base import ObjectInfo, ObjectStore
 from actor_maker.validation import (
     check_actor_id,
     check_actor_name,
@@ -350,7 +350,8 @@ class Pipeline:
         if ref.startswith("s3://"):
             if self.store.key_for_url(ref) is None:
                 raise InputError(
-                    f"{ref.split('?', 1)[0]} is not in the configured store ({self.store.description})"
+                    f"{ref.split('?', 1)[0]} is not in the configured store "
+                    f"({self.store.description})"
                 )
             return
         if self.store.key_for_url(ref) is None:
@@ -388,7 +389,9 @@ class Pipeline:
         )
         return data, info, key
 
-    def _ensure_actor(self, actor: Actor, data: bytes, info: ImageInfo, key: str | None) -> str | None:
+    def _ensure_actor(
+        self, actor: Actor, data: bytes, info: ImageInfo, key: str | None
+    ) -> str | None:
         """Create the manifest and store the base image when missing.
 
         Returns the base image's key when the bytes we hold are what it contains.
@@ -420,7 +423,10 @@ class Pipeline:
             if not manifest.base_images:
                 manifest.base_images.append(dict(base_entry))
                 changed = True
-            for field_name, value in (("actor_type", actor.actor_type), ("actor_sex", actor.actor_sex)):
+            for field_name, value in (
+                ("actor_type", actor.actor_type),
+                ("actor_sex", actor.actor_sex),
+            ):
                 if field_name not in manifest.data and value:
                     manifest.data[field_name] = value
                     changed = True
@@ -459,7 +465,9 @@ class Pipeline:
     ) -> JobResult:
         job_id = job_id or uuid.uuid4().hex[:12]
         emit = on_event or (lambda _event: None)
-        result = JobResult(job_id, plan.actor, [ItemResult(i.prompt_id, i.prompt, i.category) for i in plan.items])
+        result = JobResult(
+            job_id, plan.actor, [ItemResult(i.prompt_id, i.prompt, i.category) for i in plan.items]
+        )
         emit(Event("job_started", job_id, result=result))
 
         data, info, key = await self.load_base_image(base_image)
@@ -516,14 +524,8 @@ class Pipeline:
             async with self.slots.slot():
                 generated = await self.provider.generate(state.image, params)
             result.cost = generated.cost
-            out_info = await asyncio.to_thread(
-                inspect_image,
-                generated.data,
-                max_bytes=self.settings.max_image_bytes,
-                max_pixels=self.settings.max_image_pixels,
-                what="generated image",
-            )
-            await asyncio.to_thread(self._store_item, state, item, result, generated, out_info)
+            # The image is paid for: keep it even if the job is canceled from here on.
+            await asyncio.shield(asyncio.to_thread(self._keep, state, item, result, generated))
         except ActorMakerError as exc:
             self._fail(plan, result, str(exc), state.job_id, emit)
             return
@@ -531,7 +533,6 @@ class Pipeline:
             log.exception("%s: %s failed unexpectedly", plan.actor.actor_id, item.prompt_id)
             self._fail(plan, result, f"internal error: {type(exc).__name__}", state.job_id, emit)
             return
-        result.state = "succeeded"
         emit(Event("item_succeeded", state.job_id, item=result))
 
     @staticmethod
@@ -541,16 +542,17 @@ class Pipeline:
         log.info("%s: %s failed: %s", plan.actor.actor_id, result.prompt_id, error)
         emit(Event("item_failed", job_id, item=result))
 
-    def _store_item(
-        self,
-        state: _JobState,
-        item: JobItem,
-        result: ItemResult,
-        generated: GeneratedImage,
-        info: ImageInfo,
+    def _keep(
+        self, state: _JobState, item: JobItem, result: ItemResult, generated: GeneratedImage
     ) -> None:
-        """Upload create-only at the next free index, then add the entry (one thread, so a
-        cancellation between the two steps cannot happen)."""
+        """Check, upload create-only at the next free index, add the entry: one thread,
+        so a cancellation cannot stop it half way."""
+        info = inspect_image(
+            generated.data,
+            max_bytes=self.settings.max_image_bytes,
+            max_pixels=self.settings.max_image_pixels,
+            what="generated image",
+        )
         plan = state.plan
         actor = plan.actor
         metadata = {
@@ -574,12 +576,24 @@ class Pipeline:
                 )
                 break
             except PreconditionFailed:
+                mine = self._already_mine(key, metadata, len(generated.data))
+                if mine is not None:  # our own write, retried after its answer was lost
+                    stored = mine
+                    break
                 log.debug("%s is taken; trying the next index", key)
         filename = key.rsplit("/", 1)[-1]
         entry = self._entry(item, plan, generated, stored.modified, filename, key)
         state.entries.append(entry)
         result.index, result.filename, result.key = index, filename, key
         result.s3_url = entry["s3_url"]
+        result.state = "succeeded"
+
+    def _already_mine(self, key: str, metadata: dict[str, str], size: int) -> ObjectInfo | None:
+        head = self.store.head(key)
+        if head is None or head.size != size:
+            return None
+        same = all(head.metadata.get(k) == metadata[k] for k in ("job-id", "prompt-id", "seed"))
+        return head if same else None
 
     def _entry(
         self,
@@ -611,4 +625,3 @@ class Pipeline:
             "caption": None,
             "created_at": utc_now(),
         }
-

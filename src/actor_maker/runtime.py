@@ -15,7 +15,9 @@ from actor_maker.slots import MachineSlots
 from actor_maker.store import ObjectStore, open_store
 
 
-def make_provider(settings: Settings, name: str | None = None, model: str | None = None) -> ImageProvider:
+def make_provider(
+    settings: Settings, name: str | None = None, model: str | None = None
+) -> ImageProvider:
     name = name or settings.provider_name
     if name == "preview":
         return PreviewProvider()

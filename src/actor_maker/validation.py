@@ -69,5 +69,7 @@ def check_prompt(value: str) -> str:
 
 def check_aspect_ratio(value: str) -> str:
     if value not in ASPECT_RATIOS:
-        raise InputError(f"unknown aspect ratio {value!r}; choose one of {', '.join(ASPECT_RATIOS)}")
+        raise InputError(
+            f"unknown aspect ratio {value!r}; choose one of {', '.join(ASPECT_RATIOS)}"
+        )
     return value

@@ -16,7 +16,13 @@ from actor_maker.demo import DEMO_ACTOR, DEMO_DESCRIPTION, DEMO_OUTFIT, demo_bas
 from actor_maker.doctor import run_checks
 from actor_maker.errors import NotFoundError
 from actor_maker.legacy import import_legacy
-from actor_maker.manifest import manifest_key, new_manifest, read_manifest, training_prefix, update_manifest
+from actor_maker.manifest import (
+    manifest_key,
+    new_manifest,
+    read_manifest,
+    training_prefix,
+    update_manifest,
+)
 from actor_maker.store import open_store
 from actor_maker.validation import check_actor_id
 
@@ -27,10 +33,17 @@ manifest_app = typer.Typer(help="Actor manifests in the store.", no_args_is_help
 @prompts_app.command("list")
 def prompts_list(
     ctx: typer.Context,
-    actor_type: Annotated[str, typer.Argument(help="Actor type the prompts are rendered for.")] = "person",
+    actor_type: Annotated[
+        str, typer.Argument(help="Actor type the prompts are rendered for.")
+    ] = "person",
     actor_sex: Annotated[str | None, typer.Argument(help="male, female, or omitted.")] = None,
-    category: Annotated[str | None, typer.Option("--category", help="photoreal, bw_stylized or color_stylized.")] = None,
-    prompts: Annotated[Path | None, typer.Option("--prompts", help="A prompt library file instead of the built-in one.")] = None,
+    category: Annotated[
+        str | None, typer.Option("--category", help="photoreal, bw_stylized or color_stylized.")
+    ] = None,
+    prompts: Annotated[
+        Path | None,
+        typer.Option("--prompts", help="A prompt library file instead of the built-in one."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the library's prompts, rendered for an actor type and sex."""
@@ -38,14 +51,26 @@ def prompts_list(
     templates = prompt_lib.load_library(prompts)
     if category:
         if category not in prompt_lib.CATEGORIES:
-            raise typer.BadParameter(f"choose one of {', '.join(prompt_lib.CATEGORIES)}", param_hint="--category")
+            raise typer.BadParameter(
+                f"choose one of {', '.join(prompt_lib.CATEGORIES)}", param_hint="--category"
+            )
         templates = [t for t in templates if t.category == category]
     rendered = prompt_lib.render_all(templates, actor_type=actor_type, actor_sex=actor_sex)
     if as_json:
-        print(json.dumps([
-            {"id": p.id, "category": p.category, "face_visible": p.face_visible, "prompt": p.text}
-            for p in rendered
-        ], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "id": p.id,
+                        "category": p.category,
+                        "face_visible": p.face_visible,
+                        "prompt": p.text,
+                    }
+                    for p in rendered
+                ],
+                indent=2,
+            )
+        )
         return
     table = Table(title=f"{len(rendered)} prompts", title_justify="left")
     for column in ("id", "category", "prompt"):
@@ -71,8 +96,10 @@ def manifest_show(
         print(json.dumps(manifest.data, indent=2, ensure_ascii=False))
         return
     out = state.out
-    out.print(f"[bold]{manifest.actor_id}[/bold] {manifest.actor_name} · {manifest.actor_type}"
-              f"{' · ' + manifest.actor_sex if manifest.actor_sex else ''}")
+    out.print(
+        f"[bold]{manifest.actor_id}[/bold] {manifest.actor_name} · {manifest.actor_type}"
+        f"{' · ' + manifest.actor_sex if manifest.actor_sex else ''}"
+    )
     out.print(f"manifest: {manifest_key(actor_id)} in {store.description}")
     for base in manifest.base_images:
         out.print(f"base image: {base.get('s3_url') or base.get('key') or base.get('filename')}")
@@ -97,10 +124,15 @@ def register(app: typer.Typer) -> None:
     @app.command("import-legacy")
     def import_legacy_cmd(
         ctx: typer.Context,
-        manifests_dir: Annotated[Path, typer.Argument(help="The old system's actor_manifests directory.")],
+        manifests_dir: Annotated[
+            Path, typer.Argument(help="The old system's actor_manifests directory.")
+        ],
         prompt_metadata: Annotated[
             Path | None,
-            typer.Option("--prompt-metadata", help="The old data/actors directory with prompt_metadata.json files."),
+            typer.Option(
+                "--prompt-metadata",
+                help="The old data/actors directory with prompt_metadata.json files.",
+            ),
         ] = None,
     ) -> None:
         """Copy the old system's manifests into the store and fold in their prompts."""
@@ -109,7 +141,8 @@ def register(app: typer.Typer) -> None:
         report = import_legacy(store, manifests_dir, prompt_metadata)
         state.out.print(
             f"{len(report.created)} manifest(s) imported, {len(report.existing)} already in "
-            f"{store.description}, prompts filled in for {sum(report.prompts_added.values())} image(s)"
+            f"{store.description}, prompts filled in for "
+            f"{sum(report.prompts_added.values())} image(s)"
         )
         for actor_id, count in sorted(report.prompts_added.items()):
             state.info(f"  {actor_id}: {count} prompt(s) added")
@@ -133,7 +166,8 @@ def register(app: typer.Typer) -> None:
     def demo_cmd(
         ctx: typer.Context,
         provider: Annotated[
-            str, typer.Option("--provider", help="preview (offline, free) or replicate (spends money).")
+            str,
+            typer.Option("--provider", help="preview (offline, free) or replicate (spends money)."),
         ] = "preview",
     ) -> None:
         """Create a sample actor from a bundled public-domain portrait and generate its set."""
@@ -147,20 +181,31 @@ def register(app: typer.Typer) -> None:
             create=lambda: new_manifest(
                 actor_id=actor.actor_id,
                 actor_name=actor.actor_name,
-                actor_type=actor.actor_type,
+                actor_type=actor.type,
                 actor_sex=actor.actor_sex,
                 description=DEMO_DESCRIPTION,
                 outfit=DEMO_OUTFIT,
             ),
         )
         plan = pipeline.plan_all(actor)
-        state.info(f"demo actor {actor.actor_id} ({actor.actor_name}): NASA portrait of Eileen Collins, public domain")
+        state.info(
+            f"demo actor {actor.actor_id} ({actor.actor_name}): "
+            "NASA portrait of Eileen Collins, public domain"
+        )
         try:
-            execute(state, pipeline, plan, demo_base_image(), as_json=False, single=False,
-                    dry_run=False, max_cost=None, seed=None)
+            execute(
+                state,
+                pipeline,
+                plan,
+                demo_base_image(),
+                as_json=False,
+                single=False,
+                dry_run=False,
+                max_cost=None,
+                seed=None,
+            )
         finally:
             store = pipeline.store
             state.out.print(f"images:   {store.location(training_prefix(actor.actor_name))}")
             state.out.print(f"manifest: {store.location(manifest_key(actor.actor_id))}")
             state.out.print(f"try:      actor-maker manifest show {actor.actor_id}")
-

@@ -34,23 +34,43 @@ BaseImage = Annotated[
 ]
 ActorType = Annotated[
     str | None,
-    typer.Argument(help="person, human, creature, robot, anthropomorphic, mythical, character "
-                   "(default: from the manifest, else person)."),
+    typer.Argument(
+        help="person, human, creature, robot, anthropomorphic, mythical, character "
+        "(default: from the manifest, else person)."
+    ),
 ]
-ActorSex = Annotated[str | None, typer.Argument(help="male or female (default: from the manifest).")]
+ActorSex = Annotated[
+    str | None, typer.Argument(help="male or female (default: from the manifest).")
+]
 
 AspectOpt = Annotated[
     str, typer.Option("--aspect-ratio", help=f"One of: {', '.join(ASPECT_RATIOS)}.")
 ]
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would be generated and its cost; spend nothing.")]
+DryRunOpt = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Show what would be generated and its cost; spend nothing."),
+]
 MaxCostOpt = Annotated[
     float | None,
-    typer.Option("--max-cost", help="Refuse the job if its estimate (USD) is higher. Default: ACTOR_MAKER_MAX_JOB_COST."),
+    typer.Option(
+        "--max-cost",
+        help="Refuse the job if its estimate (USD) is higher. Default: ACTOR_MAKER_MAX_JOB_COST.",
+    ),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON (the old scripts' shape).")]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for every image (default: a random one each, recorded).")]
-ProviderOpt = Annotated[str | None, typer.Option("--provider", help="replicate or preview (default from settings).")]
-ModelOpt = Annotated[str | None, typer.Option("--model", help="Replicate model, e.g. black-forest-labs/flux-kontext-max.")]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print the result as JSON (the old scripts' shape).")
+]
+SeedOpt = Annotated[
+    int | None,
+    typer.Option("--seed", help="Seed for every image (default: a random one each, recorded)."),
+]
+ProviderOpt = Annotated[
+    str | None, typer.Option("--provider", help="replicate or preview (default from settings).")
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", help="Replicate model, e.g. black-forest-labs/flux-kontext-max."),
+]
 
 
 def base_image_ref(value: str) -> str | bytes:
@@ -62,7 +82,9 @@ def base_image_ref(value: str) -> str | bytes:
     return value
 
 
-def build(state: State, provider: str | None, model: str | None, prompts_file: Path | None = None) -> Pipeline:
+def build(
+    state: State, provider: str | None, model: str | None, prompts_file: Path | None = None
+) -> Pipeline:
     settings = state.settings
     chosen = make_provider(settings, provider, model)
     if chosen.name == "preview":
@@ -91,12 +113,15 @@ def execute(
         else:
             state.out.print(plan_table(plan))
             state.out.print(
-                f"{len(plan.items)} image(s), estimated ${plan.estimated_cost:.2f} with {plan.model}; "
+                f"{len(plan.items)} image(s), estimated ${plan.estimated_cost:.2f} "
+                f"with {plan.model}; "
                 f"{len(plan.already_done)} prompt(s) already done. Nothing was generated."
             )
         return
     if not plan.items:
-        state.info(f"actor {plan.actor.actor_id} already has every prompt; nothing to do (--force to redo)")
+        state.info(
+            f"actor {plan.actor.actor_id} already has every prompt; nothing to do (--force to redo)"
+        )
     reporter = ProgressReporter(state.err, len(plan.items), enabled=not (state.quiet or as_json))
     with reporter:
         result = asyncio.run(_run(pipeline, plan, ref, seed, reporter))
@@ -105,7 +130,9 @@ def execute(
         raise typer.Exit(1)
 
 
-async def _run(pipeline: Pipeline, plan: JobPlan, ref: str | bytes, seed: int | None, reporter: Any) -> JobResult:
+async def _run(
+    pipeline: Pipeline, plan: JobPlan, ref: str | bytes, seed: int | None, reporter: Any
+) -> JobResult:
     try:
         return await pipeline.run(plan, ref, seed=seed, on_event=reporter)
     finally:
@@ -133,9 +160,16 @@ def register(app: typer.Typer) -> None:
         base_image_url: BaseImage,
         actor_type: ActorType = None,
         actor_sex: ActorSex = None,
-        only: Annotated[str | None, typer.Option("--only", help="Comma-separated prompt ids.")] = None,
-        force: Annotated[bool, typer.Option("--force", help="Generate prompts the actor already has again.")] = False,
-        prompts: Annotated[Path | None, typer.Option("--prompts", help="Your own prompt library (JSON, same format).")] = None,
+        only: Annotated[
+            str | None, typer.Option("--only", help="Comma-separated prompt ids.")
+        ] = None,
+        force: Annotated[
+            bool, typer.Option("--force", help="Generate prompts the actor already has again.")
+        ] = False,
+        prompts: Annotated[
+            Path | None,
+            typer.Option("--prompts", help="Your own prompt library (JSON, same format)."),
+        ] = None,
         aspect_ratio: AspectOpt = "1:1",
         dry_run: DryRunOpt = False,
         max_cost: MaxCostOpt = None,
@@ -149,10 +183,22 @@ def register(app: typer.Typer) -> None:
         pipeline = build(state, provider, model, prompts)
         ids = [p.strip() for p in only.split(",") if p.strip()] if only else None
         plan = pipeline.plan_all(
-            Actor(actor_id, actor_name, actor_type, actor_sex), only=ids, force=force, aspect_ratio=aspect_ratio
+            Actor(actor_id, actor_name, actor_type, actor_sex),
+            only=ids,
+            force=force,
+            aspect_ratio=aspect_ratio,
         )
-        execute(state, pipeline, plan, base_image_url, as_json=as_json, single=False,
-                dry_run=dry_run, max_cost=max_cost, seed=seed)
+        execute(
+            state,
+            pipeline,
+            plan,
+            base_image_url,
+            as_json=as_json,
+            single=False,
+            dry_run=dry_run,
+            max_cost=max_cost,
+            seed=seed,
+        )
 
     @app.command("generate-single")
     def generate_single(
@@ -160,7 +206,10 @@ def register(app: typer.Typer) -> None:
         actor_id: ActorId,
         actor_name: ActorName,
         base_image_url: BaseImage,
-        prompt: Annotated[str, typer.Argument(help="The scene, e.g. 'The man waits on a rainy platform at night'.")],
+        prompt: Annotated[
+            str,
+            typer.Argument(help="The scene, e.g. 'The man waits on a rainy platform at night'."),
+        ],
         actor_type: ActorType = None,
         actor_sex: ActorSex = None,
         aspect_ratio: AspectOpt = "1:1",
@@ -174,6 +223,17 @@ def register(app: typer.Typer) -> None:
         """Generate one image from your own prompt."""
         state: State = ctx.obj
         pipeline = build(state, provider, model)
-        plan = pipeline.plan_single(Actor(actor_id, actor_name, actor_type, actor_sex), prompt, aspect_ratio=aspect_ratio)
-        execute(state, pipeline, plan, base_image_url, as_json=as_json, single=True,
-                dry_run=dry_run, max_cost=max_cost, seed=seed)
+        plan = pipeline.plan_single(
+            Actor(actor_id, actor_name, actor_type, actor_sex), prompt, aspect_ratio=aspect_ratio
+        )
+        execute(
+            state,
+            pipeline,
+            plan,
+            base_image_url,
+            as_json=as_json,
+            single=True,
+            dry_run=dry_run,
+            max_cost=max_cost,
+            seed=seed,
+        )

@@ -56,7 +56,9 @@ class ProgressReporter:
 
 
 def plan_table(plan: JobPlan) -> Table:
-    table = Table(title=f"{len(plan.items)} image(s) for {plan.actor.actor_id}", title_justify="left")
+    table = Table(
+        title=f"{len(plan.items)} image(s) for {plan.actor.actor_id}", title_justify="left"
+    )
     table.add_column("prompt id")
     table.add_column("category")
     table.add_column("prompt")
@@ -67,7 +69,9 @@ def plan_table(plan: JobPlan) -> Table:
 
 
 def result_table(result: JobResult) -> Table:
-    table = Table(title=f"job {result.job_id} · actor {result.actor.actor_id}", title_justify="left")
+    table = Table(
+        title=f"job {result.job_id} · actor {result.actor.actor_id}", title_justify="left"
+    )
     table.add_column("prompt id")
     table.add_column("result")
     table.add_column("file / reason", overflow="fold")
@@ -139,6 +143,7 @@ def dry_run_json(plan: JobPlan) -> dict[str, Any]:
         "estimated_cost": plan.estimated_cost,
         "skipped": list(plan.already_done),
         "items": [
-            {"prompt_id": i.prompt_id, "category": i.category, "prompt": i.prompt} for i in plan.items
+            {"prompt_id": i.prompt_id, "category": i.category, "prompt": i.prompt}
+            for i in plan.items
         ],
     }

@@ -167,7 +167,9 @@ class ReplicateProvider:
         try:
             response = await self._client.get(f"{self._api}/account", headers=self._headers)
         except httpx.HTTPError as exc:
-            raise ProviderError(f"cannot reach Replicate at {self._api}: {type(exc).__name__}") from exc
+            raise ProviderError(
+                f"cannot reach Replicate at {self._api}: {type(exc).__name__}"
+            ) from exc
         if response.status_code == 401:
             raise ConfigError("Replicate rejected REPLICATE_API_TOKEN (HTTP 401)")
         if response.status_code != 200:
@@ -207,7 +209,9 @@ class ReplicateProvider:
         try:
             return await self._client.request(method, url, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise RetryableProviderError(f"cannot connect to Replicate: {type(exc).__name__}") from exc
+            raise RetryableProviderError(
+                f"cannot connect to Replicate: {type(exc).__name__}"
+            ) from exc
         except httpx.TimeoutException as exc:
             raise ProviderTimeoutError(
                 f"Replicate did not answer {method} {redact_url(url)} in time; "
@@ -243,7 +247,9 @@ class ReplicateProvider:
         return body
 
     async def _get(self, prediction_id: str) -> dict[str, Any]:
-        response = await self._send("GET", f"{self._api}/predictions/{prediction_id}", headers=self._headers)
+        response = await self._send(
+            "GET", f"{self._api}/predictions/{prediction_id}", headers=self._headers
+        )
         self._raise_for(response, f"reading prediction {prediction_id} failed")
         body: dict[str, Any] = response.json()
         return body

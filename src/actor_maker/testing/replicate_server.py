@@ -294,60 +294,101 @@ def _image_url_error(value: str) -> str | None:
 def _validate_input(payload: object) -> dict[str, Any]:
     """Check a create body's ``input`` against flux-kontext-pro's schema; return it."""
     if not isinstance(payload, dict):
-        raise _InputError([{"type": "invalid_type", "field": "(root)",
-                            "description": "Invalid type. Expected: object"}])
+        raise _InputError(
+            [
+                {
+                    "type": "invalid_type",
+                    "field": "(root)",
+                    "description": "Invalid type. Expected: object",
+                }
+            ]
+        )
     data = payload.get("input")
     if not isinstance(data, dict):
-        raise _InputError([{
-            "type": "invalid_type", "field": "input",
-            "description": f"Invalid type. Expected: object, given: {_type_name(data)}",
-        }])
+        raise _InputError(
+            [
+                {
+                    "type": "invalid_type",
+                    "field": "input",
+                    "description": f"Invalid type. Expected: object, given: {_type_name(data)}",
+                }
+            ]
+        )
     errors: list[dict[str, str]] = []
     prompt = data.get("prompt")
     if "prompt" not in data:
-        errors.append({"type": "required", "field": "input",
-                       "description": "prompt is required"})
+        errors.append({"type": "required", "field": "input", "description": "prompt is required"})
     elif not isinstance(prompt, str):
-        errors.append(_field_error("prompt", "invalid_type",
-                                   f"Invalid type. Expected: string, given: {_type_name(prompt)}"))
+        errors.append(
+            _field_error(
+                "prompt",
+                "invalid_type",
+                f"Invalid type. Expected: string, given: {_type_name(prompt)}",
+            )
+        )
     elif not prompt.strip():
         errors.append(_field_error("prompt", "string_gte", "prompt must not be empty"))
     image = data.get("input_image")
     if image is not None:
         if not isinstance(image, str):
-            errors.append(_field_error(
-                "input_image", "invalid_type",
-                f"Invalid type. Expected: string, given: {_type_name(image)}"))
+            errors.append(
+                _field_error(
+                    "input_image",
+                    "invalid_type",
+                    f"Invalid type. Expected: string, given: {_type_name(image)}",
+                )
+            )
         elif (why := _image_url_error(image)) is not None:
             errors.append(_field_error("input_image", "format", why))
     ratio = data.get("aspect_ratio")
     if ratio is not None and ratio not in ASPECT_RATIOS:
-        errors.append(_field_error(
-            "aspect_ratio", "enum",
-            "aspect_ratio must be one of the following: "
-            + ", ".join(f'"{r}"' for r in ASPECT_RATIOS)))
+        errors.append(
+            _field_error(
+                "aspect_ratio",
+                "enum",
+                "aspect_ratio must be one of the following: "
+                + ", ".join(f'"{r}"' for r in ASPECT_RATIOS),
+            )
+        )
     fmt = data.get("output_format")
     if fmt is not None and fmt not in OUTPUT_FORMATS:
-        errors.append(_field_error("output_format", "enum",
-                                   'output_format must be one of the following: "jpg", "png"'))
+        errors.append(
+            _field_error(
+                "output_format", "enum", 'output_format must be one of the following: "jpg", "png"'
+            )
+        )
     seed = data.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        errors.append(_field_error("seed", "invalid_type",
-                                   f"Invalid type. Expected: integer, given: {_type_name(seed)}"))
+        errors.append(
+            _field_error(
+                "seed",
+                "invalid_type",
+                f"Invalid type. Expected: integer, given: {_type_name(seed)}",
+            )
+        )
     tolerance = data.get("safety_tolerance")
     if tolerance is not None:
         if isinstance(tolerance, bool) or not isinstance(tolerance, int):
-            errors.append(_field_error(
-                "safety_tolerance", "invalid_type",
-                f"Invalid type. Expected: integer, given: {_type_name(tolerance)}"))
+            errors.append(
+                _field_error(
+                    "safety_tolerance",
+                    "invalid_type",
+                    f"Invalid type. Expected: integer, given: {_type_name(tolerance)}",
+                )
+            )
         elif not 0 <= tolerance <= 6:
-            errors.append(_field_error("safety_tolerance", "number_range",
-                                       "Must be between 0 and 6"))
+            errors.append(
+                _field_error("safety_tolerance", "number_range", "Must be between 0 and 6")
+            )
     upsampling = data.get("prompt_upsampling")
     if upsampling is not None and not isinstance(upsampling, bool):
-        errors.append(_field_error(
-            "prompt_upsampling", "invalid_type",
-            f"Invalid type. Expected: boolean, given: {_type_name(upsampling)}"))
+        errors.append(
+            _field_error(
+                "prompt_upsampling",
+                "invalid_type",
+                f"Invalid type. Expected: boolean, given: {_type_name(upsampling)}",
+            )
+        )
     if errors:
         raise _InputError(errors)
     return data
@@ -400,12 +441,17 @@ def render_placeholder_image(
         elif kind == 1:
             draw.rectangle(box, fill=colour)
         elif kind == 2:
-            points = [(cx + rng.randint(-half, half), cy + rng.randint(-half, half))
-                      for _ in range(rng.randint(3, 6))]
+            points = [
+                (cx + rng.randint(-half, half), cy + rng.randint(-half, half))
+                for _ in range(rng.randint(3, 6))
+            ]
             draw.polygon(points, fill=colour)
         else:
-            draw.line([(cx - half, cy), (cx + half, cy + rng.randint(-half, half))],
-                      fill=colour, width=rng.randint(3, max(4, scale // 40)))
+            draw.line(
+                [(cx - half, cy), (cx + half, cy + rng.randint(-half, half))],
+                fill=colour,
+                width=rng.randint(3, max(4, scale // 40)),
+            )
 
     # Grain: about 3% of the pixels a little lighter or darker. Dense noise would look more
     # like a sensor's, but makes PNG encoding several times slower.
@@ -494,8 +540,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
-    def _send(self, status: int, body: bytes, content_type: str,
-              headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -522,8 +569,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         except Exception as exc:  # a bug in the stand-in: answer rather than hang the client
             with contextlib.suppress(OSError):
-                self._json(500, _problem(500, "Internal server error",
-                                         f"stand-in error: {type(exc).__name__}: {exc}"))
+                self._json(
+                    500,
+                    _problem(
+                        500, "Internal server error", f"stand-in error: {type(exc).__name__}: {exc}"
+                    ),
+                )
 
     def _route(self, method: str, path: str, body: bytes) -> None:
         stand_in = self.stand_in
@@ -535,8 +586,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._not_found()
             return
         if not stand_in._authorized(self.headers.get("Authorization")):
-            self._json(401, _problem(401, "Unauthenticated",
-                                     "You did not pass a valid authentication token"))
+            self._json(
+                401,
+                _problem(401, "Unauthenticated", "You did not pass a valid authentication token"),
+            )
             return
         rest = parts[1:]
         if method == "POST" and len(rest) == 4 and rest[0] == "models" and rest[3] == "predictions":
@@ -548,24 +601,33 @@ class _Handler(BaseHTTPRequestHandler):
         elif method == "POST" and rest == ["predictions"]:
             self._create(None, body)
         elif method == "GET" and rest == ["predictions"]:
-            self._json(200, {"next": None, "previous": None,
-                             "results": stand_in._list_predictions()})
+            self._json(
+                200, {"next": None, "previous": None, "results": stand_in._list_predictions()}
+            )
         elif method == "GET" and len(rest) == 2 and rest[0] == "predictions":
             view = stand_in._prediction_view(rest[1])
             if view is None:
                 self._not_found()
             else:
                 self._json(200, view)
-        elif method == "POST" and len(rest) == 3 and rest[0] == "predictions" \
-                and rest[2] == "cancel":
+        elif (
+            method == "POST" and len(rest) == 3 and rest[0] == "predictions" and rest[2] == "cancel"
+        ):
             view = stand_in._cancel(rest[1])
             if view is None:
                 self._not_found()
             else:
                 self._json(200, view)
         elif rest == ["account"] and method == "GET":
-            self._json(200, {"type": "user", "username": stand_in.username,
-                             "name": "Replicate Stand-in", "github_url": None})
+            self._json(
+                200,
+                {
+                    "type": "user",
+                    "username": stand_in.username,
+                    "name": "Replicate Stand-in",
+                    "github_url": None,
+                },
+            )
         elif rest and rest[0] == "files":
             self._files(method, rest[1:], body)
         else:
@@ -586,15 +648,23 @@ class _Handler(BaseHTTPRequestHandler):
             wait = faults.retry_after
             self._delay(faults.slow_create)
             shown = f"{wait:g} second" + ("" if wait == 1 else "s")
-            self._json(429, _problem(429, "Request was throttled",
-                                     f"Request was throttled. Expected available in {shown}."),
-                       {"Retry-After": f"{wait:g}"})
+            self._json(
+                429,
+                _problem(
+                    429,
+                    "Request was throttled",
+                    f"Request was throttled. Expected available in {shown}.",
+                ),
+                {"Retry-After": f"{wait:g}"},
+            )
             return
         if fault in ("500", "502", "503"):
             self._delay(faults.slow_create)
             if fault == "502":
-                page = b"<html><head><title>502 Bad Gateway</title></head><body>" \
-                       b"<h1>502 Bad Gateway</h1></body></html>"
+                page = (
+                    b"<html><head><title>502 Bad Gateway</title></head><body>"
+                    b"<h1>502 Bad Gateway</h1></body></html>"
+                )
                 self._send(502, page, "text/html")
             else:
                 code = int(fault)
@@ -610,15 +680,22 @@ class _Handler(BaseHTTPRequestHandler):
             version = payload.get("version") if isinstance(payload, dict) else None
             model = stand_in._model_for_version(version)
             if model is None:
-                self._json(422, _problem(422, "Invalid version or not permitted",
-                                         f"The specified version does not exist: {version!r}"))
+                self._json(
+                    422,
+                    _problem(
+                        422,
+                        "Invalid version or not permitted",
+                        f"The specified version does not exist: {version!r}",
+                    ),
+                )
                 return
         try:
             data = _validate_input(payload)
         except _InputError as exc:
             detail = "".join(f"- {f['field']}: {f['description']}\n" for f in exc.fields)
-            self._json(422, _problem(422, "Input validation failed", detail,
-                                     invalid_fields=exc.fields))
+            self._json(
+                422, _problem(422, "Input validation failed", detail, invalid_fields=exc.fields)
+            )
             return
         prediction = stand_in._accept(model, data)
         self._answer_create(prediction, _parse_prefer_wait(self.headers.get("Prefer")))
@@ -692,8 +769,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _as_starting(view: dict[str, Any]) -> dict[str, Any]:
     """``view`` as a just-created prediction shows it."""
-    view.update(status="starting", output=None, error=None, logs="",
-                started_at=None, completed_at=None)
+    view.update(
+        status="starting", output=None, error=None, logs="", started_at=None, completed_at=None
+    )
     view.pop("metrics", None)
     return view
 
@@ -788,8 +866,10 @@ class ReplicateStandIn:
         self.port = self._server.server_address[1]
         self._base_url = f"http://{self.host}:{self.port}"
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-            name=f"replicate-stand-in:{self.port}", daemon=True,
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"replicate-stand-in:{self.port}",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -866,18 +946,23 @@ class ReplicateStandIn:
         """Predictions created and not yet terminal, now."""
         now = time.monotonic()
         with self._lock:
-            return sum(1 for p in self._predictions.values()
-                       if p.created_mono <= now < p.finish_mono)
+            return sum(
+                1 for p in self._predictions.values() if p.created_mono <= now < p.finish_mono
+            )
 
     @property
     def max_in_flight(self) -> int:
         """Peak number of predictions in flight at once since the last :meth:`reset_counters`."""
         with self._lock:
             since = self._since
-            intervals = [(max(p.created_mono, since), p.finish_mono)
-                         for p in self._predictions.values() if p.finish_mono > since]
-        events = sorted([(start, 1) for start, _ in intervals]
-                        + [(end, -1) for _, end in intervals])  # ends sort before starts
+            intervals = [
+                (max(p.created_mono, since), p.finish_mono)
+                for p in self._predictions.values()
+                if p.finish_mono > since
+            ]
+        events = sorted(
+            [(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals]
+        )  # ends sort before starts
         peak = current = 0
         for _, step in events:
             current += step
@@ -961,8 +1046,11 @@ class ReplicateStandIn:
         else:
             outcome, error = "succeeded", None
         raw_seed = data.get("seed")
-        seed = raw_seed if isinstance(raw_seed, int) else int.from_bytes(
-            hashlib.sha256(prompt.encode()).digest()[:4], "big")
+        seed = (
+            raw_seed
+            if isinstance(raw_seed, int)
+            else int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:4], "big")
+        )
         now = time.monotonic()
         prediction = _Prediction(
             id=_new_id(),
@@ -1072,8 +1160,9 @@ class ReplicateStandIn:
             "status": status,
             "source": "api",
             "created_at": _iso(prediction.created_wall),
-            "started_at": (self._wall(prediction, prediction.start_mono)
-                           if status != "starting" else None),
+            "started_at": (
+                self._wall(prediction, prediction.start_mono) if status != "starting" else None
+            ),
             "completed_at": self._wall(prediction, prediction.finish_mono) if terminal else None,
             "urls": {
                 "get": api,
@@ -1109,10 +1198,17 @@ class ReplicateStandIn:
                     self._image_bytes -= len(self._images.popitem(last=False)[1])
         return data, "image/png" if ext == "png" else "image/jpeg"
 
-    def _store_file(self, name: str, content_type: str, data: bytes,
-                    metadata: dict[str, Any]) -> dict[str, Any]:
-        record = _File(id=_new_id(), name=name, content_type=content_type, data=data,
-                       metadata=metadata, created=datetime.now(UTC))
+    def _store_file(
+        self, name: str, content_type: str, data: bytes, metadata: dict[str, Any]
+    ) -> dict[str, Any]:
+        record = _File(
+            id=_new_id(),
+            name=name,
+            content_type=content_type,
+            data=data,
+            metadata=metadata,
+            created=datetime.now(UTC),
+        )
         with self._lock:
             self._files[record.id] = record
         return self._file_view(record)
