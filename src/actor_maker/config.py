@@ -91,6 +91,13 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("ACTOR_MAKER_IMAGE_DEADLINE"),
         description="Overall seconds allowed for one image, retries and polling included.",
     )
+    create_wait_s: int = Field(
+        default=10,
+        ge=1,
+        le=60,
+        validation_alias=AliasChoices("ACTOR_MAKER_CREATE_WAIT"),
+        description="Seconds a create request blocks (Prefer: wait) before we poll instead.",
+    )
     max_retries: int = Field(
         default=5, ge=0, le=20, validation_alias=AliasChoices("ACTOR_MAKER_MAX_RETRIES")
     )

@@ -498,7 +498,11 @@ class Pipeline:
         # already hold the freed slots. Memory stays bounded by the worker count.
         workers = max(1, min(2 * self.slots.limit, len(plan.items)))
         try:
-            await asyncio.gather(*(worker() for _ in range(workers)))
+            # A TaskGroup, not gather: when the job is canceled it waits until every worker
+            # has finished canceling (in-flight predictions canceled, paid images stored).
+            async with asyncio.TaskGroup() as group:
+                for _ in range(workers):
+                    group.create_task(worker())
         finally:
             for item_result in result.items:
                 if item_result.state in ("queued", "running"):

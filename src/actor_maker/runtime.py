@@ -36,6 +36,7 @@ def make_provider(
         deadline_s=settings.image_deadline_s,
         max_retries=settings.max_retries,
         poll_interval_s=settings.poll_interval_s,
+        wait_s=settings.create_wait_s,
         safety_tolerance=settings.safety_tolerance,
     )
 

@@ -101,5 +101,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ActorMakerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    # with standalone_mode=False, click returns the code of a raised typer.Exit
+    # with standalone_mode=False, click returns the code of a raised typer.Exit;
+    # typer turns Ctrl-C into Exit(130) after asyncio has canceled the job
+    if code == EXIT_INTERRUPTED:
+        err.print(
+            "interrupted: nothing new started; in-flight predictions canceled; "
+            "images already stored are kept"
+        )
     sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -4,8 +4,11 @@ Why not the official ``replicate`` package: it does not retry a throttled
 create (POST), returns plain strings for ``http:`` outputs and sends the API
 token to the file host when reading outputs. The protocol we need is small:
 
-* ``POST /v1/models/{owner}/{name}/predictions`` with ``Prefer: wait`` — blocks
-  up to 60 s; a response that is not terminal is polled.
+* ``POST /v1/models/{owner}/{name}/predictions`` with ``Prefer: wait=N`` — blocks
+  up to N s (``ACTOR_MAKER_CREATE_WAIT``, default 10, at most 60); a response that
+  is not terminal is polled. N is kept short on purpose: if we are canceled while a
+  create is on the wire we wait for its answer (so the prediction it started can be
+  canceled), and Ctrl-C should not hang for a minute.
 * ``GET /v1/predictions/{id}`` until ``succeeded``/``failed``/``canceled``/``aborted``
   (or until the output is present: a finished prediction may still say ``processing``).
 * ``POST /v1/predictions/{id}/cancel`` on deadline or when our task is cancelled.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -85,6 +89,15 @@ class _Wait:
         return float(self._backoff(state))
 
 
+@dataclass
+class _Call:
+    """One generate call's view of its prediction."""
+
+    prediction_id: str | None = None
+    #: A create request is on the wire: it may start a prediction we cannot see yet.
+    sending: bool = False
+
+
 class ReplicateProvider:
     """FLUX Kontext (or any image model with ``prompt`` + ``input_image``) on Replicate."""
 
@@ -104,7 +117,7 @@ class ReplicateProvider:
         safety_tolerance: int = 2,
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 30.0,
-        wait_s: int = MAX_WAIT_S,
+        wait_s: int = 10,
         request_timeout_s: float = 15.0,
     ) -> None:
         if model.count("/") != 1:
@@ -131,27 +144,24 @@ class ReplicateProvider:
     # --- public ----------------------------------------------------------------------
     async def generate(self, image: InputImage, params: GenerationParams) -> GeneratedImage:
         started = utc_now()
-        prediction_id: str | None = None
+        call = _Call()
         try:
             async with asyncio.timeout(self.deadline_s):
                 input_image = await self._input_image_url(image)
-                prediction = await self._retrying(self._create, self._input(params, input_image))
-                prediction_id = str(prediction["id"])
+                prediction = await self._create_cancel_safe(self._input(params, input_image), call)
                 prediction = await self._until_done(prediction)
                 url = self._output_url(prediction)
                 data = await self._retrying(self._download, url)
         except TimeoutError as exc:
-            await self._cancel_quietly(prediction_id)
+            await self._cancel_quietly(call.prediction_id)
             raise ProviderTimeoutError(
                 f"no image within the {self.deadline_s:.0f} s deadline"
-                + (f" (prediction {prediction_id} canceled)" if prediction_id else "")
+                + (f" (prediction {call.prediction_id} canceled)" if call.prediction_id else "")
             ) from exc
-        except asyncio.CancelledError:
-            await self._cancel_quietly(prediction_id)
+        except (asyncio.CancelledError, ProviderTimeoutError):
+            await self._cancel_quietly(call.prediction_id)
             raise
-        except ProviderTimeoutError:
-            await self._cancel_quietly(prediction_id)
-            raise
+        prediction_id = call.prediction_id
         return GeneratedImage(
             data=data,
             provider=self.name,
@@ -233,15 +243,37 @@ class ReplicateProvider:
             raise ConfigError("Replicate rejected REPLICATE_API_TOKEN (HTTP 401)")
         raise ProviderError(f"{what}: {_problem(response)}")
 
-    async def _create(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def _create_cancel_safe(self, payload: dict[str, Any], call: _Call) -> dict[str, Any]:
+        """Create (with retries); if we are canceled while a create is on the wire, wait for
+        its answer (at most one blocking wait) so the prediction it started can be canceled
+        instead of running on, unseen and paid for."""
+        task = asyncio.ensure_future(self._retrying(self._create, payload, call))
+        try:
+            prediction = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if call.sending:
+                await asyncio.wait({task}, timeout=self.wait_s + self.request_timeout_s)
+            if not task.done():
+                task.cancel()
+            elif not task.cancelled() and task.exception() is None:
+                call.prediction_id = str(task.result()["id"])
+            raise
+        call.prediction_id = str(prediction["id"])
+        return prediction
+
+    async def _create(self, payload: dict[str, Any], call: _Call) -> dict[str, Any]:
         wait = max(1, min(self.wait_s, int(self.deadline_s)))
-        response = await self._send(
-            "POST",
-            f"{self._api}/models/{self.model}/predictions",
-            json={"input": payload},
-            headers={**self._headers, "Prefer": f"wait={wait}"},
-            timeout=httpx.Timeout(self.request_timeout_s, read=wait + self.request_timeout_s),
-        )
+        call.sending = True
+        try:
+            response = await self._send(
+                "POST",
+                f"{self._api}/models/{self.model}/predictions",
+                json={"input": payload},
+                headers={**self._headers, "Prefer": f"wait={wait}"},
+                timeout=httpx.Timeout(self.request_timeout_s, read=wait + self.request_timeout_s),
+            )
+        finally:
+            call.sending = False
         self._raise_for(response, "creating the prediction failed")
         body: dict[str, Any] = response.json()
         return body

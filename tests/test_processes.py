@@ -1,0 +1,148 @@
+"""Real `actor-maker` processes against the Replicate stand-in: the machine-wide request
+limit, Ctrl-C, the demo, and secrets staying out of output."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from actor_maker.manifest import read_manifest
+from actor_maker.store.local import LocalStore
+from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
+
+from .helpers import sample_image
+
+TOKEN = "r8_process_secret_token"
+
+
+@pytest.fixture(scope="module")
+def _standin():
+    with ReplicateStandIn(token=TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def standin(_standin):
+    _standin.faults = Faults()
+    _standin.reset_counters()
+    return _standin
+
+
+@pytest.fixture
+def env(tmp_path, standin):
+    base = tmp_path / "base.jpg"
+    base.write_bytes(sample_image())
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ACTOR_MAKER_", "AWS_", "REPLICATE_"))
+        and k != "MAX_CONCURRENT_REQUESTS"
+    }
+    environ.update(
+        ACTOR_MAKER_STORE=str(tmp_path / "store"),
+        ACTOR_MAKER_SLOT_DIR=str(tmp_path / "slots"),
+        REPLICATE_API_TOKEN=TOKEN,
+        REPLICATE_BASE_URL=standin.base_url,
+        ACTOR_MAKER_POLL_INTERVAL="0.05",
+    )
+    return environ, str(base)
+
+
+def spawn(environ, *args):
+    return subprocess.Popen(
+        [sys.executable, "-m", "actor_maker", *args],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+PROMPTS = "photo-rain-platform,photo-diner-morning,photo-rooftop-dusk,bw-charcoal-portrait"
+
+
+def test_request_limit_holds_across_processes_on_one_machine(env, standin):
+    environ, base = env
+    environ["MAX_CONCURRENT_REQUESTS"] = "2"
+    standin.faults = Faults(latency=0.4)
+    procs = [
+        spawn(environ, "-q", "generate-all", f"07{i}", f"07{i}_actor", base, "--only", PROMPTS)
+        for i in range(3)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    assert standin.creates == 12
+    assert standin.max_in_flight == 2  # 3 processes × 4 prompts, never more than 2 at once
+
+
+def test_ctrl_c_cancels_in_flight_keeps_finished_and_exits_130(env, standin, tmp_path):
+    environ, base = env
+    environ["MAX_CONCURRENT_REQUESTS"] = "1"
+    standin.faults = Faults(latency=0.6, wait_cap=0.1)
+    proc = spawn(environ, "generate-all", "0800", "0800_actor", base, "--only", PROMPTS)
+    deadline = time.monotonic() + 30
+    while standin.creates < 2 and time.monotonic() < deadline:  # first done, second running
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert standin.canceled >= 1, err
+    assert standin.creates == 2  # nothing new started
+    manifest = read_manifest(LocalStore(tmp_path / "store"), "0800")
+    assert [e["prompt_id"] for e in manifest.training_data] == ["photo-rain-platform"]
+
+
+def test_demo_runs_offline_and_says_where_things_are(tmp_path):
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ACTOR_MAKER_", "AWS_", "REPLICATE_"))
+    }
+    environ["ACTOR_MAKER_SLOT_DIR"] = str(tmp_path / "slots")
+    proc = subprocess.run(
+        [sys.executable, "-m", "actor_maker", "demo"],
+        env=environ,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "not training data" in proc.stderr
+    assert "manifest:" in proc.stdout and "demo_manifest.json" in proc.stdout
+    manifest = read_manifest(LocalStore(tmp_path / "data" / "store"), "demo")
+    assert len(manifest.training_data) >= 38
+    assert {e["generation"]["provider"] for e in manifest.training_data} == {"preview"}
+
+
+def test_secrets_stay_out_of_verbose_output_and_manifests(
+    env, standin, tmp_path, moto_server, s3_bucket
+):
+    environ, base = env
+    environ.update(
+        ACTOR_MAKER_STORE=f"s3://{s3_bucket}",
+        AWS_ENDPOINT_URL=moto_server.endpoint_url,
+        AWS_ACCESS_KEY_ID="AKIATESTKEYID000",
+        AWS_SECRET_ACCESS_KEY="aws-secret-value-123",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    standin.faults = Faults(flag_prompts_containing="charcoal", throttle_first=1, retry_after=0.1)
+    proc = spawn(
+        environ, "-vv", "generate-all", "0900", "0900_actor", base, "--only", PROMPTS, "--json"
+    )
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err  # the charcoal prompt was flagged
+    text = out + err
+    for secret in (TOKEN, "aws-secret-value-123", "X-Amz-Signature", "X-Amz-Credential"):
+        assert secret not in text
+    # presigned URLs went to the provider as input, but were never stored
+    sent = [p["input"]["input_image"] for p in standin.predictions.values()]
+    assert any("X-Amz-Signature" in url for url in sent)
+    manifest = json.dumps(json.loads(out))
+    assert "X-Amz" not in manifest and TOKEN not in manifest
