@@ -247,7 +247,9 @@ class ReplicateProvider:
         """Create (with retries); if we are canceled while a create is on the wire, wait for
         its answer (at most one blocking wait) so the prediction it started can be canceled
         instead of running on, unseen and paid for."""
-        task = asyncio.ensure_future(self._retrying(self._create, payload, call))
+        task: asyncio.Future[dict[str, Any]] = asyncio.ensure_future(
+            self._retrying(self._create, payload, call)
+        )
         try:
             prediction = await asyncio.shield(task)
         except asyncio.CancelledError:
