@@ -296,3 +296,39 @@ def test_old_script_paths_still_work(clean_env, base, tmp_path, script, extra):
     body = json.loads(proc.stdout)
     assert body["success"] is True
     assert "filename" in body or body["successful"] == 1
+
+
+def test_doctor_checks_redis_when_configured(clean_env, capsys):
+    clean_env.setenv("ACTOR_MAKER_QUEUE", "redis://127.0.0.1:6379/15")
+    code, out, _ = cli(capsys, "doctor")
+    assert code == 0 and "ok   queue: Redis answers" in out
+    clean_env.setenv("ACTOR_MAKER_QUEUE", "redis://127.0.0.1:1/0")
+    code, out, _ = cli(capsys, "doctor")
+    assert code == 2 and "FAIL queue" in out
+
+
+def test_own_prompt_library(clean_env, base, tmp_path, capsys):
+    library = tmp_path / "mine.json"
+    library.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "prompts": [
+                    {
+                        "id": "photo-my-scene",
+                        "category": "photoreal",
+                        "template": "The {subject} feeds pigeons in a quiet square at noon.",
+                    }
+                ],
+            }
+        )
+    )
+    code, out, err = cli(
+        capsys, "generate-all", "0100", "0100_x", base, "--prompts", str(library), "--json"
+    )
+    assert code == 0, err
+    body = json.loads(out)
+    assert [r["prompt_id"] for r in body["results"]] == ["photo-my-scene"]
+    library.write_text("{ nope")
+    code, _, err = cli(capsys, "generate-all", "0100", "0100_x", base, "--prompts", str(library))
+    assert code == 2 and "mine.json" in err
