@@ -22,9 +22,11 @@ class CountingProvider:
         self.in_flight = 0
         self.peak = 0
         self.canceled = 0
+        self.image_urls: list[str | None] = []
 
     async def generate(self, image: InputImage, params: GenerationParams) -> GeneratedImage:
         self.calls += 1
+        self.image_urls.append(image.url)
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
         try:

@@ -219,3 +219,30 @@ def test_single_prompt_plan(local_store):
     assert plan.items[0].prompt_id.startswith("custom-")
     with pytest.raises(InputError):
         pipeline.plan_single(ACTOR, "x" * 2001)
+
+
+async def test_public_store_hands_the_provider_a_presigned_url_never_stored(s3_store, monkeypatch):
+    monkeypatch.setattr(type(s3_store), "reachable_from_internet", property(lambda self: True))
+    provider = CountingProvider()
+    pipeline = make(s3_store, provider)
+    await pipeline.run(pipeline.plan_all(ACTOR, only=["photo-rain-platform"]), BASE)
+    (url,) = provider.image_urls
+    assert url is not None and "Signature=" in url
+    raw = s3_store.get(manifest_key(ACTOR.actor_id)).data.decode()
+    assert "Signature=" not in raw
+
+
+async def test_a_rejected_token_stops_the_job(local_store):
+    from actor_maker.errors import ConfigError
+
+    class Refusing(CountingProvider):
+        async def generate(self, image, params):
+            self.calls += 1
+            raise ConfigError("Replicate rejected REPLICATE_API_TOKEN (HTTP 401)")
+
+    provider = Refusing()
+    pipeline = make(local_store, provider, limit=1)
+    result = await pipeline.run(pipeline.plan_all(ACTOR), BASE)
+    assert isinstance(result.fatal, ConfigError)
+    assert provider.calls == 1
+    assert {i.state for i in result.items} == {"failed", "canceled"}

@@ -141,8 +141,8 @@ def test_secrets_stay_out_of_verbose_output_and_manifests(
     text = out + err
     for secret in (TOKEN, "aws-secret-value-123", "X-Amz-Signature", "X-Amz-Credential"):
         assert secret not in text
-    # presigned URLs went to the provider as input, but were never stored
+    # a loopback S3 endpoint cannot be fetched by a hosted model: the bytes went instead
     sent = [p["input"]["input_image"] for p in standin.predictions.values()]
-    assert any("X-Amz-Signature" in url for url in sent)
+    assert sent and all(url.startswith("data:image/") for url in sent[-3:])
     manifest = json.dumps(json.loads(out))
     assert "X-Amz" not in manifest and TOKEN not in manifest

@@ -340,3 +340,22 @@ def test_os_errors_are_wrapped(local_store: LocalStore) -> None:
     assert local_store.head("a/b") is None
     with pytest.raises(NotFoundError):
         local_store.get("a/b")
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "reachable"),
+    [
+        (None, True),
+        ("https://s3.eu-central-1.wasabisys.com", True),
+        ("http://s3.example.com", False),
+        ("https://127.0.0.1:9000", False),
+        ("https://10.0.0.5", False),
+        ("https://localhost:9000", False),
+        ("https://minio.local", False),
+        ("https://minio", False),
+    ],
+)
+def test_s3_reachability_from_a_hosted_model(endpoint, reachable):
+    store = S3Store("bucket", endpoint_url=endpoint, access_key_id="a", secret_access_key="b")
+    assert store.reachable_from_internet is reachable
+    assert LocalStore("/tmp/x").reachable_from_internet is False

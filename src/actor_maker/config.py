@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "black-forest-labs/flux-kontext-pro"
 
-#: US dollars per image; override with ACTOR_MAKER_PRICES='{"owner/name": 0.05}'.
+#: US dollars per image; ACTOR_MAKER_PRICES='{"owner/name": 0.05}' adds or overrides entries.
 DEFAULT_PRICES: dict[str, float] = {
     "black-forest-labs/flux-kontext-pro": 0.04,
     "black-forest-labs/flux-kontext-max": 0.08,
@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     )
     aws_secret_access_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("AWS_SECRET_ACCESS_KEY")
+    )
+    aws_session_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_SESSION_TOKEN"),
+        description="For temporary credentials (STS, SSO).",
     )
     aws_region: str = Field(
         default="us-west-1",
@@ -146,6 +151,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("ACTOR_MAKER_QUEUE"),
         description="redis:// URL of the task queue (distributed mode). Checked by doctor.",
     )
+
+    @field_validator("prices")
+    @classmethod
+    def _merge_prices(cls, v: dict[str, float]) -> dict[str, float]:
+        """ACTOR_MAKER_PRICES adds to and overrides the built-in table; it does not replace it."""
+        return {**DEFAULT_PRICES, **v}
 
     @field_validator("replicate_base_url")
     @classmethod

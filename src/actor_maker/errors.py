@@ -79,7 +79,10 @@ class NotFoundError(ActorMakerError):
 
 
 class StoreError(ActorMakerError):
+    """The store is unreachable or refuses us: at the CLI edge that is configuration."""
+
     status = 502
+    exit_code = 2
 
 
 class PreconditionFailed(StoreError):

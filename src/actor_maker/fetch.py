@@ -137,4 +137,4 @@ async def fetch_url(
 
 
 def _too_big(url: str, max_bytes: int) -> str:
-    return f"{redact_url(url)} is larger than {max_bytes / 1e6:.0f} MB"
+    return f"{redact_url(url)} is larger than {max_bytes / (1024 * 1024):.0f} MB"

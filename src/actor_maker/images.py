@@ -19,6 +19,8 @@ _FORMATS = {
     "WEBP": ("webp", "image/webp"),
 }
 
+MIB = 1024 * 1024
+
 #: Base images above this are downscaled before they are sent to the model.
 PROVIDER_MAX_PIXELS = 2_000_000
 
@@ -48,7 +50,7 @@ def inspect_image(
     """
     if len(data) > max_bytes:
         raise InvalidImageError(
-            f"{what} is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB"
+            f"{what} is {len(data) / MIB:.1f} MB; the limit is {max_bytes / MIB:.0f} MB"
         )
     if not data:
         raise InvalidImageError(f"{what} is empty")
@@ -72,7 +74,9 @@ def inspect_image(
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InvalidImageError(f"{what} has too many pixels (decompression bomb?)") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except UnidentifiedImageError as exc:
+        raise InvalidImageError(f"{what} is not a readable image (not JPEG, PNG or WebP)") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidImageError(f"{what} is not a readable image: {exc}") from exc
     return ImageInfo(width=width, height=height, format=fmt)
 

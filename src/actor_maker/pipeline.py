@@ -144,6 +144,8 @@ class JobResult:
     items: list[ItemResult]
     started_at: str = field(default_factory=utc_now)
     finished_at: str | None = None
+    #: A configuration error (e.g. the provider refused the token) that stopped the job.
+    fatal: ConfigError | None = None
 
     @property
     def succeeded(self) -> list[ItemResult]:
@@ -473,7 +475,10 @@ class Pipeline:
         data, info, key = await self.load_base_image(base_image)
         key = await asyncio.to_thread(self._ensure_actor, plan.actor, data, info, key)
         provider_data, provider_info = await asyncio.to_thread(downscale_for_provider, data, info)
-        url = self.store.presigned_url(key) if key and provider_data is data else None
+        # A hosted model can fetch a presigned URL only from a store on the internet;
+        # otherwise the provider gets the bytes (data URI or its files API).
+        fetchable = provider_data is data and self.store.reachable_from_internet
+        url = self.store.presigned_url(key) if key and fetchable else None
         start = await asyncio.to_thread(self._start_index, plan.actor)
         state = _JobState(
             job_id=job_id,
@@ -490,9 +495,12 @@ class Pipeline:
             queue.put_nowait(pair)
 
         async def worker() -> None:
-            while not queue.empty():
+            while not queue.empty() and result.fatal is None:
                 item, item_result = queue.get_nowait()
-                await self._run_item(state, item, item_result)
+                try:
+                    await self._run_item(state, item, item_result)
+                except ConfigError as exc:  # no use trying the other items
+                    result.fatal = result.fatal or exc
 
         # Twice as many workers as slots: while some store what they got, the others
         # already hold the freed slots. Memory stays bounded by the worker count.
@@ -507,7 +515,11 @@ class Pipeline:
             for item_result in result.items:
                 if item_result.state in ("queued", "running"):
                     item_result.state = "canceled"
-                    item_result.error = "canceled before it finished"
+                    item_result.error = (
+                        f"not started: {result.fatal}"
+                        if result.fatal
+                        else "canceled before it finished"
+                    )
             result.finished_at = utc_now()
         emit(Event("job_finished", job_id, result=result))
         return result
@@ -532,6 +544,8 @@ class Pipeline:
             await asyncio.shield(asyncio.to_thread(self._keep, state, item, result, generated))
         except ActorMakerError as exc:
             self._fail(plan, result, str(exc), state.job_id, emit)
+            if isinstance(exc, ConfigError):
+                raise
             return
         except Exception as exc:  # a bug must not sink the other items
             log.exception("%s: %s failed unexpectedly", plan.actor.actor_id, item.prompt_id)

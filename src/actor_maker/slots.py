@@ -85,8 +85,8 @@ class MachineSlots:
                 if time.monotonic() > deadline:
                     raise SlotTimeoutError(
                         f"no request slot became free within {self.timeout_s:.0f} s: "
-                        f"{self.limit} slots in {self.directory} are held by other actor-maker "
-                        "processes (raise MAX_CONCURRENT_REQUESTS or wait for them)"
+                        f"all {self.limit} slot(s) in {self.directory} are held by other "
+                        "actor-maker processes (raise MAX_CONCURRENT_REQUESTS or wait for them)"
                     )
                 await asyncio.sleep(self.poll_s)
                 held = self._try_acquire()

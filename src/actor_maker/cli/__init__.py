@@ -10,17 +10,15 @@ import logging
 import sys
 from collections.abc import Sequence
 
-import click
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 
 from actor_maker import __version__
 from actor_maker.cli import admin, generate
 from actor_maker.cli.state import State
 from actor_maker.errors import ActorMakerError
 
-EXIT_OK = 0
+EXIT_OK = 0  # every item succeeded
 EXIT_FAILED_ITEMS = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -73,26 +71,27 @@ admin.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point: maps errors to one line and an exit code."""
-    err = Console(stderr=True)
+    """Console-script entry point: maps our errors to one line and an exit code.
+
+    Usage errors (unknown option, missing argument) are typer's to report: it prints
+    them with the command's usage and exits 2. Typer turns Ctrl-C into exit 130 after
+    asyncio has canceled the running job.
+    """
     command = typer.main.get_command(app)
     try:
-        code = command.main(
+        command.main(
             args=list(argv) if argv is not None else None,
             prog_name="actor-maker",
-            standalone_mode=False,
+            standalone_mode=True,
         )
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(EXIT_BAD_INPUT)
-    except click.exceptions.Abort:
-        err.print("interrupted")
-        sys.exit(EXIT_INTERRUPTED)
-    except KeyboardInterrupt:
-        err.print("interrupted: nothing new started; images already stored are kept")
-        sys.exit(EXIT_INTERRUPTED)
+    except SystemExit as exc:
+        if exc.code == EXIT_INTERRUPTED:
+            print(
+                "interrupted: nothing new started, in-flight predictions canceled, "
+                "images already stored are kept",
+                file=sys.stderr,
+            )
+        raise
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
@@ -101,11 +100,3 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ActorMakerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    # with standalone_mode=False, click returns the code of a raised typer.Exit;
-    # typer turns Ctrl-C into Exit(130) after asyncio has canceled the job
-    if code == EXIT_INTERRUPTED:
-        err.print(
-            "interrupted: nothing new started; in-flight predictions canceled; "
-            "images already stored are kept"
-        )
-    sys.exit(code if isinstance(code, int) else EXIT_OK)

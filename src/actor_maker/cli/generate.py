@@ -18,6 +18,8 @@ from actor_maker.cli.output import (
     single_json,
 )
 from actor_maker.cli.state import State
+from actor_maker.errors import InputError, InvalidImageError
+from actor_maker.images import MIB
 from actor_maker.pipeline import Actor, JobPlan, JobResult, Pipeline
 from actor_maker.providers.preview import NOTICE
 from actor_maker.runtime import make_pipeline, make_provider
@@ -73,13 +75,16 @@ ModelOpt = Annotated[
 ]
 
 
-def base_image_ref(value: str) -> str | bytes:
-    """A local file becomes its bytes; anything else is a URL checked by the pipeline."""
-    if "://" not in value:
-        path = Path(value)
-        if path.is_file():
-            return path.read_bytes()
-    return value
+def base_image_ref(value: str, max_bytes: int) -> str | bytes:
+    """A local file becomes its bytes; anything with a scheme is a URL for the pipeline."""
+    if "://" in value:
+        return value
+    path = Path(value)
+    if not path.is_file():
+        raise InputError(f"base image {value!r} is neither a readable file nor a URL")
+    if path.stat().st_size > max_bytes:
+        raise InvalidImageError(f"base image {value} is larger than {max_bytes / MIB:.0f} MB")
+    return path.read_bytes()
 
 
 def build(
@@ -87,8 +92,6 @@ def build(
 ) -> Pipeline:
     settings = state.settings
     chosen = make_provider(settings, provider, model)
-    if chosen.name == "preview":
-        state.err.print(f"[yellow]note:[/yellow] {NOTICE}")
     return make_pipeline(settings, provider=chosen, prompts_file=prompts_file)
 
 
@@ -104,7 +107,7 @@ def execute(
     max_cost: float | None,
     seed: int | None,
 ) -> None:
-    ref = base_image_ref(base) if isinstance(base, str) else base
+    ref = base_image_ref(base, state.settings.max_image_bytes) if isinstance(base, str) else base
     pipeline.check_base_image_ref(ref)
     pipeline.check_budget(plan, state.settings.max_job_cost if max_cost is None else max_cost)
     if dry_run:
@@ -122,10 +125,16 @@ def execute(
         state.info(
             f"actor {plan.actor.actor_id} already has every prompt; nothing to do (--force to redo)"
         )
+        _report(state, plan, JobResult("-", plan.actor, []), as_json=as_json, single=single)
+        return
+    if pipeline.provider.name == "preview":
+        state.err.print(f"[yellow]note:[/yellow] {NOTICE}")
     reporter = ProgressReporter(state.err, len(plan.items), enabled=not (state.quiet or as_json))
     with reporter:
         result = asyncio.run(_run(pipeline, plan, ref, seed, reporter))
     _report(state, plan, result, as_json=as_json, single=single)
+    if result.fatal is not None:
+        raise result.fatal
     if result.failed:
         raise typer.Exit(1)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import SecretStr
+
 from actor_maker.config import Settings
 from actor_maker.errors import ConfigError
 from actor_maker.store.base import ObjectInfo, ObjectStore, StoredObject, check_key
@@ -24,11 +26,8 @@ def open_store(settings: Settings) -> ObjectStore:
             region=settings.aws_region,
             endpoint_url=settings.aws_endpoint_url,
             access_key_id=settings.aws_access_key_id,
-            secret_access_key=(
-                settings.aws_secret_access_key.get_secret_value()
-                if settings.aws_secret_access_key
-                else None
-            ),
+            secret_access_key=_secret(settings.aws_secret_access_key),
+            session_token=_secret(settings.aws_session_token),
         )
     if "://" in location:
         raise ConfigError(
@@ -37,3 +36,7 @@ def open_store(settings: Settings) -> ObjectStore:
     from actor_maker.store.local import LocalStore
 
     return LocalStore(location)
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value else None

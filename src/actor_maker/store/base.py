@@ -134,6 +134,11 @@ class ObjectStore(abc.ABC):
         """The key of an object of this store named by ``url`` (``s3://bucket/key``,
         the bucket's https URL, ``{endpoint}/{bucket}/{key}``), else ``None``."""
 
+    @property
+    def reachable_from_internet(self) -> bool:
+        """Whether a presigned URL of this store can be fetched by a hosted model."""
+        return False
+
     def location(self, key: str) -> str:
         """Where a person finds ``key``: a path for the local store, a URL for S3."""
         return self.public_url(key) or f"{self.description}: {key}"

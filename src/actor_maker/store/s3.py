@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import ipaddress
 import re
 import threading
 import time
@@ -53,6 +54,7 @@ class S3Store(ObjectStore):
         endpoint_url: str | None = None,
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
+        session_token: str | None = None,
         client: Any = None,
     ) -> None:
         self._bucket = bucket
@@ -62,9 +64,23 @@ class S3Store(ObjectStore):
         self._client: S3Client | None = client
         self._client_lock = threading.Lock()
         self._connect = functools.partial(
-            _make_client, region, self._endpoint, access_key_id, secret_access_key
+            _make_client, region, self._endpoint, access_key_id, secret_access_key, session_token
         )
         self.description = f"s3://{bucket}/{self._prefix}"
+
+    @property
+    def reachable_from_internet(self) -> bool:
+        """AWS itself, or an https endpoint whose host is not local or private."""
+        if self._endpoint is None:
+            return True
+        parts = urlsplit(self._endpoint)
+        host = (parts.hostname or "").lower()
+        if parts.scheme != "https" or host == "localhost" or host.endswith((".local", ".internal")):
+            return False
+        try:
+            return ipaddress.ip_address(host).is_global
+        except ValueError:
+            return "." in host  # a DNS name; assume it is public
 
     @property
     def client(self) -> S3Client:
@@ -264,6 +280,7 @@ def _make_client(
     endpoint_url: str | None,
     access_key_id: str | None,
     secret_access_key: str | None,
+    session_token: str | None,
 ) -> S3Client:
     """A client with standard retries and a pool big enough for concurrent jobs."""
     config = Config(
@@ -276,6 +293,7 @@ def _make_client(
     session = boto3.session.Session(
         aws_access_key_id=access_key_id,
         aws_secret_access_key=secret_access_key,
+        aws_session_token=session_token,
         region_name=region,
     )
     return session.client("s3", endpoint_url=endpoint_url, config=config)
