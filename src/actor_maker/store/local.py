@@ -159,6 +159,11 @@ class LocalStore(ObjectStore):
 
     # --- URLs: a directory has none ------------------------------------------------
 
+    def location(self, key: str) -> str:
+        """The path a person can open (``key`` may be a prefix ending in ``/``)."""
+        check_key(key.rstrip("/"))
+        return str((self._root / key).absolute())
+
     def presigned_url(self, key: str, expires_in: int = 900) -> str | None:
         return None
 
