@@ -26,8 +26,8 @@ from actor_maker.prompts import (
     subject_for,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-MANIFESTS = REPO_ROOT.parent / "shared" / "fixtures" / "original" / "manifests"
+from .helpers import MANIFESTS
+
 FIXTURE_ACTORS = ("0006", "0007", "0012", "0022")
 
 # The hue words the brief names; COLOR_WORDS must hold at least these.
