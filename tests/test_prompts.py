@@ -27,6 +27,7 @@ from actor_maker.prompts import (
 )
 
 from .helpers import MANIFESTS
+from .helpers import REPO as REPO_ROOT
 
 FIXTURE_ACTORS = ("0006", "0007", "0012", "0022")
 
