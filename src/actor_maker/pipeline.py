@@ -11,12 +11,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import random
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -130,6 +131,8 @@ class ItemResult:
     error: str | None = None
     cost: float | None = None
     seed: int | None = None
+    #: The manifest entry written for it, once stored.
+    entry: dict[str, Any] | None = None
 
     @property
     def prompt_preview(self) -> str:
@@ -321,20 +324,40 @@ class Pipeline:
         return JobPlan(actor, items, self.provider.model, self._price(), aspect_ratio, skipped)
 
     def plan_single(self, actor: Actor, prompt: str, *, aspect_ratio: str = "1:1") -> JobPlan:
+        return self.plan_custom(actor, [prompt], aspect_ratio=aspect_ratio)
+
+    def plan_custom(
+        self, actor: Actor, prompts: Sequence[str], *, aspect_ratio: str = "1:1"
+    ) -> JobPlan:
+        """Free-text prompts; ``{subject}`` in them is filled in like the library's."""
         check_aspect_ratio(aspect_ratio)
-        text = check_prompt(prompt)
+        texts = [check_prompt(p) for p in prompts]
+        if not texts:
+            raise InputError("no prompts given")
         actor, manifest = self._prepare(actor)
-        if "{subject}" in text:
-            template = prompt_lib.PromptTemplate(custom_prompt_id(text), "custom", text, True, ())
-            text = prompt_lib.render(
-                template,
-                actor_type=actor.type,
-                actor_sex=actor.actor_sex,
-                description=manifest.description if manifest else None,
-                outfit=manifest.outfit if manifest else None,
-            ).text
-        item = JobItem(custom_prompt_id(text), text, None, True)
-        return JobPlan(actor, (item,), self.provider.model, self._price(), aspect_ratio)
+        items = []
+        for text in texts:
+            if "{subject}" in text:
+                template = prompt_lib.PromptTemplate(custom_prompt_id(text), "custom", text, True, ())
+                text = prompt_lib.render(
+                    template,
+                    actor_type=actor.type,
+                    actor_sex=actor.actor_sex,
+                    description=manifest.description if manifest else None,
+                    outfit=manifest.outfit if manifest else None,
+                ).text
+            items.append(JobItem(custom_prompt_id(text), text, None, True))
+        return JobPlan(actor, tuple(items), self.provider.model, self._price(), aspect_ratio)
+
+    def plan_items(
+        self, actor: Actor, items: Sequence[JobItem], *, aspect_ratio: str = "1:1"
+    ) -> JobPlan:
+        """Exactly these items (a job being resumed or retried), checked like new input."""
+        check_aspect_ratio(aspect_ratio)
+        for item in items:
+            check_prompt(item.prompt)
+        actor, _ = self._prepare(actor)
+        return JobPlan(actor, tuple(items), self.provider.model, self._price(), aspect_ratio)
 
     @staticmethod
     def check_budget(plan: JobPlan, max_cost: float) -> None:
@@ -393,10 +416,10 @@ class Pipeline:
 
     def _ensure_actor(
         self, actor: Actor, data: bytes, info: ImageInfo, key: str | None
-    ) -> str | None:
-        """Create the manifest and store the base image when missing.
+    ) -> str:
+        """Create the manifest when missing and make sure the base image is in the store.
 
-        Returns the base image's key when the bytes we hold are what it contains.
+        Returns the key holding exactly these bytes (never overwriting another image).
         """
         if key is None:
             key = base_image_key(actor.actor_name, info.extension)
@@ -410,8 +433,16 @@ class Pipeline:
             except PreconditionFailed:
                 head = self.store.head(key)
                 if head is None or head.metadata.get("md5") != md5_hex(data):
-                    key = None  # a different base image is stored there; leave it be
-        stored_key = key or base_image_key(actor.actor_name, info.extension)
+                    # A different base image is stored there: keep it, store ours beside it.
+                    key = base_image_key(f"{actor.actor_name}_{md5_hex(data)[:8]}", info.extension)
+                    with contextlib.suppress(PreconditionFailed):
+                        self.store.put_if_absent(
+                            key,
+                            data,
+                            content_type=info.content_type,
+                            metadata={"actor-id": actor.actor_id, "md5": md5_hex(data)},
+                        )
+        stored_key = key
         base_entry = {
             "filename": stored_key.rsplit("/", 1)[-1],
             "s3_url": self.store.public_url(stored_key),
@@ -600,10 +631,11 @@ class Pipeline:
                     break
                 log.debug("%s is taken; trying the next index", key)
         filename = key.rsplit("/", 1)[-1]
-        entry = self._entry(item, plan, generated, stored.modified, filename, key)
+        entry = self._entry(item, plan, generated, stored.modified, filename, key, state.job_id)
         state.entries.append(entry)
         result.index, result.filename, result.key = index, filename, key
         result.s3_url = entry["s3_url"]
+        result.entry = entry
         result.state = "succeeded"
 
     def _already_mine(self, key: str, metadata: dict[str, str], size: int) -> ObjectInfo | None:
@@ -621,6 +653,7 @@ class Pipeline:
         modified: float,
         filename: str,
         key: str,
+        job_id: str,
     ) -> dict[str, Any]:
         size = len(generated.data)
         return {
@@ -637,7 +670,7 @@ class Pipeline:
             "prompt_id": item.prompt_id,
             "category": item.category,
             "aspect_ratio": plan.aspect_ratio,
-            "generation": generated.provenance(),
+            "generation": {**generated.provenance(), "job_id": job_id},
             "good": False,
             "quality": None,
             "caption": None,

@@ -1,0 +1,143 @@
+"""Job records: what was asked, what happened, what it cost.
+
+A job is one generation request (all prompts, a subset, custom prompts or one
+prompt) for one actor. Its record is the API's view of it and the runner's
+memory across restarts; ``JobRecords`` (records.py) stores it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field, computed_field
+
+
+class JobState(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    partially_failed = "partially_failed"
+    failed = "failed"
+    canceled = "canceled"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (JobState.queued, JobState.running)
+
+
+class ItemState(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    canceled = "canceled"
+
+
+class JobKind(StrEnum):
+    all = "all"  # every library prompt the manifest lacks
+    subset = "subset"  # chosen library prompts
+    custom = "custom"  # free-text prompts (one or more)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_job_id() -> str:
+    return "job_" + uuid.uuid4().hex[:16]
+
+
+class JobItem(BaseModel):
+    prompt_id: str
+    prompt: str
+    category: str | None = None
+    face_visible: bool = True
+    state: ItemState = ItemState.queued
+    error: str | None = None
+    filename: str | None = None
+    index: int | None = None
+    key: str | None = None
+    s3_url: str | None = None
+    seed: int | None = None
+    cost: float | None = None
+
+
+class Job(BaseModel):
+    id: str = Field(default_factory=new_job_id)
+    actor_id: str
+    actor_name: str
+    actor_type: str | None = None
+    actor_sex: str | None = None
+    kind: JobKind = JobKind.all
+    state: JobState = JobState.queued
+    items: list[JobItem] = Field(default_factory=list)
+    aspect_ratio: str = "1:1"
+    seed: int | None = None
+    model: str
+    provider: str
+    max_cost: float | None = None
+    estimated_cost: float = 0.0
+    #: Where the base image is: a store key (preferred, survives restarts) …
+    base_image_key: str | None = None
+    #: … or the URL it was given as, without its query string (for people to read).
+    base_image_url: str | None = None
+    error: str | None = None
+    cancel_requested: bool = False
+    #: Free-form context from the caller (the old frontend's workflow/settings).
+    context: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=now)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def total(self) -> int:
+        return len(self.items)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def succeeded(self) -> int:
+        return sum(1 for i in self.items if i.state == ItemState.succeeded)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def failed(self) -> int:
+        return sum(1 for i in self.items if i.state in (ItemState.failed, ItemState.canceled))
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def cost(self) -> float:
+        return round(sum(i.cost or 0.0 for i in self.items), 4)
+
+    def counts(self) -> dict[str, int]:
+        done = sum(1 for i in self.items if i.state not in (ItemState.queued, ItemState.running))
+        return {
+            "total": self.total,
+            "done": done,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "running": sum(1 for i in self.items if i.state == ItemState.running),
+        }
+
+    def final_state(self) -> JobState:
+        """The state a finished run leaves the job in, from its items."""
+        if self.cancel_requested:
+            return JobState.canceled
+        if not self.items or self.succeeded == self.total:
+            return JobState.succeeded
+        if self.succeeded == 0:
+            return JobState.failed
+        return JobState.partially_failed
+
+
+class JobEvent(BaseModel):
+    """One entry of a job's event stream (Server-Sent Events name + JSON data)."""
+
+    seq: int
+    job_id: str
+    name: str  # job_started, item_started, item_succeeded, item_failed, progress, job_finished
+    data: dict[str, Any]
+    created_at: datetime = Field(default_factory=now)
