@@ -176,6 +176,17 @@ class Event:
 EventSink = Callable[[Event], None]
 
 
+@dataclass(frozen=True)
+class StoredBase:
+    """A base image already in the store, by key (what jobs remember across restarts)."""
+
+    key: str
+
+
+#: What a job's base image can be given as: a URL, the bytes, or a key in the store.
+BaseImage = str | bytes | StoredBase
+
+
 def custom_prompt_id(text: str) -> str:
     return "custom-" + hashlib.sha256(text.encode()).hexdigest()[:10]
 
@@ -368,9 +379,9 @@ class Pipeline:
                 "--max-cost or ACTOR_MAKER_MAX_JOB_COST"
             )
 
-    def check_base_image_ref(self, ref: str | bytes) -> None:
+    def check_base_image_ref(self, ref: BaseImage) -> None:
         """Syntax checks on the base image reference (no network)."""
-        if isinstance(ref, bytes):
+        if not isinstance(ref, str):
             return
         if ref.startswith("s3://"):
             if self.store.key_for_url(ref) is None:
@@ -383,10 +394,13 @@ class Pipeline:
             self.policy.check_syntax(ref)
 
     # --- running ------------------------------------------------------------------------
-    async def load_base_image(self, ref: str | bytes) -> tuple[bytes, ImageInfo, str | None]:
+    async def load_base_image(self, ref: BaseImage) -> tuple[bytes, ImageInfo, str | None]:
         """Bytes, decoded info, and the store key when the image came from the store."""
         key: str | None = None
-        if isinstance(ref, bytes):
+        if isinstance(ref, StoredBase):
+            key = ref.key
+            data = (await asyncio.to_thread(self.store.get, key)).data
+        elif isinstance(ref, bytes):
             data = ref
         elif (key := self.store.key_for_url(ref)) is not None:
             obj = await asyncio.to_thread(self.store.get, key)
@@ -404,7 +418,7 @@ class Pipeline:
             finally:
                 if self._http is None:
                     await client.aclose()
-        what = "base image" if isinstance(ref, bytes) else f"base image {redact_url(ref)}"
+        what = f"base image {redact_url(ref)}" if isinstance(ref, str) else "base image"
         info = await asyncio.to_thread(
             inspect_image,
             data,
@@ -487,10 +501,16 @@ class Pipeline:
                 highest = max(highest, index)
         return highest + 1
 
+    async def prepare_base(self, actor: Actor, ref: BaseImage) -> str:
+        """Fetch and check the base image, create the actor's manifest if it has none, and
+        return the store key of the base image (what a job keeps to run or resume)."""
+        data, info, key = await self.load_base_image(ref)
+        return await asyncio.to_thread(self._ensure_actor, actor, data, info, key)
+
     async def run(
         self,
         plan: JobPlan,
-        base_image: str | bytes,
+        base_image: BaseImage,
         *,
         seed: int | None = None,
         job_id: str | None = None,

@@ -37,6 +37,12 @@ class JobRecords(Protocol):
         """Newest first."""
         ...
 
+    def count(
+        self, *, actor_id: str | None = None, states: Sequence[JobState] | None = None
+    ) -> int:
+        """How many jobs ``list`` would page through."""
+        ...
+
     def request_cancel(self, job_id: str) -> Job | None:
         """Set ``cancel_requested`` (seen by whichever process runs the job)."""
         ...
