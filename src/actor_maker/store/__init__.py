@@ -27,7 +27,10 @@ def open_store(settings: Settings) -> ObjectStore:
             endpoint_url=settings.aws_endpoint_url,
             access_key_id=settings.aws_access_key_id,
             secret_access_key=_secret(settings.aws_secret_access_key),
-            session_token=_secret(settings.aws_session_token),
+            # a session token means nothing without the keys it belongs to
+            session_token=(
+                _secret(settings.aws_session_token) if settings.aws_access_key_id else None
+            ),
         )
     if "://" in location:
         raise ConfigError(

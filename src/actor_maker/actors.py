@@ -1,0 +1,419 @@
+"""Operations on actors, shared by the HTTP API and the CLI.
+
+Each is a few lines over ``update_manifest`` and the store; they raise our
+errors (``NotFoundError``, ``InputError``, ...) and know nothing of HTTP.
+Deletions go through the trash (``actor_maker.trash``): the trash copy and its
+record are written first, then the manifest changes, then the original goes.
+Statistics are recomputed by ``update_manifest`` itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections import Counter
+from collections.abc import Collection, Iterable
+from typing import Any
+
+from actor_maker import prompts
+from actor_maker.errors import InputError, NotFoundError
+from actor_maker.images import ImageInfo, inspect_image, md5_hex
+from actor_maker.manifest import (
+    BASE_IMAGE_PREFIX,
+    Change,
+    Entry,
+    Manifest,
+    base_image_key,
+    manifest_key,
+    new_manifest,
+    read_manifest,
+    training_prefix,
+    update_manifest,
+)
+from actor_maker.store.base import ObjectStore
+from actor_maker.trash import (
+    TrashRecord,
+    copy_to_trash,
+    delete_originals,
+    discard,
+    move_to_trash,
+    numbered_keys,
+    object_key_of,
+    put_first_free,
+    stored_key_of,
+)
+from actor_maker.validation import MAX_PROMPT_LENGTH, check_actor_id, check_actor_name, check_name
+
+log = logging.getLogger(__name__)
+
+
+# --- shared bits ---------------------------------------------------------------------
+
+
+def load_actor(store: ObjectStore, actor_id: str) -> Manifest:
+    manifest = read_manifest(store, check_actor_id(actor_id))
+    if manifest is None:
+        raise NotFoundError(f"actor {actor_id} does not exist")
+    return manifest
+
+
+def check_filename(filename: str) -> str:
+    """A training image's filename from a request: a plain name, no path tricks."""
+    return check_name(filename, "filename")
+
+
+def _text(value: str | None, what: str) -> str | None:
+    """Free text such as a description: ``None`` leaves a field, ``""`` clears it."""
+    if value is None:
+        return None
+    text = value.strip()
+    if len(text) > MAX_PROMPT_LENGTH:
+        raise InputError(f"{what} is {len(text)} characters; the limit is {MAX_PROMPT_LENGTH}")
+    if any(ord(c) < 32 and c not in "\n\t" for c in text):
+        raise InputError(f"{what} contains control characters")
+    return text
+
+
+def _type_and_sex(actor_type: str, actor_sex: str | None) -> tuple[str, str | None]:
+    kind = actor_type.strip().lower()
+    prompts.subject_for(kind, actor_sex)  # UnknownActorTypeError for unknown types
+    return kind, (_text(actor_sex, "actor sex") or "").lower() or None
+
+
+def _metadata(manifest: Manifest) -> dict[str, Any]:
+    meta = manifest.data.get("metadata")
+    if not isinstance(meta, dict):
+        meta = manifest.data["metadata"] = {}
+    return meta
+
+
+def _set_or_clear(target: dict[str, Any], field: str, value: str) -> None:
+    if value:
+        target[field] = value
+    else:
+        target.pop(field, None)
+
+
+def _store_base_image(
+    store: ObjectStore, actor_id: str, keys: Iterable[str], data: bytes, info: ImageInfo
+) -> dict[str, Any] | None:
+    """Store a base image create-only at the first free key; its ``base_images`` item."""
+    key = put_first_free(
+        store,
+        keys,
+        data,
+        content_type=info.content_type,
+        metadata={"actor-id": actor_id, "md5": md5_hex(data)},
+    )
+    if key is None:
+        return None
+    return {
+        "filename": key.rsplit("/", 1)[-1],
+        "s3_url": store.public_url(key),
+        "status": "synced",
+        "format": {"jpg": "jpeg"}.get(info.extension, info.extension),
+        "key": key,
+    }
+
+
+def _position(manifest: Manifest, filename: str) -> int:
+    for i, entry in enumerate(manifest.training_data):
+        if entry.get("filename") == filename:
+            return i
+    raise NotFoundError(f"actor {manifest.actor_id} has no image {filename}")
+
+
+def _keep_high_water_mark(manifest: Manifest, mark: int) -> None:
+    """Indices of removed images stay used, so a restore finds its name free."""
+    if mark >= 0:
+        manifest.data["last_index"] = max(mark, manifest.highest_index())
+
+
+def _without(filenames: Collection[str], *, must_exist: bool) -> Change:
+    def change(manifest: Manifest) -> bool:
+        if must_exist:
+            for filename in filenames:
+                _position(manifest, filename)
+        mark = manifest.highest_index()
+        kept = [e for e in manifest.training_data if e.get("filename") not in filenames]
+        if len(kept) == len(manifest.training_data):
+            return False
+        manifest.data["training_data"] = kept
+        _keep_high_water_mark(manifest, mark)
+        return True
+
+    return change
+
+
+def _commit(store: ObjectStore, record: TrashRecord, actor_id: str, change: Change) -> TrashRecord:
+    """The manifest change of a deletion whose trash copy is written; then the originals go.
+    When the change fails, the manifest and originals are untouched and the copy goes."""
+    try:
+        update_manifest(store, actor_id, change)
+    except BaseException:
+        discard(store, record.trash_id)
+        raise
+    delete_originals(store, record)
+    return record
+
+
+# --- creating and editing ------------------------------------------------------------------
+
+
+def create_actor(
+    store: ObjectStore,
+    *,
+    actor_id: str,
+    actor_name: str,
+    actor_type: str = "person",
+    actor_sex: str | None = None,
+    description: str | None = None,
+    outfit: str | None = None,
+    base_image: bytes,
+    max_bytes: int,
+    max_pixels: int,
+) -> Manifest:
+    """A new actor: its base image stored create-only, its manifest created create-only."""
+    check_actor_id(actor_id)
+    check_actor_name(actor_name)
+    kind, sex = _type_and_sex(actor_type, actor_sex)
+    description, outfit = _text(description, "description"), _text(outfit, "outfit")
+    info = inspect_image(base_image, max_bytes=max_bytes, max_pixels=max_pixels, what="base image")
+    if read_manifest(store, actor_id) is not None:
+        raise InputError(f"actor {actor_id} exists already")
+    keys = [base_image_key(actor_name, info.extension)]
+    base = _store_base_image(store, actor_id, keys, base_image, info)
+    if base is None:
+        raise InputError(f"actor name {actor_name} already has a base image ({keys[0]})")
+    manifest = new_manifest(
+        actor_id=actor_id,
+        actor_name=actor_name,
+        actor_type=kind,
+        actor_sex=sex,
+        description=description,
+        outfit=outfit,
+    )
+    manifest.base_images.append(base)
+
+    def only_if_new(current: Manifest) -> bool:
+        if current.version is not None:
+            raise InputError(f"actor {actor_id} exists already")
+        return True
+
+    return update_manifest(store, actor_id, only_if_new, create=manifest.copy)
+
+
+def update_actor(
+    store: ObjectStore,
+    actor_id: str,
+    *,
+    actor_type: str | None = None,
+    actor_sex: str | None = None,
+    description: str | None = None,
+    outfit: str | None = None,
+    base_image: bytes | None = None,
+    max_bytes: int,
+    max_pixels: int,
+    via: str = "api",
+) -> Manifest:
+    """Change type, sex, description, outfit (``None`` leaves a field, ``""`` clears it)
+    and/or the base image, which goes to a new key and becomes ``base_images[0]``."""
+    current = load_actor(store, actor_id)
+    kind, sex = _type_and_sex(actor_type or current.actor_type, actor_sex)
+    texts = {"description": _text(description, "description"), "outfit": _text(outfit, "outfit")}
+    base = None
+    if base_image is not None:
+        info = inspect_image(
+            base_image, max_bytes=max_bytes, max_pixels=max_pixels, what="base image"
+        )
+        name = check_actor_name(current.actor_name)
+        keys = numbered_keys(base_image_key(name, info.extension))
+        base = _store_base_image(store, actor_id, keys, base_image, info)
+        assert base is not None  # numbered keys never run out
+
+    def change(manifest: Manifest) -> bool:
+        meta = _metadata(manifest)
+        if actor_type is not None:
+            manifest.data["actor_type"] = kind
+        if actor_sex is not None:
+            manifest.data["actor_sex"] = sex
+            _set_or_clear(meta, "sex", sex or "")
+        for field, value in texts.items():
+            if value is not None:
+                _set_or_clear(meta, field, value)
+        if base is not None:
+            others = [b for b in manifest.base_images if b.get("filename") != base["filename"]]
+            manifest.data["base_images"] = [dict(base), *others]
+        return True
+
+    log.info("actor %s updated via %s", actor_id, via)
+    return update_manifest(store, actor_id, change)
+
+
+# --- deleting -------------------------------------------------------------------------------
+
+
+def delete_actor(store: ObjectStore, actor_id: str, *, confirm: str, via: str) -> TrashRecord:
+    """Move the manifest, the base images and every training object to the trash."""
+    if confirm != actor_id:
+        raise InputError(f"to delete actor {actor_id}, confirm with its id {actor_id!r}")
+    manifest = load_actor(store, actor_id)
+    name = check_actor_name(manifest.actor_name)
+    keys = [manifest_key(actor_id)]
+    for base in manifest.base_images:
+        key = stored_key_of(store, base, BASE_IMAGE_PREFIX)
+        if key and key.rsplit("/", 1)[-1].startswith(f"{name}_base"):
+            keys.append(key)
+    keys += [info.key for info in store.list(training_prefix(name))]
+    return move_to_trash(
+        store,
+        keys=keys,
+        actor_id=actor_id,
+        actor_name=name,
+        reason="delete-actor",
+        via=via,
+        entries=manifest.training_data,
+        manifest=manifest.data,
+    )
+
+
+def _delete_entries(
+    store: ObjectStore,
+    manifest: Manifest,
+    entries: list[Entry],
+    *,
+    reason: str,
+    via: str,
+    must_exist: bool,
+) -> TrashRecord:
+    name = check_actor_name(manifest.actor_name)
+    prefix = training_prefix(name)
+    keys = [k for e in entries if (k := stored_key_of(store, e, prefix))]
+    record = copy_to_trash(
+        store,
+        keys=keys,
+        actor_id=manifest.actor_id,
+        actor_name=name,
+        reason=reason,
+        via=via,
+        entries=entries,
+    )
+    filenames = {str(e["filename"]) for e in entries}
+    return _commit(store, record, manifest.actor_id, _without(filenames, must_exist=must_exist))
+
+
+def delete_image(
+    store: ObjectStore, actor_id: str, filename: str, *, via: str, reason: str = "delete"
+) -> TrashRecord:
+    """Remove one entry and move its object (when it is in this store) to the trash."""
+    check_filename(filename)
+    manifest = load_actor(store, actor_id)
+    entry = manifest.training_data[_position(manifest, filename)]
+    return _delete_entries(store, manifest, [entry], reason=reason, via=via, must_exist=True)
+
+
+def delete_all_images(store: ObjectStore, actor_id: str, *, via: str) -> TrashRecord:
+    """Remove every entry and move their objects to the trash; the actor stays."""
+    manifest = load_actor(store, actor_id)
+    entries = list(manifest.training_data)
+    return _delete_entries(store, manifest, entries, reason="delete-all", via=via, must_exist=False)
+
+
+def replace_entry(
+    store: ObjectStore, actor_id: str, old_filename: str, new_entry: Entry, *, via: str
+) -> TrashRecord:
+    """Put ``new_entry`` (its image already stored) where ``old_filename`` was, in one
+    manifest change; the old object goes to the trash (reason ``replaced``)."""
+    check_filename(old_filename)
+    new_filename = check_name(str(new_entry.get("filename") or ""), "new filename")
+    if new_filename == old_filename:
+        raise InputError(f"the new image must have a new filename, not {old_filename}")
+    manifest = load_actor(store, actor_id)
+    prefix = training_prefix(check_actor_name(manifest.actor_name))
+    old = manifest.training_data[_position(manifest, old_filename)]
+    new_key = object_key_of(store, new_entry, prefix)
+    if new_key is not None and store.head(new_key) is None:
+        raise InputError(f"store the new image {new_key} before replacing {old_filename}")
+    old_key = stored_key_of(store, old, prefix)
+    record = copy_to_trash(
+        store,
+        keys=[old_key] if old_key else [],
+        actor_id=actor_id,
+        actor_name=manifest.actor_name,
+        reason="replaced",
+        via=via,
+        entries=[old],
+    )
+
+    def change(current: Manifest) -> bool:
+        position = _position(current, old_filename)
+        if current.find(new_filename) is not None:
+            raise InputError(f"actor {actor_id} has an image {new_filename} already")
+        mark = current.highest_index()
+        current.training_data[position] = copy.deepcopy(new_entry)
+        _keep_high_water_mark(current, mark)
+        return True
+
+    return _commit(store, record, actor_id, change)
+
+
+# --- flags ----------------------------------------------------------------------------------
+
+
+def set_good(store: ObjectStore, actor_id: str, filename: str, good: bool | None = None) -> bool:
+    """Set (or with ``None`` toggle) an image's ``good`` flag; returns the new value."""
+    check_filename(filename)
+    result = False
+
+    def change(manifest: Manifest) -> bool:
+        nonlocal result
+        entry = manifest.training_data[_position(manifest, filename)]
+        result = (not bool(entry.get("good"))) if good is None else good
+        if entry.get("good") is result:
+            return False
+        entry["good"] = result
+        return True
+
+    update_manifest(store, check_actor_id(actor_id), change)
+    return result
+
+
+def _toggle(store: ObjectStore, actor_id: str, field: str) -> bool:
+    result = False
+
+    def change(manifest: Manifest) -> bool:
+        nonlocal result
+        result = not bool(manifest.data.get(field))
+        manifest.data[field] = result
+        return True
+
+    update_manifest(store, check_actor_id(actor_id), change)
+    return result
+
+
+def toggle_actor_good(store: ObjectStore, actor_id: str) -> bool:
+    """Toggle the actor's top-level ``good`` flag; returns the new value."""
+    return _toggle(store, actor_id, "good")
+
+
+def toggle_training_data_good(store: ObjectStore, actor_id: str) -> bool:
+    """Toggle the legacy top-level ``training_data_good`` flag; returns the new value."""
+    return _toggle(store, actor_id, "training_data_good")
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def _usage(manifest: Manifest, field: str) -> dict[str, int]:
+    values = (e.get(field) for e in manifest.training_data)
+    return dict(Counter(v for v in values if isinstance(v, str) and v))
+
+
+def prompt_usage(manifest: Manifest) -> dict[str, int]:
+    """Prompt text → how many of the actor's images were made from it."""
+    return _usage(manifest, "prompt")
+
+
+def prompt_id_usage(manifest: Manifest) -> dict[str, int]:
+    """Prompt id → how many of the actor's images were made from it."""
+    return _usage(manifest, "prompt_id")

@@ -1,0 +1,1 @@
+"""Jobs: records of generation requests, their event streams, and the runner."""

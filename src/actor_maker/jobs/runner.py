@@ -1,0 +1,325 @@
+"""The in-process job runner (embedded mode).
+
+Runs each job as an asyncio task holding a lease on its record: a heartbeat
+renews the lease and notices cancel requests made by any process. A watchdog
+resumes jobs whose runner died (lease expired). A resumed job skips the items
+its earlier run already stored (entries carry ``generation.job_id``), so it
+finishes without duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from actor_maker.errors import ActorMakerError, ConflictError, NotFoundError
+from actor_maker.jobs.models import ItemState, Job, JobItem, JobState, new_job_id, now
+from actor_maker.jobs.records import JobRecords
+from actor_maker.manifest import read_manifest
+from actor_maker.pipeline import Actor, Event, ItemResult, JobPlan, Pipeline, StoredBase
+from actor_maker.pipeline import JobItem as PlanItem
+
+log = logging.getLogger(__name__)
+
+#: Called after every change of a job (the API wakes its event streams with it).
+Listener = Callable[[str], None]
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def job_from_plan(plan: JobPlan, **fields: Any) -> Job:
+    """A new job record for ``plan``."""
+    items = [
+        JobItem(
+            prompt_id=i.prompt_id, prompt=i.prompt, category=i.category, face_visible=i.face_visible
+        )
+        for i in plan.items
+    ]
+    return Job(
+        actor_id=plan.actor.actor_id,
+        actor_name=plan.actor.actor_name,
+        actor_type=plan.actor.actor_type,
+        actor_sex=plan.actor.actor_sex,
+        items=items,
+        aspect_ratio=plan.aspect_ratio,
+        model=plan.model,
+        estimated_cost=plan.estimated_cost,
+        **fields,
+    )
+
+
+class JobRunner:
+    def __init__(
+        self,
+        *,
+        records: JobRecords,
+        pipeline: Pipeline,
+        lease_ttl_s: float = 15.0,
+        watch_interval_s: float = 5.0,
+        owner: str | None = None,
+    ) -> None:
+        self.records = records
+        self.pipeline = pipeline
+        self.lease_ttl_s = lease_ttl_s
+        self.watch_interval_s = watch_interval_s
+        self.owner = owner or default_owner()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._listeners: list[Listener] = []
+        self._watchdog: asyncio.Task[None] | None = None
+
+    # --- lifecycle ------------------------------------------------------------------
+    async def start(self) -> None:
+        self._watchdog = asyncio.create_task(self._watch())
+
+    async def stop(self) -> None:
+        """Stop running jobs without finishing them: another runner resumes them."""
+        tasks = [t for t in (self._watchdog, *self._tasks.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    # --- requests -------------------------------------------------------------------
+    async def submit(self, job: Job) -> Job:
+        await asyncio.to_thread(self.records.create, job)
+        self._launch(job.id)
+        return job
+
+    async def active_job(self, actor_id: str) -> Job | None:
+        """A queued or running job for the actor, if any (to answer a double click)."""
+        jobs = await asyncio.to_thread(
+            self.records.list,
+            actor_id=actor_id,
+            states=[JobState.queued, JobState.running],
+            limit=1,
+        )
+        return jobs[0] if jobs else None
+
+    async def cancel(self, job_id: str) -> Job:
+        job = await self._get(job_id)
+        if job.state.finished:
+            return job
+        await asyncio.to_thread(self.records.request_cancel, job_id)
+        task = self._tasks.get(job_id)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({task})
+        elif await asyncio.to_thread(
+            self.records.acquire_lease, job_id, self.owner, self.lease_ttl_s
+        ):
+            # nobody runs it: finish the record here
+            job = await self._get(job_id)
+            await self._finish(job, canceled=True)
+        return await self._get(job_id)
+
+    async def resume(self, job_id: str) -> Job:
+        job = await self._get(job_id)
+        if job.state.finished:
+            raise ConflictError(f"job {job_id} is {job.state.value}; nothing to resume")
+        holder = await asyncio.to_thread(self.records.lease_owner, job_id)
+        if holder is not None and holder != self.owner:
+            raise ConflictError(f"job {job_id} is being run by {holder}")
+        self._launch(job_id)
+        return job
+
+    async def retry_failed(self, job_id: str) -> Job:
+        job = await self._get(job_id)
+        if not job.state.finished:
+            raise ConflictError(f"job {job_id} is still {job.state.value}")
+        failed = [i for i in job.items if i.state in (ItemState.failed, ItemState.canceled)]
+        if not failed:
+            raise ConflictError(f"job {job_id} has no failed items")
+        retry = job.model_copy(
+            update={
+                "id": new_job_id(),
+                "state": JobState.queued,
+                "items": [JobItem(**i.model_dump(include=_ITEM_INPUT)) for i in failed],
+                "error": None,
+                "cancel_requested": False,
+                "created_at": now(),
+                "started_at": None,
+                "finished_at": None,
+                "estimated_cost": round(len(failed) * (job.estimated_cost / max(1, job.total)), 4),
+                "context": {**job.context, "retry_of": job.id},
+            }
+        )
+        return await self.submit(retry)
+
+    # --- running ----------------------------------------------------------------------
+    def _launch(self, job_id: str) -> None:
+        if job_id in self._tasks:
+            return
+        task = asyncio.create_task(self._execute(job_id), name=f"job {job_id}")
+        self._tasks[job_id] = task
+        task.add_done_callback(lambda _t: self._tasks.pop(job_id, None))
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                for job in await asyncio.to_thread(self.records.orphaned):
+                    if job.id not in self._tasks:
+                        log.info("resuming job %s (its runner is gone)", job.id)
+                        self._launch(job.id)
+            except ActorMakerError as exc:
+                log.warning("job watchdog: %s", exc)
+            await asyncio.sleep(self.watch_interval_s)
+
+    async def _execute(self, job_id: str) -> None:
+        if not await asyncio.to_thread(
+            self.records.acquire_lease, job_id, self.owner, self.lease_ttl_s
+        ):
+            return  # someone else runs it
+        job = await self._get(job_id)
+        if job.state.finished:
+            await asyncio.to_thread(self.records.release_lease, job_id, self.owner)
+            return
+        heartbeat = asyncio.create_task(self._heartbeat(job_id, asyncio.current_task()))
+        try:
+            if job.cancel_requested:
+                await self._finish(job, canceled=True)
+                return
+            await self._run(job)
+        except asyncio.CancelledError:
+            latest = await self._get(job_id)
+            if not latest.cancel_requested:  # shutting down or lease lost: leave it to resume
+                await asyncio.to_thread(self.records.release_lease, job_id, self.owner)
+                raise
+            job.cancel_requested = True
+            await self._finish(job, canceled=True)
+        except ActorMakerError as exc:
+            job.error = str(exc)
+            await self._finish(job)
+        finally:
+            heartbeat.cancel()
+
+    async def _heartbeat(self, job_id: str, run: asyncio.Task[Any] | None) -> None:
+        while True:
+            await asyncio.sleep(self.lease_ttl_s / 3)
+            kept = await asyncio.to_thread(
+                self.records.renew_lease, job_id, self.owner, self.lease_ttl_s
+            )
+            job = await asyncio.to_thread(self.records.get, job_id)
+            if run is not None and (not kept or (job is not None and job.cancel_requested)):
+                run.cancel()
+                return
+
+    async def _run(self, job: Job) -> None:
+        self._mark_done_items(job)
+        job.state = JobState.running
+        job.started_at = job.started_at or now()
+        await self._save(job, "job_started", job.model_dump(mode="json"))
+        remaining = [i for i in job.items if i.state in (ItemState.queued, ItemState.running)]
+        if remaining:
+            if job.base_image_key is None:
+                raise NotFoundError(f"job {job.id} has no base image to work from")
+            actor = Actor(job.actor_id, job.actor_name, job.actor_type, job.actor_sex)
+            items = [PlanItem(i.prompt_id, i.prompt, i.category, i.face_visible) for i in remaining]
+            plan = self.pipeline.plan_items(actor, items, aspect_ratio=job.aspect_ratio)
+            by_id = {i.prompt_id: i for i in remaining}
+            result = await self.pipeline.run(
+                plan,
+                StoredBase(job.base_image_key),
+                seed=job.seed,
+                job_id=job.id,
+                on_event=lambda event: self._on_event(job, by_id, event),
+            )
+            if result.fatal is not None:
+                job.error = str(result.fatal)
+        await self._finish(job)
+
+    def _mark_done_items(self, job: Job) -> None:
+        """Items an earlier run of this job stored already count as done."""
+        manifest = read_manifest(self.pipeline.store, job.actor_id)
+        if manifest is None:
+            return
+        stored = {
+            e.get("prompt_id"): e
+            for e in manifest.training_data
+            if isinstance(e.get("generation"), dict) and e["generation"].get("job_id") == job.id
+        }
+        for item in job.items:
+            entry = stored.get(item.prompt_id)
+            if entry is not None and item.state != ItemState.succeeded:
+                item.state = ItemState.succeeded
+                item.error = None
+                item.filename, item.key, item.s3_url = (
+                    entry["filename"],
+                    entry.get("key"),
+                    entry.get("s3_url"),
+                )
+                item.cost = (entry.get("generation") or {}).get("cost")
+
+    def _on_event(self, job: Job, items: dict[str, JobItem], event: Event) -> None:
+        if event.item is None:
+            return
+        item = items[event.item.prompt_id]
+        _copy_result(event.item, item)
+        if event.kind == "item_started":
+            self._save_sync(
+                job, "item_started", {"prompt_id": item.prompt_id, "prompt": item.prompt}
+            )
+        elif event.kind == "item_succeeded":
+            self._save_sync(
+                job, "item_succeeded", {"prompt_id": item.prompt_id, "entry": event.item.entry}
+            )
+            self._event_sync(job, "progress", job.counts())
+        elif event.kind == "item_failed":
+            self._save_sync(job, "item_failed", {"prompt_id": item.prompt_id, "error": item.error})
+            self._event_sync(job, "progress", job.counts())
+
+    async def _finish(self, job: Job, *, canceled: bool = False) -> None:
+        for item in job.items:
+            if item.state in (ItemState.queued, ItemState.running):
+                item.state = ItemState.canceled
+                item.error = item.error or ("canceled" if canceled else "not run")
+        job.state = JobState.canceled if canceled else job.final_state()
+        if job.error and job.state == JobState.succeeded:
+            job.state = JobState.failed
+        job.finished_at = now()
+        await self._save(job, "job_finished", job.model_dump(mode="json"))
+        await asyncio.to_thread(self.records.release_lease, job.id, self.owner)
+
+    # --- records --------------------------------------------------------------------
+    async def _get(self, job_id: str) -> Job:
+        job = await asyncio.to_thread(self.records.get, job_id)
+        if job is None:
+            raise NotFoundError(f"no job {job_id}")
+        return job
+
+    async def _save(self, job: Job, event: str, data: dict[str, Any]) -> None:
+        await asyncio.to_thread(self._save_sync, job, event, data)
+
+    def _save_sync(self, job: Job, event: str, data: dict[str, Any]) -> None:
+        self.records.save(job)
+        self._event_sync(job, event, data)
+
+    def _event_sync(self, job: Job, event: str, data: dict[str, Any]) -> None:
+        self.records.append_event(job.id, event, data)
+        for listener in self._listeners:
+            listener(job.id)
+
+
+_ITEM_INPUT = {"prompt_id", "prompt", "category", "face_visible"}
+
+
+def _copy_result(result: ItemResult, item: JobItem) -> None:
+    item.state = ItemState(result.state)
+    item.error = result.error
+    item.filename, item.index, item.key, item.s3_url = (
+        result.filename,
+        result.index,
+        result.key,
+        result.s3_url,
+    )
+    item.seed, item.cost = result.seed, result.cost

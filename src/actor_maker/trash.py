@@ -1,0 +1,495 @@
+"""Deleting never loses data by accident: deleted objects are moved to a trash prefix.
+
+One deletion is one trash folder::
+
+    system_actors/trash/{trash_id}/record.json        what was deleted, by whom, why
+    system_actors/trash/{trash_id}/{original key}     a copy of each deleted object
+
+``trash_id`` is a UTC timestamp plus a short random part, so folders sort by age.
+A move copies every object and writes the record first and deletes the originals
+last: a crash in between leaves a duplicate, never a loss. ``restore`` puts the
+objects back (at the next free index when a training image's name was taken in
+the meantime) and re-adds the manifest entries through ``update_manifest``;
+``purge`` removes folders older than a number of days.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import re
+import secrets
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from actor_maker.errors import InputError, NotFoundError, PreconditionFailed
+from actor_maker.images import md5_hex
+from actor_maker.manifest import (
+    BASE_IMAGE_PREFIX,
+    ROOT,
+    Entry,
+    Manifest,
+    index_of,
+    manifest_key,
+    read_manifest,
+    training_key,
+    training_prefix,
+    update_manifest,
+    utc_now,
+)
+from actor_maker.store.base import ObjectStore, check_key
+from actor_maker.validation import check_actor_id, check_actor_name
+
+log = logging.getLogger(__name__)
+
+TRASH_PREFIX = f"{ROOT}/trash/"
+RECORD_NAME = "record.json"
+REASONS = ("delete", "delete-all", "delete-actor", "replaced")
+VIAS = ("cli", "api", "ui")
+
+_ID_FORMAT = "%Y%m%dT%H%M%S%fZ"
+_ID_RE = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{8}")
+
+
+@dataclass(frozen=True)
+class TrashRecord:
+    """The ``record.json`` of one trash folder."""
+
+    trash_id: str
+    deleted_at: str
+    reason: str
+    actor_id: str
+    actor_name: str
+    via: str
+    #: ``{key, size, content_type, metadata, version}`` of each object moved.
+    objects: list[dict[str, Any]]
+    #: The manifest entries removed, verbatim.
+    entries: list[dict[str, Any]]
+    #: The whole manifest when a whole actor was deleted, else ``None``.
+    manifest: dict[str, Any] | None
+
+    def to_json(self) -> bytes:
+        return (json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> TrashRecord:
+        data = json.loads(raw)
+        manifest = data.get("manifest")
+        return cls(
+            trash_id=str(data["trash_id"]),
+            deleted_at=str(data.get("deleted_at", "")),
+            reason=str(data.get("reason", "")),
+            actor_id=str(data.get("actor_id", "")),
+            actor_name=str(data.get("actor_name", "")),
+            via=str(data.get("via", "")),
+            objects=[o for o in data.get("objects") or [] if isinstance(o, dict)],
+            entries=[e for e in data.get("entries") or [] if isinstance(e, dict)],
+            manifest=manifest if isinstance(manifest, dict) else None,
+        )
+
+
+# --- ids and keys -----------------------------------------------------------------------
+
+
+def new_trash_id(now: datetime | None = None) -> str:
+    return f"{(now or datetime.now(UTC)).strftime(_ID_FORMAT)}-{secrets.token_hex(4)}"
+
+
+def trash_id_valid(value: object) -> bool:
+    """Whether ``value`` is a well-formed trash id (so it is safe inside a key)."""
+    return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
+
+
+def trash_id_time(trash_id: str) -> datetime:
+    return datetime.strptime(trash_id.split("-", 1)[0], _ID_FORMAT).replace(tzinfo=UTC)
+
+
+def _checked_id(trash_id: str) -> str:
+    if not trash_id_valid(trash_id):
+        raise InputError(f"invalid trash id {trash_id!r}")
+    return trash_id
+
+
+def trash_folder(trash_id: str) -> str:
+    return f"{TRASH_PREFIX}{_checked_id(trash_id)}/"
+
+
+def record_key(trash_id: str) -> str:
+    return f"{trash_folder(trash_id)}{RECORD_NAME}"
+
+
+# --- which object an entry names ---------------------------------------------------------
+
+
+def object_key_of(store: ObjectStore, entry: Entry, prefix: str) -> str | None:
+    """The key in ``store`` of the object a manifest entry (or base image) names.
+
+    ``entry["key"]``, else the key its ``s3_url`` maps to in this store, else
+    ``prefix`` + filename when it has no URL at all. ``None`` when the object is
+    elsewhere (another bucket) or the key would fall outside ``prefix``: objects
+    outside our layout are never moved.
+    """
+    key, url, filename = entry.get("key"), entry.get("s3_url"), entry.get("filename")
+    if isinstance(key, str) and key:
+        candidate: str | None = key
+    elif isinstance(url, str) and url:
+        candidate = store.key_for_url(url)
+    elif isinstance(filename, str) and filename:
+        candidate = f"{prefix}{filename}"
+    else:
+        return None
+    if candidate is None or not candidate.startswith(prefix):
+        return None
+    try:
+        return check_key(candidate)
+    except InputError:
+        return None
+
+
+def stored_key_of(store: ObjectStore, entry: Entry, prefix: str) -> str | None:
+    """``object_key_of`` when that object exists in ``store`` now, else ``None``."""
+    key = object_key_of(store, entry, prefix)
+    return key if key is not None and store.head(key) is not None else None
+
+
+def same_bytes(store: ObjectStore, key: str, data: bytes) -> bool:
+    """Whether ``key`` holds exactly ``data`` (multipart ETags are checked by reading)."""
+    head = store.head(key)
+    if head is None or head.size != len(data):
+        return False
+    if head.version == md5_hex(data):
+        return True
+    return "-" in head.version and store.get(key).data == data
+
+
+def put_first_free(
+    store: ObjectStore,
+    candidates: Iterable[str],
+    data: bytes,
+    *,
+    content_type: str | None = None,
+    metadata: dict[str, str] | None = None,
+) -> str | None:
+    """Store ``data`` create-only at the first candidate key that is free (or that
+    already holds these bytes); returns that key, or ``None`` when every one is taken."""
+    for key in candidates:
+        try:
+            store.put_if_absent(key, data, content_type=content_type, metadata=metadata)
+            return key
+        except PreconditionFailed:
+            if same_bytes(store, key, data):
+                return key
+    return None
+
+
+def numbered_keys(key: str, start: int = 2) -> Iterator[str]:
+    """``key``, then ``{stem}_{n}.{ext}`` for n = start, start + 1, ..."""
+    yield key
+    stem, dot, ext = key.rpartition(".")
+    if not dot:
+        stem, ext = key, ""
+    n = start
+    while True:
+        yield f"{stem}_{n}{dot}{ext}"
+        n += 1
+
+
+# --- moving to the trash ---------------------------------------------------------------
+
+
+def copy_to_trash(
+    store: ObjectStore,
+    *,
+    keys: Sequence[str],
+    actor_id: str,
+    actor_name: str,
+    reason: str,
+    via: str,
+    entries: Iterable[Entry] = (),
+    manifest: dict[str, Any] | None = None,
+) -> TrashRecord:
+    """First half of a move: copy ``keys`` (absent ones skipped) and write the record.
+    Nothing is deleted; finish with ``delete_originals`` or undo with ``discard``."""
+    if reason not in REASONS:
+        raise InputError(f"unknown trash reason {reason!r}; one of {', '.join(REASONS)}")
+    if via not in VIAS:
+        raise InputError(f"unknown via {via!r}; one of {', '.join(VIAS)}")
+    for key in keys:
+        if check_key(key).startswith(TRASH_PREFIX):
+            raise InputError(f"{key} is in the trash already")
+    trash_id = new_trash_id()
+    folder = trash_folder(trash_id)
+    objects: list[dict[str, Any]] = []
+    for key in dict.fromkeys(keys):
+        try:
+            obj = store.get(key)
+        except NotFoundError:
+            log.info("%s is gone already; nothing to move to the trash", key)
+            continue
+        info = obj.info
+        meta = dict(info.metadata)
+        store.put_if_absent(
+            f"{folder}{key}", obj.data, content_type=info.content_type, metadata=meta
+        )
+        objects.append(
+            {
+                "key": key,
+                "size": info.size,
+                "content_type": info.content_type,
+                "metadata": meta,
+                "version": info.version,
+            }
+        )
+    record = TrashRecord(
+        trash_id=trash_id,
+        deleted_at=utc_now(),
+        reason=reason,
+        actor_id=actor_id,
+        actor_name=actor_name,
+        via=via,
+        objects=objects,
+        entries=[copy.deepcopy(dict(e)) for e in entries],
+        manifest=copy.deepcopy(manifest) if manifest is not None else None,
+    )
+    store.put_if_absent(record_key(trash_id), record.to_json(), content_type="application/json")
+    return record
+
+
+def delete_originals(store: ObjectStore, record: TrashRecord) -> None:
+    """Second half of a move. An object changed since it was copied (a manifest
+    updated meanwhile) is left in place: its newer content is not in the trash."""
+    for obj in record.objects:
+        head = store.head(obj["key"])
+        if head is None:
+            continue
+        if head.version != obj.get("version"):
+            log.warning("%s changed after it was copied to the trash; left in place", obj["key"])
+            continue
+        store.delete(obj["key"])
+
+
+def discard(store: ObjectStore, trash_id: str) -> None:
+    """Remove a trash folder: the record first (it stops being listed), then the copies."""
+    folder = trash_folder(trash_id)
+    store.delete(record_key(trash_id))
+    for info in list(store.list(folder)):
+        store.delete(info.key)
+
+
+def move_to_trash(
+    store: ObjectStore,
+    *,
+    keys: Sequence[str],
+    actor_id: str,
+    actor_name: str,
+    reason: str,
+    via: str,
+    entries: Iterable[Entry] = (),
+    manifest: dict[str, Any] | None = None,
+) -> TrashRecord:
+    """Copy ``keys`` and the record into a new trash folder, then delete the originals."""
+    record = copy_to_trash(
+        store,
+        keys=keys,
+        actor_id=actor_id,
+        actor_name=actor_name,
+        reason=reason,
+        via=via,
+        entries=entries,
+        manifest=manifest,
+    )
+    delete_originals(store, record)
+    return record
+
+
+# --- reading the trash -----------------------------------------------------------------
+
+
+def _trash_ids(store: ObjectStore) -> dict[str, list[str]]:
+    """Trash id → keys in its folder (folders whose name is not an id are ignored)."""
+    folders: dict[str, list[str]] = {}
+    for info in store.list(TRASH_PREFIX):
+        trash_id = info.key[len(TRASH_PREFIX) :].split("/", 1)[0]
+        if trash_id_valid(trash_id):
+            folders.setdefault(trash_id, []).append(info.key)
+    return folders
+
+
+def read_record(store: ObjectStore, trash_id: str) -> TrashRecord:
+    """The record of ``trash_id``; ``InputError`` when the id is malformed or unknown."""
+    key = record_key(trash_id)
+    try:
+        raw = store.get(key).data
+    except NotFoundError as exc:
+        raise InputError(f"no trash entry {trash_id!r}") from exc
+    try:
+        return TrashRecord.from_json(raw)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"trash record {key} is unreadable: {exc}") from exc
+
+
+def list_trash(store: ObjectStore, *, actor_id: str | None = None) -> list[TrashRecord]:
+    """Trash records, newest first; folders without a readable record are skipped."""
+    records: list[TrashRecord] = []
+    for trash_id, keys in sorted(_trash_ids(store).items(), reverse=True):
+        if record_key(trash_id) not in keys:
+            continue
+        try:
+            record = read_record(store, trash_id)
+        except InputError as exc:
+            log.warning("%s", exc)
+            continue
+        if actor_id is None or record.actor_id == actor_id:
+            records.append(record)
+    return records
+
+
+# --- restoring -------------------------------------------------------------------------
+
+
+class _Restorer:
+    """Puts one record's objects back and works out where each one went."""
+
+    def __init__(self, store: ObjectStore, record: TrashRecord, current: Manifest | None) -> None:
+        self.store = store
+        self.record = record
+        self.name = record.actor_name
+        self.moved: dict[str, str] = {}  # original key → key restored to (when different)
+        highest = [current.highest_index()] if current else []
+        if record.manifest is not None:
+            highest.append(Manifest(record.manifest).highest_index())
+        self._next_index = max(highest, default=-1) + 1
+
+    def restore_objects(self) -> None:
+        folder = trash_folder(self.record.trash_id)
+        for obj in self.record.objects:
+            key = str(obj["key"])
+            if key == manifest_key(self.record.actor_id):
+                continue  # the manifest comes back through update_manifest
+            try:
+                data = self.store.get(f"{folder}{key}").data
+            except NotFoundError:
+                log.warning("trash copy of %s is missing; skipped", key)
+                continue
+            restored = put_first_free(
+                self.store,
+                self._candidates(key, data),
+                data,
+                content_type=obj.get("content_type"),
+                metadata=dict(obj.get("metadata") or {}),
+            )
+            assert restored is not None  # the candidates never run out
+            if restored != key:
+                self.moved[key] = restored
+
+    def _candidates(self, key: str, data: bytes) -> Iterator[str]:
+        """The original key; then, for a training image, an object already holding these
+        bytes (a restore re-run) or the next free index; for others, a numbered key."""
+        yield key
+        filename = key.rsplit("/", 1)[-1]
+        index = index_of(filename)
+        if not (key.startswith(training_prefix(self.name)) and index is not None):
+            yield from numbered_keys(key)
+            return
+        for info in self.store.list(training_prefix(self.name)):
+            if info.size == len(data) and same_bytes(self.store, info.key, data):
+                yield info.key
+        extension = filename.rsplit(".", 1)[-1]
+        while True:
+            yield training_key(self.name, self._next_index, extension)
+            self._next_index += 1
+
+    def rewrite(self, item: Entry, prefix: str) -> Entry:
+        """A copy of ``item`` naming the key its object was restored to."""
+        item = copy.deepcopy(item)
+        new = self.moved.get(object_key_of(self.store, item, prefix) or "")
+        if new is not None:
+            item["filename"] = new.rsplit("/", 1)[-1]
+            item["key"] = new
+            if item.get("s3_url") or self.store.public_url(new):
+                item["s3_url"] = self.store.public_url(new)
+        return item
+
+
+def restore(store: ObjectStore, trash_id: str) -> TrashRecord:
+    """Put a trash folder's objects and entries back, then remove the folder.
+
+    Returns the record with its entries as restored (renamed where their index
+    had been taken in the meantime).
+    """
+    record = read_record(store, trash_id)
+    check_actor_id(record.actor_id)
+    check_actor_name(record.actor_name)
+    current = read_manifest(store, record.actor_id)
+    whole_actor = record.reason == "delete-actor" and record.manifest is not None
+    if current is None and not whole_actor:
+        raise InputError(
+            f"actor {record.actor_id} has no manifest; restore the deletion of the actor first"
+        )
+    restorer = _Restorer(store, record, current)
+    restorer.restore_objects()
+    prefix = training_prefix(record.actor_name)
+    entries = [restorer.rewrite(e, prefix) for e in record.entries]
+    saved: Manifest | None = None
+    if whole_actor:
+        assert record.manifest is not None
+        saved = Manifest(copy.deepcopy(record.manifest))
+        saved.data["training_data"] = [restorer.rewrite(e, prefix) for e in saved.training_data]
+        saved.data["base_images"] = [
+            restorer.rewrite(b, BASE_IMAGE_PREFIX) for b in saved.base_images
+        ]
+    update_manifest(store, record.actor_id, _merge(entries, saved), create=_creator(saved))
+    discard(store, trash_id)
+    log.info("restored trash %s (%s of actor %s)", trash_id, record.reason, record.actor_id)
+    return replace(record, entries=entries)
+
+
+def _merge(entries: list[Entry], saved: Manifest | None) -> Callable[[Manifest], bool]:
+    def change(manifest: Manifest) -> bool:
+        changed = False
+        all_entries = entries + (saved.training_data if saved else [])
+        for entry in all_entries:
+            changed = manifest.add_entry(copy.deepcopy(entry)) or changed
+        known = {b.get("filename") for b in manifest.base_images}
+        for base in saved.base_images if saved else []:
+            if base.get("filename") not in known:
+                manifest.base_images.append(copy.deepcopy(base))
+                changed = True
+        return changed
+
+    return change
+
+
+def _creator(saved: Manifest | None) -> Callable[[], Manifest] | None:
+    if saved is None:
+        return None
+    return lambda: Manifest(copy.deepcopy(saved.data))
+
+
+# --- purging -----------------------------------------------------------------------------
+
+
+def purgeable(
+    store: ObjectStore, *, older_than_days: float = 30, now: datetime | None = None
+) -> list[str]:
+    """Ids of the trash folders older than ``older_than_days``, oldest first."""
+    if older_than_days < 0:
+        raise InputError("--older-than-days must not be negative")
+    now = now or datetime.now(UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    cutoff = now - timedelta(days=older_than_days)
+    return sorted(i for i in _trash_ids(store) if trash_id_time(i) < cutoff)
+
+
+def purge(
+    store: ObjectStore, *, older_than_days: float = 30, now: datetime | None = None
+) -> list[str]:
+    """Delete trash folders older than ``older_than_days`` for good; returns their ids."""
+    purged = purgeable(store, older_than_days=older_than_days, now=now)
+    for trash_id in purged:
+        discard(store, trash_id)
+    return purged
