@@ -152,6 +152,35 @@ class Settings(BaseSettings):
         description="redis:// URL of the task queue (distributed mode). Checked by doctor.",
     )
 
+    # --- the HTTP API (actor-maker serve) -------------------------------------------------
+    api_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ACTOR_MAKER_API_TOKEN"),
+        description="Bearer token for every route but /healthz; required off loopback.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("ACTOR_MAKER_CORS_ORIGINS"),
+        description='Origins allowed to call the API from a browser, JSON list: ["https://x"].',
+    )
+    state_dir: Path = Field(
+        default=Path("./data/state"),
+        validation_alias=AliasChoices("ACTOR_MAKER_STATE_DIR"),
+        description="Where the embedded job records live (SQLite).",
+    )
+    job_lease_s: float = Field(
+        default=15.0,
+        gt=0,
+        validation_alias=AliasChoices("ACTOR_MAKER_JOB_LEASE"),
+        description="Seconds a job runner's lease lasts without a heartbeat.",
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        gt=0,
+        validation_alias=AliasChoices("ACTOR_MAKER_MAX_BODY_BYTES"),
+        description="Largest JSON request body; uploads are bounded by MAX_IMAGE_BYTES.",
+    )
+
     @field_validator("prices")
     @classmethod
     def _merge_prices(cls, v: dict[str, float]) -> dict[str, float]:

@@ -349,7 +349,9 @@ class Pipeline:
         items = []
         for text in texts:
             if "{subject}" in text:
-                template = prompt_lib.PromptTemplate(custom_prompt_id(text), "custom", text, True, ())
+                template = prompt_lib.PromptTemplate(
+                    custom_prompt_id(text), "custom", text, True, ()
+                )
                 text = prompt_lib.render(
                     template,
                     actor_type=actor.type,
@@ -428,9 +430,7 @@ class Pipeline:
         )
         return data, info, key
 
-    def _ensure_actor(
-        self, actor: Actor, data: bytes, info: ImageInfo, key: str | None
-    ) -> str:
+    def _ensure_actor(self, actor: Actor, data: bytes, info: ImageInfo, key: str | None) -> str:
         """Create the manifest when missing and make sure the base image is in the store.
 
         Returns the key holding exactly these bytes (never overwriting another image).

@@ -61,13 +61,14 @@ class JobRunner:
         self,
         *,
         records: JobRecords,
-        pipeline: Pipeline,
+        pipelines: Callable[[str], Pipeline],
         lease_ttl_s: float = 15.0,
         watch_interval_s: float = 5.0,
         owner: str | None = None,
     ) -> None:
         self.records = records
-        self.pipeline = pipeline
+        #: The pipeline for a job's model.
+        self.pipelines = pipelines
         self.lease_ttl_s = lease_ttl_s
         self.watch_interval_s = watch_interval_s
         self.owner = owner or default_owner()
@@ -215,7 +216,8 @@ class JobRunner:
                 return
 
     async def _run(self, job: Job) -> None:
-        self._mark_done_items(job)
+        pipeline = self.pipelines(job.model)
+        self._mark_done_items(job, pipeline)
         job.state = JobState.running
         job.started_at = job.started_at or now()
         await self._save(job, "job_started", job.model_dump(mode="json"))
@@ -225,9 +227,9 @@ class JobRunner:
                 raise NotFoundError(f"job {job.id} has no base image to work from")
             actor = Actor(job.actor_id, job.actor_name, job.actor_type, job.actor_sex)
             items = [PlanItem(i.prompt_id, i.prompt, i.category, i.face_visible) for i in remaining]
-            plan = self.pipeline.plan_items(actor, items, aspect_ratio=job.aspect_ratio)
+            plan = pipeline.plan_items(actor, items, aspect_ratio=job.aspect_ratio)
             by_id = {i.prompt_id: i for i in remaining}
-            result = await self.pipeline.run(
+            result = await pipeline.run(
                 plan,
                 StoredBase(job.base_image_key),
                 seed=job.seed,
@@ -238,9 +240,10 @@ class JobRunner:
                 job.error = str(result.fatal)
         await self._finish(job)
 
-    def _mark_done_items(self, job: Job) -> None:
+    @staticmethod
+    def _mark_done_items(job: Job, pipeline: Pipeline) -> None:
         """Items an earlier run of this job stored already count as done."""
-        manifest = read_manifest(self.pipeline.store, job.actor_id)
+        manifest = read_manifest(pipeline.store, job.actor_id)
         if manifest is None:
             return
         stored = {

@@ -1,0 +1,77 @@
+"""The FastAPI application: ``create_app(settings)`` wires services, middleware and routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from actor_maker import __version__
+from actor_maker.api import errors
+from actor_maker.api.actor_index import ActorIndex
+from actor_maker.api.auth import BodyLimitMiddleware, Sessions, TokenMiddleware
+from actor_maker.api.routes import actors, compat, jobs, meta
+from actor_maker.api.services import Services
+from actor_maker.config import Settings
+from actor_maker.jobs.records import JobRecords
+from actor_maker.jobs.sqlite import SQLiteJobRecords
+from actor_maker.store import ObjectStore, open_store
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: ObjectStore | None = None,
+    records: JobRecords | None = None,
+    provider: str | None = None,
+) -> FastAPI:
+    store = store or open_store(settings)
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    services = Services(
+        settings=settings,
+        store=store,
+        records=records or SQLiteJobRecords(settings.state_dir / "jobs.sqlite3"),
+        provider_name=provider or settings.provider_name,
+        sessions=Sessions(token) if token else None,
+        index=ActorIndex(store),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await services.runner.start()
+        try:
+            yield
+        finally:
+            await services.runner.stop()
+            for pipeline in services._pipelines.values():
+                await pipeline.provider.aclose()
+            services.index.close()
+            services.records.close()
+
+    app = FastAPI(
+        title="Actor Maker",
+        version=__version__,
+        summary="LoRA training sets for storyboard actors: actors, prompts, jobs, live progress.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    errors.install(app)
+    for module in (meta, actors, jobs, compat):
+        app.include_router(module.router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type", "Prefer"],
+        )
+    app.add_middleware(TokenMiddleware, sessions=services.sessions)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        json_limit=settings.max_body_bytes,
+        upload_limit=settings.max_image_bytes + 64 * 1024,
+    )
+    return app

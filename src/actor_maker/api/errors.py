@@ -1,0 +1,84 @@
+"""One error shape for every failure (problem+json), produced here and nowhere else.
+
+``{"type": ..., "title": ..., "status": ..., "detail": ...}`` plus, for
+validation errors, ``errors: [{field, message}]``. Shared code raises our own
+exceptions (actor_maker.errors); their ``status`` decides the HTTP status.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from actor_maker.errors import ActorMakerError
+
+log = logging.getLogger(__name__)
+
+PROBLEM = "application/problem+json"
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower().removesuffix("-error")
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {
+        "type": f"about:blank#{_slug(title.replace(' ', ''))}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def _titled(status: int) -> str:
+    return {
+        400: "Bad request",
+        401: "Unauthorized",
+        403: "Forbidden",
+        404: "Not found",
+        405: "Method not allowed",
+        409: "Conflict",
+        413: "Payload too large",
+        422: "Invalid input",
+        500: "Internal error",
+        502: "Upstream failure",
+        503: "Unavailable",
+    }.get(status, "Error")
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ActorMakerError)
+    async def _ours(request: Request, exc: ActorMakerError) -> JSONResponse:
+        return problem(exc.status, _titled(exc.status), str(exc), error_type=type(exc).__name__)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
+                "message": e.get("msg", ""),
+            }
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"field": "", "message": "invalid request"}
+        detail = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
+        return problem(422, "Invalid input", detail, errors=errors)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        return problem(exc.status_code, _titled(exc.status_code), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(
+            500, "Internal error", "something went wrong on our side; see the server log"
+        )

@@ -1,0 +1,180 @@
+"""Jobs: start, list, read, cancel, retry, resume, and their live event streams (SSE)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from pydantic import BaseModel, Field, model_validator
+from sse_starlette.sse import EventSourceResponse
+
+from actor_maker.api.routes.deps import ServicesDep
+from actor_maker.errors import NotFoundError
+from actor_maker.jobs.models import Job, JobKind, JobState
+from actor_maker.pipeline import Actor
+from actor_maker.validation import MAX_PROMPT_LENGTH, check_actor_id
+
+router = APIRouter(tags=["jobs"])
+
+POLL_S = 0.25
+
+
+class JobRequest(BaseModel):
+    """What to generate for an actor: every missing library prompt (default), chosen
+    library prompts, or your own prompts."""
+
+    prompt_ids: list[str] | None = Field(default=None, max_length=500)
+    prompts: list[Annotated[str, Field(max_length=MAX_PROMPT_LENGTH)]] | None = Field(
+        default=None, max_length=100
+    )
+    aspect_ratio: str = Field(default="1:1", max_length=20)
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    model: str | None = Field(default=None, max_length=200)
+    max_cost: float | None = Field(default=None, ge=0)
+    actor_name: str | None = Field(default=None, max_length=128)
+    base_image_url: str | None = Field(default=None, max_length=2048)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> JobRequest:
+        if self.prompt_ids and self.prompts:
+            raise ValueError("give prompt_ids or prompts, not both")
+        return self
+
+    @property
+    def kind(self) -> JobKind:
+        if self.prompts:
+            return JobKind.custom
+        return JobKind.subset if self.prompt_ids else JobKind.all
+
+
+@router.post("/api/actors/{actor_id}/jobs", status_code=201)
+async def start_job(
+    actor_id: str, body: JobRequest, response: Response, services: ServicesDep
+) -> Job:
+    """Start a job. A "generate all" for an actor with a job already queued or running
+    answers 200 with that job instead of starting (and paying for) another."""
+    check_actor_id(actor_id)
+    manifest_name = await _actor_name(services, actor_id)
+    name = body.actor_name or manifest_name
+    if not name:
+        raise NotFoundError(f"actor {actor_id} has no manifest; give actor_name and base_image_url")
+    job, created = await services.start_job(
+        Actor(actor_id, name),
+        kind=body.kind,
+        prompt_ids=body.prompt_ids,
+        prompts=body.prompts,
+        aspect_ratio=body.aspect_ratio,
+        seed=body.seed,
+        model=body.model,
+        max_cost=body.max_cost,
+        base_image=body.base_image_url,
+    )
+    if not created:
+        response.status_code = 200
+    return job
+
+
+async def _actor_name(services: Any, actor_id: str) -> str | None:
+    from actor_maker.manifest import read_manifest
+
+    manifest = await asyncio.to_thread(read_manifest, services.store, actor_id)
+    return manifest.actor_name if manifest else None
+
+
+@router.get("/api/jobs")
+async def list_jobs(
+    response: Response,
+    services: ServicesDep,
+    actor_id: Annotated[str | None, Query(max_length=128)] = None,
+    state: Annotated[list[JobState] | None, Query()] = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[Job]:
+    """Jobs, newest first; filter by actor and state (repeat `state` for several)."""
+    records = services.records
+    jobs = await asyncio.to_thread(
+        records.list, actor_id=actor_id, states=state, limit=per_page, offset=(page - 1) * per_page
+    )
+    response.headers["X-Total-Count"] = str(
+        await asyncio.to_thread(records.count, actor_id=actor_id, states=state)
+    )
+    return jobs
+
+
+async def _job(services: Any, job_id: str) -> Job:
+    job: Job | None = await asyncio.to_thread(services.records.get, job_id)
+    if job is None:
+        raise NotFoundError(f"no job {job_id}")
+    return job
+
+
+@router.get("/api/jobs/{job_id}")
+async def get_job(job_id: str, services: ServicesDep) -> Job:
+    return await _job(services, job_id)
+
+
+@router.post("/api/jobs/{job_id}/cancel")
+async def cancel_job(job_id: str, services: ServicesDep) -> Job:
+    """Start nothing new, cancel in-flight predictions; images already paid for are kept."""
+    return await services.runner.cancel(job_id)
+
+
+@router.post("/api/jobs/{job_id}/retry-failed", status_code=201)
+async def retry_failed(job_id: str, services: ServicesDep) -> Job:
+    """A new job with the failed and canceled items of a finished job."""
+    return await services.runner.retry_failed(job_id)
+
+
+@router.post("/api/jobs/{job_id}/resume")
+async def resume_job(job_id: str, services: ServicesDep) -> Job:
+    """Run an unfinished job whose runner is gone (refused while another process runs it)."""
+    return await services.runner.resume(job_id)
+
+
+def _sse(name: str, data: Any, seq: int | None = None) -> dict[str, str]:
+    event = {"event": name, "data": json.dumps(data, default=str)}
+    if seq is not None:
+        event["id"] = str(seq)
+    return event
+
+
+@router.get(
+    "/api/jobs/{job_id}/events",
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def job_events(
+    job_id: str,
+    request: Request,
+    services: ServicesDep,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> EventSourceResponse:
+    """Server-Sent Events: `progress` first (the current state), then `job_started`,
+    `item_started`, `item_succeeded` (data: the manifest entry), `item_failed` (data: the
+    reason), `progress` (counts) and `job_finished` (the job), after which the stream ends."""
+    job = await _job(services, job_id)
+    records = services.records
+
+    async def stream() -> AsyncIterator[dict[str, str]]:
+        seen = await asyncio.to_thread(records.events_since, job_id, 0, 100_000)
+        last = (
+            int(last_event_id)
+            if last_event_id and last_event_id.isdigit()
+            else (seen[-1].seq if seen else 0)
+        )
+        yield _sse("progress", {"state": job.state.value, **job.counts()})
+        if job.state.finished:
+            yield _sse("job_finished", job.model_dump(mode="json"), last)
+            return
+        while not await request.is_disconnected():
+            for event in await asyncio.to_thread(records.events_since, job_id, last):
+                last = event.seq
+                yield _sse(event.name, event.data, event.seq)
+                if event.name == "job_finished":
+                    return
+            await asyncio.sleep(POLL_S)
+
+    return EventSourceResponse(stream(), ping=15)

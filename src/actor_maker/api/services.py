@@ -1,0 +1,136 @@
+"""What the routes share: settings, store, pipelines, job records and runner.
+
+Built once when the application starts and kept on ``app.state.services``.
+Starting a job is here (not in a route) because several routes do it: the new
+jobs route and the old frontend's routes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from actor_maker.api.actor_index import ActorIndex
+from actor_maker.api.auth import Sessions
+from actor_maker.config import Settings
+from actor_maker.errors import InputError
+from actor_maker.fetch import redact_url
+from actor_maker.jobs.models import Job, JobKind
+from actor_maker.jobs.records import JobRecords
+from actor_maker.jobs.runner import JobRunner, job_from_plan
+from actor_maker.manifest import read_manifest
+from actor_maker.pipeline import Actor, BaseImage, JobPlan, Pipeline, StoredBase
+from actor_maker.runtime import make_pipeline, make_provider
+from actor_maker.store.base import ObjectStore
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: ObjectStore
+    records: JobRecords
+    provider_name: str
+    sessions: Sessions | None
+    index: ActorIndex
+    runner: JobRunner = field(init=False)
+    _pipelines: dict[str, Pipeline] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.runner = JobRunner(
+            records=self.records,
+            pipelines=self.pipeline,
+            lease_ttl_s=self.settings.job_lease_s,
+            watch_interval_s=max(0.5, self.settings.job_lease_s / 3),
+        )
+
+    def pipeline(self, model: str | None = None) -> Pipeline:
+        """One pipeline per model, sharing the store and the request slots' directory."""
+        model = model or self.settings.model
+        if model not in self._pipelines:
+            provider = make_provider(self.settings, self.provider_name, model)
+            self._pipelines[model] = make_pipeline(
+                self.settings, store=self.store, provider=provider
+            )
+        return self._pipelines[model]
+
+    def default_model(self) -> str:
+        return self.pipeline().provider.model
+
+    async def start_job(
+        self,
+        actor: Actor,
+        *,
+        kind: JobKind,
+        prompt_ids: Sequence[str] | None = None,
+        prompts: Sequence[str] | None = None,
+        aspect_ratio: str = "1:1",
+        seed: int | None = None,
+        model: str | None = None,
+        max_cost: float | None = None,
+        base_image: BaseImage | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> tuple[Job, bool]:
+        """Plan, check the budget, secure the base image, submit. Returns (job, created).
+
+        A "generate all" for an actor that already has a queued or running job answers
+        with that job instead of paying twice.
+        """
+        if kind == JobKind.all:
+            active = await self.runner.active_job(actor.actor_id)
+            if active is not None and active.kind == JobKind.all:
+                return active, False
+        pipeline = self.pipeline(model)
+        plan = self._plan(pipeline, actor, kind, prompt_ids, prompts, aspect_ratio)
+        pipeline.check_budget(plan, self.settings.max_job_cost if max_cost is None else max_cost)
+        ref = base_image if base_image is not None else self._manifest_base(plan.actor)
+        pipeline.check_base_image_ref(ref)
+        key = await pipeline.prepare_base(plan.actor, ref)
+        job = job_from_plan(
+            plan,
+            kind=kind,
+            provider=pipeline.provider.name,
+            seed=seed,
+            max_cost=max_cost,
+            base_image_key=key,
+            base_image_url=redact_url(ref) if isinstance(ref, str) else None,
+            context=context or {},
+        )
+        return await self.runner.submit(job), True
+
+    @staticmethod
+    def _plan(
+        pipeline: Pipeline,
+        actor: Actor,
+        kind: JobKind,
+        prompt_ids: Sequence[str] | None,
+        prompts: Sequence[str] | None,
+        aspect_ratio: str,
+    ) -> JobPlan:
+        if kind == JobKind.custom:
+            return pipeline.plan_custom(actor, list(prompts or ()), aspect_ratio=aspect_ratio)
+        if kind == JobKind.subset:
+            if not prompt_ids:
+                raise InputError("prompt_ids: choose at least one prompt")
+            return pipeline.plan_all(
+                actor, only=list(prompt_ids), force=True, aspect_ratio=aspect_ratio
+            )
+        return pipeline.plan_all(actor, aspect_ratio=aspect_ratio)
+
+    def _manifest_base(self, actor: Actor) -> BaseImage:
+        manifest = read_manifest(self.store, actor.actor_id)
+        for base in manifest.base_images if manifest else []:
+            key = base.get("key") or (
+                self.store.key_for_url(str(base["s3_url"])) if base.get("s3_url") else None
+            )
+            if key:
+                return StoredBase(str(key))
+        raise InputError(
+            f"actor {actor.actor_id} has no base image in the store; give base_image_url"
+        )
+
+    def browser_url(self, key: str | None) -> str | None:
+        """A URL a browser can load: presigned for S3, the API's file route locally."""
+        if not key:
+            return None
+        return self.store.presigned_url(key, expires_in=3600) or f"/api/files/{key}"
