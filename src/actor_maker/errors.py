@@ -15,7 +15,7 @@ ever see this tree::
     │   ├── CorruptManifestError   not valid JSON / not a manifest; left untouched
     │   └── ManifestConflictError  gave up after too many concurrent-update retries
     ├── NotFoundError              an actor, object or prompt that does not exist (HTTP 404)
-    ├── ConflictError              conflicts with the current state, e.g. a job run elsewhere (HTTP 409)
+    ├── ConflictError              clashes with the current state, e.g. a running job (HTTP 409)
     ├── StoreError                 the object store failed (network, permissions)
     │   └── PreconditionFailed     put-if-absent / put-if-version lost the race
     ├── ProviderError              the image model failed for one item
