@@ -1,0 +1,133 @@
+"""Jobs survive their server: kill -9 mid-job, start again, the job finishes without
+duplicates; a job a live server runs is never taken over by another."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from actor_maker.manifest import read_manifest
+from actor_maker.store.local import LocalStore
+from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
+
+from .apiserver import ServerProcess, clean_environ
+from .helpers import sample_image
+
+TOKEN = "r8_restart_token"
+PROMPTS = [
+    "photo-rain-platform",
+    "photo-diner-morning",
+    "photo-rooftop-dusk",
+    "photo-desert-highway",
+    "bw-charcoal-portrait",
+    "color-oil-portrait",
+]
+
+
+@pytest.fixture
+def standin():
+    with ReplicateStandIn(token=TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def env(tmp_path, standin):
+    environ = clean_environ()
+    environ.update(
+        ACTOR_MAKER_STORE=str(tmp_path / "store"),
+        ACTOR_MAKER_STATE_DIR=str(tmp_path / "state"),
+        ACTOR_MAKER_SLOT_DIR=str(tmp_path / "slots"),
+        ACTOR_MAKER_JOB_LEASE="1.5",
+        ACTOR_MAKER_POLL_INTERVAL="0.05",
+        MAX_CONCURRENT_REQUESTS="2",
+        REPLICATE_API_TOKEN=TOKEN,
+        REPLICATE_BASE_URL=standin.base_url,
+    )
+    return environ
+
+
+def start_job(server: ServerProcess) -> str:
+    files = {"base_image": ("b.jpg", sample_image(), "image/jpeg")}
+    created = httpx.post(
+        f"{server.base_url}/api/actors",
+        data={"actor_id": "0800", "actor_name": "0800_x"},
+        files=files,
+    )
+    assert created.status_code == 201, created.text
+    job = httpx.post(f"{server.base_url}/api/actors/0800/jobs", json={"prompt_ids": PROMPTS})
+    assert job.status_code == 201, job.text
+    return str(job.json()["id"])
+
+
+def wait_job(base_url, job_id, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{base_url}/api/jobs/{job_id}").json()
+        if job["state"] not in ("queued", "running"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError("job did not finish")
+
+
+def test_killed_server_job_is_resumed_by_the_next_one_without_duplicates(env, tmp_path, standin):
+    standin.faults = Faults(latency=0.4)
+    first = ServerProcess(env, str(tmp_path))
+    try:
+        job_id = start_job(first)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # some images stored, some not yet
+            job = httpx.get(f"{first.base_url}/api/jobs/{job_id}").json()
+            if 1 <= job["succeeded"] < len(PROMPTS) - 2:
+                break
+            time.sleep(0.05)
+        first.kill()
+    finally:
+        first.stop()
+    done_before = job["succeeded"]
+    assert 1 <= done_before < len(PROMPTS)
+    second = ServerProcess(env, str(tmp_path))
+    try:
+        final = wait_job(second.base_url, job_id)
+    finally:
+        second.stop()
+    assert final["state"] == "succeeded", final
+    manifest = read_manifest(LocalStore(tmp_path / "store"), "0800")
+    prompt_ids = [e["prompt_id"] for e in manifest.training_data]
+    assert sorted(prompt_ids) == sorted(PROMPTS), "each prompt exactly once"
+    assert len({e["filename"] for e in manifest.training_data}) == len(PROMPTS)
+
+
+def test_a_live_servers_job_is_never_taken_over(env, tmp_path, standin):
+    standin.faults = Faults(latency=2.0)  # 3 waves of 2 s: longer than several lease periods
+    first = ServerProcess(env, str(tmp_path))
+    second = ServerProcess(env, str(tmp_path))
+    try:
+        job_id = start_job(first)
+        time.sleep(2 * 1.5)  # the second server's watchdog looks several times meanwhile
+        refused = httpx.post(f"{second.base_url}/api/jobs/{job_id}/resume")
+        assert refused.status_code == 409 and "being run by" in refused.json()["detail"]
+        final = wait_job(second.base_url, job_id)  # any server can read it
+        assert final["state"] == "succeeded"
+    finally:
+        first.stop()
+        second.stop()
+    manifest = read_manifest(LocalStore(tmp_path / "store"), "0800")
+    assert sorted(e["prompt_id"] for e in manifest.training_data) == sorted(PROMPTS)
+    jobs = {e["generation"]["job_id"] for e in manifest.training_data}
+    assert jobs == {job_id}
+
+
+def test_serve_refuses_a_public_address_without_a_token(env, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "actor_maker", "serve", "--host", "0.0.0.0"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2 and "ACTOR_MAKER_API_TOKEN" in proc.stderr
