@@ -28,6 +28,7 @@ from actor_maker.errors import (
     NotFoundError,
     PreconditionFailed,
 )
+from actor_maker.metrics import manifest_conflict
 from actor_maker.store.base import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -288,6 +289,7 @@ def update_manifest(
                     key, body, current.version, content_type="application/json"
                 )
         except PreconditionFailed:
+            manifest_conflict()
             delay = min(0.5, 0.005 * (2 ** min(attempt, 7))) * random.uniform(0.5, 1.5)
             log.debug("manifest %s changed underneath us (attempt %d); retrying", key, attempt + 1)
             time.sleep(delay)

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from actor_maker import metrics
 from actor_maker import prompts as prompt_lib
 from actor_maker.config import Settings
 from actor_maker.errors import (
@@ -566,6 +567,7 @@ class Pipeline:
             for item_result in result.items:
                 if item_result.state in ("queued", "running"):
                     item_result.state = "canceled"
+                    metrics.record_canceled()
                     item_result.error = (
                         f"not started: {result.fatal}"
                         if result.fatal
@@ -588,17 +590,20 @@ class Pipeline:
             category=item.category,
         )
         try:
-            async with self.slots.slot():
-                generated = await self.provider.generate(state.image, params)
+            async with metrics.slot_wait(self.slots.slot()):
+                with metrics.provider_timer(self.provider.name):
+                    generated = await self.provider.generate(state.image, params)
             result.cost = generated.cost
             # The image is paid for: keep it even if the job is canceled from here on.
             await asyncio.shield(asyncio.to_thread(self._keep, state, item, result, generated))
         except ActorMakerError as exc:
+            metrics.record_failure(exc)
             self._fail(plan, result, str(exc), state.job_id, emit)
             if isinstance(exc, ConfigError):
                 raise
             return
         except Exception as exc:  # a bug must not sink the other items
+            metrics.record_failure(exc)
             log.exception("%s: %s failed unexpectedly", plan.actor.actor_id, item.prompt_id)
             self._fail(plan, result, f"internal error: {type(exc).__name__}", state.job_id, emit)
             return
@@ -657,6 +662,7 @@ class Pipeline:
         result.s3_url = entry["s3_url"]
         result.entry = entry
         result.state = "succeeded"
+        metrics.record_generated(generated.provider, generated.model)  # stored, even if canceled
 
     def _already_mine(self, key: str, metadata: dict[str, str], size: int) -> ObjectInfo | None:
         head = self.store.head(key)

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from actor_maker import metrics
 from actor_maker.errors import ActorMakerError, ConflictError, NotFoundError
 from actor_maker.jobs.models import ItemState, Job, JobItem, JobState, new_job_id, now
 from actor_maker.jobs.records import JobRecords
@@ -290,6 +291,7 @@ class JobRunner:
         if job.error and job.state == JobState.succeeded:
             job.state = JobState.failed
         job.finished_at = now()
+        metrics.observe_job_span(job.state.value, job.started_at or job.created_at, job.finished_at)
         await self._save(job, "job_finished", job.model_dump(mode="json"))
         await asyncio.to_thread(self.records.release_lease, job.id, self.owner)
 
