@@ -50,9 +50,9 @@ def settings_for(tmp_path, standin, **extra) -> Settings:
 
 @pytest.fixture
 def api(tmp_path, standin, s3_store):
-    with serve_in_thread(settings_for(tmp_path, standin), store=s3_store) as url:
-        with httpx.Client(base_url=url, timeout=30) as client:
-            yield client
+    settings = settings_for(tmp_path, standin)
+    with serve_in_thread(settings, store=s3_store) as url, httpx.Client(base_url=url, timeout=30) as c:
+        yield c
 
 
 def create_actor(client, actor_id="0500", name="0500_api_actor", sex="female"):
