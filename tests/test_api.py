@@ -51,8 +51,11 @@ def settings_for(tmp_path, standin, **extra) -> Settings:
 @pytest.fixture
 def api(tmp_path, standin, s3_store):
     settings = settings_for(tmp_path, standin)
-    with serve_in_thread(settings, store=s3_store) as url, httpx.Client(base_url=url, timeout=30) as c:
-        yield c
+    with (
+        serve_in_thread(settings, store=s3_store) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
+        yield client
 
 
 def create_actor(client, actor_id="0500", name="0500_api_actor", sex="female"):

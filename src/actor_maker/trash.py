@@ -40,7 +40,7 @@ from actor_maker.manifest import (
     update_manifest,
     utc_now,
 )
-from actor_maker.store.base import ObjectStore, check_key
+from actor_maker.store.base import ObjectStore, check_key, check_metadata
 from actor_maker.validation import check_actor_id, check_actor_name
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class TrashRecord:
             actor_id=str(data.get("actor_id", "")),
             actor_name=str(data.get("actor_name", "")),
             via=str(data.get("via", "")),
-            objects=[o for o in data.get("objects") or [] if isinstance(o, dict)],
+            objects=[o for o in data.get("objects") or [] if isinstance(o, dict) and o.get("key")],
             entries=[e for e in data.get("entries") or [] if isinstance(e, dict)],
             manifest=manifest if isinstance(manifest, dict) else None,
         )
@@ -185,6 +185,14 @@ def put_first_free(
     return None
 
 
+def _storable(metadata: dict[str, str]) -> dict[str, str]:
+    """Metadata our stores accept; odd metadata of a foreign object stays in the record only."""
+    try:
+        return check_metadata(metadata)
+    except InputError:
+        return {}
+
+
 def numbered_keys(key: str, start: int = 2) -> Iterator[str]:
     """``key``, then ``{stem}_{n}.{ext}`` for n = start, start + 1, ..."""
     yield key
@@ -232,7 +240,7 @@ def copy_to_trash(
         info = obj.info
         meta = dict(info.metadata)
         store.put_if_absent(
-            f"{folder}{key}", obj.data, content_type=info.content_type, metadata=meta
+            f"{folder}{key}", obj.data, content_type=info.content_type, metadata=_storable(meta)
         )
         objects.append(
             {
@@ -379,7 +387,7 @@ class _Restorer:
                 self._candidates(key, data),
                 data,
                 content_type=obj.get("content_type"),
-                metadata=dict(obj.get("metadata") or {}),
+                metadata=_storable(obj.get("metadata") or {}),
             )
             assert restored is not None  # the candidates never run out
             if restored != key:
