@@ -47,6 +47,7 @@ def make_pipeline(
     store: ObjectStore | None = None,
     provider: ImageProvider | None = None,
     prompts_file: Path | None = None,
+    policy: AddressPolicy | None = None,
 ) -> Pipeline:
     return Pipeline(
         settings=settings,
@@ -57,6 +58,6 @@ def make_pipeline(
             settings.slot_dir,
             timeout_s=settings.slot_timeout_s,
         ),
-        policy=AddressPolicy(allow_private=settings.allow_private_urls),
+        policy=policy or AddressPolicy(allow_private=settings.allow_private_urls),
         library=prompt_lib.load_library(prompts_file) if prompts_file else None,
     )

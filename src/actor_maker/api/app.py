@@ -15,6 +15,7 @@ from actor_maker.api.auth import BodyLimitMiddleware, Sessions, TokenMiddleware
 from actor_maker.api.routes import actors, compat, jobs, meta
 from actor_maker.api.services import Services
 from actor_maker.config import Settings
+from actor_maker.fetch import AddressPolicy
 from actor_maker.jobs.records import JobRecords
 from actor_maker.jobs.sqlite import SQLiteJobRecords
 from actor_maker.store import ObjectStore, open_store
@@ -26,6 +27,7 @@ def create_app(
     store: ObjectStore | None = None,
     records: JobRecords | None = None,
     provider: str | None = None,
+    policy: AddressPolicy | None = None,
 ) -> FastAPI:
     store = store or open_store(settings)
     token = settings.api_token.get_secret_value() if settings.api_token else None
@@ -36,6 +38,7 @@ def create_app(
         provider_name=provider or settings.provider_name,
         sessions=Sessions(token) if token else None,
         index=ActorIndex(store),
+        policy=policy,
     )
 
     @asynccontextmanager

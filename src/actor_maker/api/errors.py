@@ -3,6 +3,8 @@
 ``{"type": ..., "title": ..., "status": ..., "detail": ...}`` plus, for
 validation errors, ``errors: [{field, message}]``. Shared code raises our own
 exceptions (actor_maker.errors); their ``status`` decides the HTTP status.
+A route that must add members to the body (the old frontend's ``success`` and
+``error``) raises ``ProblemWithFields``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,19 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
+class ProblemWithFields(ActorMakerError):
+    """An API-edge error whose body carries extra members; its status and ``error_type``
+    are those of the failure it reports (usually its ``__cause__``)."""
+
+    def __init__(
+        self, message: str, *, status: int, error_type: str, fields: dict[str, Any]
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+        self.fields = fields
+
+
 def _titled(status: int) -> str:
     return {
         400: "Bad request",
@@ -57,7 +72,11 @@ def _titled(status: int) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ActorMakerError)
     async def _ours(request: Request, exc: ActorMakerError) -> JSONResponse:
-        return problem(exc.status, _titled(exc.status), str(exc), error_type=type(exc).__name__)
+        if isinstance(exc, ProblemWithFields):
+            extra = {**exc.fields, "error_type": exc.error_type}
+        else:
+            extra = {"error_type": type(exc).__name__}
+        return problem(exc.status, _titled(exc.status), str(exc), **extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -15,7 +15,7 @@ from actor_maker.api.actor_index import ActorIndex
 from actor_maker.api.auth import Sessions
 from actor_maker.config import Settings
 from actor_maker.errors import InputError
-from actor_maker.fetch import redact_url
+from actor_maker.fetch import AddressPolicy, redact_url
 from actor_maker.jobs.models import Job, JobKind
 from actor_maker.jobs.records import JobRecords
 from actor_maker.jobs.runner import JobRunner, job_from_plan
@@ -33,6 +33,8 @@ class Services:
     provider_name: str
     sessions: Sessions | None
     index: ActorIndex
+    #: Which URLs may be fetched (tests inject a resolver here).
+    policy: AddressPolicy | None = None
     runner: JobRunner = field(init=False)
     _pipelines: dict[str, Pipeline] = field(default_factory=dict)
 
@@ -50,7 +52,7 @@ class Services:
         if model not in self._pipelines:
             provider = make_provider(self.settings, self.provider_name, model)
             self._pipelines[model] = make_pipeline(
-                self.settings, store=self.store, provider=provider
+                self.settings, store=self.store, provider=provider, policy=self.policy
             )
         return self._pipelines[model]
 
@@ -134,3 +136,7 @@ class Services:
         if not key:
             return None
         return self.store.presigned_url(key, expires_in=3600) or f"/api/files/{key}"
+
+    def thumbnail_url(self, key: str | None) -> str | None:
+        """The API's thumbnail route for an image (it makes the thumbnail on first request)."""
+        return f"/api/thumbnails/{key}" if key else None

@@ -19,6 +19,7 @@ from actor_maker.api.services import Services
 from actor_maker.errors import InputError, NotFoundError
 from actor_maker.manifest import read_manifest
 from actor_maker.store.base import check_key
+from actor_maker.thumbnails import ensure_thumbnail, thumbnail_key
 from actor_maker.validation import check_actor_id
 
 router = APIRouter(tags=["actors"])
@@ -255,6 +256,12 @@ async def get_file(key: str, services: ServicesDep) -> Response:
         (".jpg", ".jpeg", ".png", ".webp")
     ):
         raise NotFoundError("no such file")
+    return await _serve(services, key, max_age=3600)
+
+
+async def _serve(services: Services, key: str, *, max_age: int) -> Response:
+    """A checked key's object for a browser: a redirect to a short-lived URL (S3) or the
+    bytes (local store), cached privately for ``max_age`` seconds."""
     url = services.store.presigned_url(key, expires_in=3600)
     if url:
         return RedirectResponse(
@@ -265,8 +272,22 @@ async def get_file(key: str, services: ServicesDep) -> Response:
         obj.data,
         media_type=obj.info.content_type or "application/octet-stream",
         headers={
-            "Cache-Control": "private, max-age=3600",
+            "Cache-Control": f"private, max-age={max_age}",
             "ETag": f'"{obj.info.version}"',
             "X-Content-Type-Options": "nosniff",
         },
     )
+
+
+@router.get("/api/thumbnails/{key:path}", response_class=Response)
+async def get_thumbnail(key: str, services: ServicesDep) -> Response:
+    """A small WebP of an image under `system_actors/` (made on the first request and kept in
+    the store), served like `/api/files/...`."""
+    try:
+        thumb_key = thumbnail_key(key)
+    except InputError as exc:
+        raise NotFoundError("no such file") from exc
+    if not key.lower().endswith((".jpg", ".jpeg", ".png", ".webp")):
+        raise NotFoundError("no such file")
+    await asyncio.to_thread(ensure_thumbnail, services.store, key)
+    return await _serve(services, thumb_key, max_age=86400)
