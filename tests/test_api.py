@@ -108,7 +108,7 @@ def test_job_end_to_end_with_live_events(api, standin, s3_store):
     names = [n for n, _ in events]
     assert names[0] == "progress" and names[-1] == "job_finished"
     assert names.count("item_succeeded") == 2 and names.count("item_failed") == 1
-    entry = next(d for n, d in events if n == "item_succeeded")["entry"]
+    entry = next(d for n, d in events if n == "item_succeeded")  # the new manifest entry
     assert entry["filename"].startswith("0500_api_actor_") and entry["prompt_id"] in THREE
     failed = next(d for n, d in events if n == "item_failed")
     assert "E005" in failed["error"]
@@ -338,3 +338,35 @@ def test_openapi_documents_the_routes(api):
         "/metrics",
     ):
         assert path in paths, path
+
+
+def test_budget_is_refused_before_anything_runs(api, standin):
+    create_actor(api)
+    response = api.post("/api/actors/0500/jobs", json={"prompt_ids": THREE, "max_cost": 0.05})
+    assert response.status_code == 422 and "over the ceiling" in response.json()["detail"]
+    assert standin.create_attempts == 0
+    assert api.get("/api/jobs").json() == []
+
+
+def test_upload_size_limit(tmp_path, standin, local_store):
+    settings = settings_for(tmp_path, standin, max_image_bytes=50_000)
+    with serve_in_thread(settings, store=local_store) as url:
+        big = b"\xff\xd8" + b"0" * 200_000
+        response = httpx.post(
+            f"{url}/api/actors",
+            data={"actor_id": "0900", "actor_name": "0900_x"},
+            files={"base_image": ("big.jpg", big, "image/jpeg")},
+        )
+        assert response.status_code == 413
+        assert list(local_store.list("")) == []
+
+
+def test_cors_is_off_by_default_and_configurable(tmp_path, standin, local_store):
+    preflight = {"Origin": "https://studio.example", "Access-Control-Request-Method": "POST"}
+    with serve_in_thread(settings_for(tmp_path, standin), store=local_store) as url:
+        response = httpx.options(f"{url}/api/actors", headers=preflight)
+        assert "access-control-allow-origin" not in response.headers
+    allowed = settings_for(tmp_path, standin, cors_origins=["https://studio.example"])
+    with serve_in_thread(allowed, store=local_store) as url:
+        response = httpx.options(f"{url}/api/actors", headers=preflight)
+        assert response.headers["access-control-allow-origin"] == "https://studio.example"

@@ -274,9 +274,8 @@ class JobRunner:
                 job, "item_started", {"prompt_id": item.prompt_id, "prompt": item.prompt}
             )
         elif event.kind == "item_succeeded":
-            self._save_sync(
-                job, "item_succeeded", {"prompt_id": item.prompt_id, "entry": event.item.entry}
-            )
+            # data: the new manifest entry
+            self._save_sync(job, "item_succeeded", dict(event.item.entry or {}))
             self._event_sync(job, "progress", job.counts())
         elif event.kind == "item_failed":
             self._save_sync(job, "item_failed", {"prompt_id": item.prompt_id, "error": item.error})
