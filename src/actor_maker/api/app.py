@@ -47,11 +47,7 @@ def create_app(
         try:
             yield
         finally:
-            await services.runner.stop()
-            for pipeline in services._pipelines.values():
-                await pipeline.provider.aclose()
-            services.index.close()
-            services.records.close()
+            await services.aclose()
 
     app = FastAPI(
         title="Actor Maker",

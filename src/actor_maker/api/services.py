@@ -56,8 +56,13 @@ class Services:
             )
         return self._pipelines[model]
 
-    def default_model(self) -> str:
-        return self.pipeline().provider.model
+    async def aclose(self) -> None:
+        """Stop the runner (unfinished jobs stay resumable) and release everything."""
+        await self.runner.stop()
+        for pipeline in self._pipelines.values():
+            await pipeline.provider.aclose()
+        self.index.close()
+        self.records.close()
 
     async def start_job(
         self,

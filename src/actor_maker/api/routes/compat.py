@@ -246,10 +246,9 @@ def _result_of(job: Job) -> JobResult:
         for i in job.items
     ]
     actor = Actor(job.actor_id, job.actor_name, job.actor_type, job.actor_sex)
+    started = (job.started_at or job.created_at).isoformat()
     finished = job.finished_at.isoformat() if job.finished_at else None
-    return JobResult(
-        job.id, actor, items, started_at=job.created_at.isoformat(), finished_at=finished
-    )
+    return JobResult(job.id, actor, items, started_at=started, finished_at=finished)
 
 
 def _plan_of(job: Job, library_ids: Sequence[str]) -> JobPlan:

@@ -12,8 +12,10 @@ from pydantic import BaseModel, Field, model_validator
 from sse_starlette.sse import EventSourceResponse
 
 from actor_maker.api.routes.deps import ServicesDep
+from actor_maker.api.services import Services
 from actor_maker.errors import NotFoundError
 from actor_maker.jobs.models import Job, JobKind, JobState
+from actor_maker.manifest import read_manifest
 from actor_maker.pipeline import Actor
 from actor_maker.validation import MAX_PROMPT_LENGTH, check_actor_id
 
@@ -77,9 +79,7 @@ async def start_job(
     return job
 
 
-async def _actor_name(services: Any, actor_id: str) -> str | None:
-    from actor_maker.manifest import read_manifest
-
+async def _actor_name(services: Services, actor_id: str) -> str | None:
     manifest = await asyncio.to_thread(read_manifest, services.store, actor_id)
     return manifest.actor_name if manifest else None
 
@@ -104,7 +104,7 @@ async def list_jobs(
     return jobs
 
 
-async def _job(services: Any, job_id: str) -> Job:
+async def _job(services: Services, job_id: str) -> Job:
     job: Job | None = await asyncio.to_thread(services.records.get, job_id)
     if job is None:
         raise NotFoundError(f"no job {job_id}")
