@@ -215,3 +215,27 @@ def test_thumbnail_route_refuses_paths_outside_the_images(local_store, tmp_path)
         assert raw_get(base, f"/api/thumbnails/{IMAGE}")[:2] == (200, "image/webp")
     # nothing was made for the refused paths
     assert [o.key for o in local_store.list("system_actors/thumbnails/")] == [thumbnail_key(IMAGE)]
+
+
+def test_deleting_an_image_drops_its_thumbnail_and_restore_remakes_it(store):
+    import json
+
+    from actor_maker import actors, trash
+    from actor_maker.manifest import manifest_key
+    from actor_maker.thumbnails import ensure_thumbnail
+
+    key = "system_actors/training_data/t_actor/t_actor_0.jpg"
+    store.put_if_absent(key, sample_image())
+    manifest = {
+        "character_id": "0042",
+        "character_name": "t_actor",
+        "training_data": [
+            {"filename": "t_actor_0.jpg", "key": key, "size_bytes": 1, "status": "synced"}
+        ],
+    }
+    store.put_if_absent(manifest_key("0042"), json.dumps(manifest).encode())
+    thumb = ensure_thumbnail(store, key)
+    record = actors.delete_image(store, "0042", "t_actor_0.jpg", via="cli")
+    assert store.head(thumb) is None and store.head(key) is None
+    trash.restore(store, record.trash_id)
+    assert ensure_thumbnail(store, key) == thumb and store.head(thumb) is not None

@@ -15,6 +15,7 @@ the meantime) and re-adds the manifest entries through ``update_manifest``;
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -41,6 +42,7 @@ from actor_maker.manifest import (
     utc_now,
 )
 from actor_maker.store.base import ObjectStore, check_key, check_metadata
+from actor_maker.thumbnails import thumbnail_key
 from actor_maker.validation import check_actor_id, check_actor_name
 
 log = logging.getLogger(__name__)
@@ -277,6 +279,13 @@ def delete_originals(store: ObjectStore, record: TrashRecord) -> None:
             log.warning("%s changed after it was copied to the trash; left in place", obj["key"])
             continue
         store.delete(obj["key"])
+        _drop_thumbnail(store, obj["key"])
+
+
+def _drop_thumbnail(store: ObjectStore, key: str) -> None:
+    """Thumbnails are derived: they go with their image (and are remade on restore)."""
+    with contextlib.suppress(InputError):
+        store.delete(thumbnail_key(key))
 
 
 def discard(store: ObjectStore, trash_id: str) -> None:
