@@ -193,6 +193,8 @@ def test_actors_list_is_the_bare_array_with_paging_headers(api):
     actor = page.json()[0]
     assert {"id", "name", "sex", "outfit"} <= set(actor)
     assert actor["base_image"]  # a URL a browser can load
+    thumbnail = api.get(actor["base_thumbnail"], follow_redirects=True)
+    assert thumbnail.status_code == 200 and thumbnail.content[8:12] == b"WEBP"
     assert api.get("/api/actors", params={"q": "0601"}).headers["X-Total-Count"] == "1"
 
 

@@ -158,20 +158,20 @@ def test_generate_all_prompts_waits_and_answers_the_cli_shape(client, store, sta
     assert stored <= {i["filename"] for i in images(client)}
 
 
-def test_generate_all_prompts_respond_async(client, store):
+def test_generate_all_prompts_respond_async_and_asking_twice(client, store, standin):
     mark_done_except(store, LEFT[:1])
+    standin.faults = Faults(latency=0.5)
+    url = f"/api/actors/{ID}/training-data/generate-all-prompts"
     body = {"actor_name": NAME, "base_image_url": base_url(client)}
-    response = client.post(
-        f"/api/actors/{ID}/training-data/generate-all-prompts",
-        json=body,
-        headers={"Prefer": "respond-async"},
-    )
+    response = client.post(url, json=body, headers={"Prefer": "respond-async"})
     assert response.status_code == 202, response.text
     job = response.json()
     assert response.headers["location"] == f"/api/jobs/{job['id']}"
     assert job["actor_id"] == ID and job["kind"] == "all" and job["total"] == 1
-    finished = wait_finished(client, job["id"])
-    assert finished["state"] == "succeeded"
+    again = client.post(url, json=body)  # while it runs: answered by the same job, waited for
+    assert again.status_code == 200 and again.json()["job_id"] == job["id"]
+    assert again.json()["successful"] == 1 and standin.creates == 1
+    assert wait_finished(client, job["id"])["state"] == "succeeded"
     assert [i["prompt_id"] for i in images(client)][-1] == LEFT[0]
 
 

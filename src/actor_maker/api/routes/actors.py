@@ -72,7 +72,14 @@ async def list_actors(
     if links:
         response.headers["Link"] = ", ".join(links)
     chosen = actors[(page - 1) * per_page : page * per_page]
-    return [{**a, "base_image": services.browser_url(a.get("base_image_key"))} for a in chosen]
+    return [
+        {
+            **a,
+            "base_image": services.browser_url(a.get("base_image_key")),
+            "base_thumbnail": services.thumbnail_url(a.get("base_image_key")),
+        }
+        for a in chosen
+    ]
 
 
 async def _image_bytes(
