@@ -8,6 +8,7 @@ JSON bodies, no ``Authorization`` header, and actor ids sometimes sent as number
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -52,9 +53,15 @@ def store(request):
 
 @pytest.fixture
 def client(tmp_path, standin, store):
+    with serve(tmp_path, standin, store, TOKEN) as http:
+        yield http
+
+
+@contextmanager
+def serve(tmp_path, standin, store, token):
     settings = Settings(
         _env_file=None,
-        replicate_api_token=TOKEN,
+        replicate_api_token=token,
         replicate_base_url=standin.base_url,
         provider="replicate",
         poll_interval_s=0.05,
@@ -173,6 +180,18 @@ def test_generate_all_prompts_respond_async_and_asking_twice(client, store, stan
     assert again.json()["successful"] == 1 and standin.creates == 1
     assert wait_finished(client, job["id"])["state"] == "succeeded"
     assert [i["prompt_id"] for i in images(client)][-1] == LEFT[0]
+
+
+def test_generate_all_prompts_job_that_could_not_run_is_502(tmp_path, standin, s3_store):
+    with serve(tmp_path, standin, s3_store, "r8_refused_token") as client:
+        mark_done_except(s3_store, LEFT[:1])
+        response = client.post(
+            f"/api/actors/{ID}/training-data/generate-all-prompts",
+            json={"actor_name": NAME, "base_image_url": base_url(client)},
+        )
+        body = assert_old_failure(response, 502)
+        job = client.get(f"/api/jobs/{body['job_id']}").json()
+    assert job["state"] == "failed" and "token" in body["error"].lower()
 
 
 def test_generate_all_prompts_refusals_carry_success_false(client):
@@ -305,6 +324,7 @@ def test_training_data_listing(client, store):
     } <= image.keys()
     assert image["filename"] == made["filename"] and image["good"] is False
     assert image["status"] == "synced" and image["prompt"] == made["prompt"]
+    assert client.get(image["thumbnail"]).status_code in (200, 307)  # S3: a presigned URL
     if image["s3_url"] is None:  # a local store: the API serves the file itself
         assert client.get(image["url"]).content == store.get(made["key"]).data
         assert client.get(listing["base_image"]).status_code == 200

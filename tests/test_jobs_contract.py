@@ -448,3 +448,28 @@ def test_redis_rejects_a_url_that_is_not_redis() -> None:
     with pytest.raises(ConfigError) as caught:
         RedisJobRecords("http://:hunter2@127.0.0.1/0")
     assert "hunter2" not in str(caught.value)
+
+
+def test_modify_is_atomic_across_threads(records):
+    import threading
+
+    from actor_maker.jobs.models import ItemState, JobItem
+
+    job = make_job(items=[JobItem(prompt_id=f"p{i}", prompt="x") for i in range(40)])
+    records.create(job)
+
+    def finish(index: int) -> None:
+        def change(current):
+            current.items[index].state = ItemState.succeeded
+            return True
+
+        records.modify(job.id, change)
+
+    threads = [threading.Thread(target=finish, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stored = records.get(job.id)
+    assert stored.succeeded == 40
+    assert records.modify("job_missing", lambda j: True) is None

@@ -9,7 +9,7 @@ the lease for; anyone may read, list, and request a cancel.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from actor_maker.jobs.models import Job, JobEvent, JobState
@@ -24,6 +24,12 @@ class JobRecords(Protocol):
 
     def save(self, job: Job) -> None:
         """Replace the stored record with ``job`` (the lease holder's write)."""
+        ...
+
+    def modify(self, job_id: str, change: Callable[[Job], bool]) -> Job | None:
+        """Atomically read the job, let ``change`` edit it, and store it if ``change``
+        returns True; retried on concurrent writes, so ``change`` must be a pure edit.
+        Many workers update items of one job this way. ``None`` if there is no job."""
         ...
 
     def list(

@@ -218,6 +218,41 @@ class RedisJobRecords:
         """Replace the stored record; keeps the lease and a requested cancel."""
         self._write(job, "save")
 
+    def modify(self, job_id: str, change: Callable[[Job], bool]) -> Job | None:
+        """Optimistic: WATCH the record, change it, save it in MULTI; retry on a race."""
+        key = self._job_key(job_id)
+        with self._errors() as client:
+            while True:
+                with client.pipeline(transaction=True) as pipe:
+                    try:
+                        pipe.watch(key)  # type: ignore[no-untyped-call]
+                        record, cancel = pipe.hmget(key, ["record", "cancel_requested"])
+                        job = _job(record, cancel)
+                        if job is None:
+                            return None
+                        old_state = job.state
+                        if not change(job):
+                            return job
+                        pipe.multi()
+                        pipe.hset(
+                            key,
+                            mapping={
+                                "record": job.model_dump_json(),
+                                "state": job.state.value,
+                                "cancel_requested": "1"
+                                if job.cancel_requested or cancel == b"1"
+                                else "0",
+                            },
+                        )
+                        if job.state != old_state:
+                            score = job.created_at.timestamp()
+                            pipe.zrem(self._state_key(old_state), job.id)
+                            pipe.zadd(self._state_key(job.state), {job.id: score})
+                        pipe.execute()
+                        return job
+                    except redis.WatchError:
+                        continue
+
     def _jobs(self, ids: Sequence[str]) -> builtins.list[Job]:
         """The records of ``ids``, in order, skipping any deleted meanwhile."""
         if not ids:

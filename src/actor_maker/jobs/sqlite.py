@@ -175,6 +175,29 @@ class SQLiteJobRecords:
                 _job_values(job),
             )
 
+    def modify(self, job_id: str, change: Callable[[Job], bool]) -> Job | None:
+        """Read, change and write in one ``BEGIN IMMEDIATE`` transaction."""
+        with self._write() as conn:
+            row = conn.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            job = _job(row)
+            if change(job):
+                conn.execute(
+                    "UPDATE jobs SET actor_id = ?, state = ?, record = ?,"
+                    " cancel_requested = cancel_requested OR ? WHERE id = ?",
+                    (
+                        job.actor_id,
+                        job.state.value,
+                        job.model_dump_json(),
+                        int(job.cancel_requested),
+                        job_id,
+                    ),
+                )
+            return job
+
     def list(
         self,
         *,

@@ -508,6 +508,7 @@ async def training_data(actor_id: str, services: ServicesDep) -> dict[str, Any]:
         "training_images": [_image(services, manifest, n, e) for n, e in enumerate(entries)],
         "base_image_url": base.get("s3_url") if base else None,
         "base_image": services.browser_url(base_key),
+        "base_thumbnail": services.thumbnail_url(base_key),
         "has_base_image": base is not None,
         "total_count": len(entries),
         "manifest_updated": manifest.data.get("training_data_updated"),
@@ -531,6 +532,7 @@ def _image(services: Services, manifest: Manifest, position: int, entry: Entry) 
         "aspect_ratio": entry.get("aspect_ratio"),
         "key": key,
         "url": services.browser_url(key),
+        "thumbnail": services.thumbnail_url(key),
     }
 
 
