@@ -111,10 +111,16 @@ async def test_5xx_is_retried(standin):
 
 
 async def test_retries_give_up(standin):
-    standin.faults = Faults(throttle_first=10, retry_after=0.01)
-    with pytest.raises(RetryableProviderError, match="429"):
+    standin.faults = Faults(server_errors_first=10)
+    with pytest.raises(RetryableProviderError):
         await generate(standin, max_retries=2)
     assert standin.create_attempts == 3
+
+
+async def test_a_throttling_storm_does_not_use_up_the_retries(standin):
+    standin.faults = Faults(throttle_first=8, retry_after=0.01)
+    result = await generate(standin, max_retries=2)
+    assert decoded(result.data) and standin.throttled == 8 and standin.creates == 1
 
 
 async def test_e005_is_final_and_not_retried(standin):
@@ -236,7 +242,7 @@ async def test_check_reports_the_account(standin):
 @pytest.mark.parametrize(
     "faults",
     [
-        Faults(throttle_first=10, retry_after=0.01),
+        Faults(server_errors_first=10),
         Faults(slow_create=3),
         Faults(flag_prompts_containing="rainy"),
         Faults(output_ttl=0.0),

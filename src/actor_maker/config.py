@@ -181,6 +181,40 @@ class Settings(BaseSettings):
         description="Largest JSON request body; uploads are bounded by MAX_IMAGE_BYTES.",
     )
 
+    # --- distributed mode (ACTOR_MAKER_QUEUE) ------------------------------------------------
+    queue_prefix: str = Field(
+        default="actor-maker",
+        min_length=1,
+        max_length=64,
+        validation_alias=AliasChoices("ACTOR_MAKER_QUEUE_PREFIX"),
+        description="Prefix of every Redis key (queues, job records, limits): one per deployment.",
+    )
+    create_rate_per_minute: int = Field(
+        default=600,
+        ge=1,
+        validation_alias=AliasChoices("ACTOR_MAKER_CREATE_RATE"),
+        description="Global ceiling on prediction creates per minute across all workers.",
+    )
+    worker_heartbeat_s: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias=AliasChoices("ACTOR_MAKER_WORKER_HEARTBEAT"),
+        description="Seconds without a heartbeat after which a worker counts as dead and "
+        "its unacknowledged items are delivered to another worker.",
+    )
+    slot_ttl_s: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias=AliasChoices("ACTOR_MAKER_SLOT_TTL"),
+        description="Seconds after which a crashed worker's request slot is freed.",
+    )
+    base_cache_size: int = Field(
+        default=32,
+        ge=1,
+        validation_alias=AliasChoices("ACTOR_MAKER_BASE_CACHE"),
+        description="Base images a worker keeps in memory (one per actor; least recent out).",
+    )
+
     @field_validator("prices")
     @classmethod
     def _merge_prices(cls, v: dict[str, float]) -> dict[str, float]:

@@ -105,9 +105,13 @@ class ProviderTimeoutError(ProviderError):
 class RetryableProviderError(ProviderError):
     """A failure worth retrying; ``retry_after`` is the server's hint in seconds."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, retry_after: float | None = None, *, throttled: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        #: A 429: the service asked us to slow down, so it does not use up the retries.
+        self.throttled = throttled
 
 
 class SlotTimeoutError(ActorMakerError):

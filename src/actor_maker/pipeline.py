@@ -179,9 +179,11 @@ EventSink = Callable[[Event], None]
 
 @dataclass(frozen=True)
 class StoredBase:
-    """A base image already in the store, by key (what jobs remember across restarts)."""
+    """A base image already in the store, by key (what jobs remember across restarts);
+    ``data`` when the caller holds its bytes already (a worker's cache)."""
 
     key: str
+    data: bytes | None = field(default=None, repr=False)
 
 
 #: What a job's base image can be given as: a URL, the bytes, or a key in the store.
@@ -402,7 +404,11 @@ class Pipeline:
         key: str | None = None
         if isinstance(ref, StoredBase):
             key = ref.key
-            data = (await asyncio.to_thread(self.store.get, key)).data
+            data = (
+                ref.data
+                if ref.data is not None
+                else (await asyncio.to_thread(self.store.get, key)).data
+            )
         elif isinstance(ref, bytes):
             data = ref
         elif (key := self.store.key_for_url(ref)) is not None:

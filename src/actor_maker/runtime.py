@@ -9,15 +9,20 @@ from actor_maker.config import Settings
 from actor_maker.errors import ConfigError
 from actor_maker.fetch import AddressPolicy
 from actor_maker.pipeline import Pipeline
-from actor_maker.providers.base import ImageProvider
+from actor_maker.providers.base import CreateGate, ImageProvider
 from actor_maker.providers.preview import PreviewProvider
-from actor_maker.slots import MachineSlots
+from actor_maker.slots import MachineSlots, RequestSlots
 from actor_maker.store import ObjectStore, open_store
 
 
 def make_provider(
-    settings: Settings, name: str | None = None, model: str | None = None
+    settings: Settings,
+    name: str | None = None,
+    model: str | None = None,
+    *,
+    gate: CreateGate | None = None,
 ) -> ImageProvider:
+    """The configured provider; ``gate`` paces Replicate creates across workers."""
     name = name or settings.provider_name
     if name == "preview":
         return PreviewProvider()
@@ -38,6 +43,7 @@ def make_provider(
         poll_interval_s=settings.poll_interval_s,
         wait_s=settings.create_wait_s,
         safety_tolerance=settings.safety_tolerance,
+        gate=gate,
     )
 
 
@@ -48,12 +54,14 @@ def make_pipeline(
     provider: ImageProvider | None = None,
     prompts_file: Path | None = None,
     policy: AddressPolicy | None = None,
+    slots: RequestSlots | None = None,
 ) -> Pipeline:
     return Pipeline(
         settings=settings,
         store=store or open_store(settings),
         provider=provider or make_provider(settings),
-        slots=MachineSlots(
+        slots=slots
+        or MachineSlots(
             settings.max_concurrent_requests,
             settings.slot_dir,
             timeout_s=settings.slot_timeout_s,

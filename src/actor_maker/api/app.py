@@ -31,9 +31,18 @@ def create_app(
 ) -> FastAPI:
     store = store or open_store(settings)
     token = settings.api_token.get_secret_value() if settings.api_token else None
+    records, runner = records, None
+    if settings.redis_url:  # distributed mode: records in Redis, items on the queue
+        from actor_maker.jobs.redis import RedisJobRecords
+        from actor_maker.queue.broker import make_broker
+        from actor_maker.queue.dispatch import QueueRunner
+
+        records = records or RedisJobRecords(settings.redis_url, prefix=settings.queue_prefix)
+        runner = QueueRunner(records=records, broker=make_broker(settings))
     services = Services(
         settings=settings,
         store=store,
+        runner=runner,
         records=records or SQLiteJobRecords(settings.state_dir / "jobs.sqlite3"),
         provider_name=provider or settings.provider_name,
         sessions=Sessions(token) if token else None,
@@ -43,7 +52,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await services.runner.start()
+        await services.jobs.start()
         try:
             yield
         finally:

@@ -18,7 +18,7 @@ from actor_maker.errors import InputError
 from actor_maker.fetch import AddressPolicy, redact_url
 from actor_maker.jobs.models import Job, JobKind
 from actor_maker.jobs.records import JobRecords
-from actor_maker.jobs.runner import JobRunner, job_from_plan
+from actor_maker.jobs.runner import JobRunner, Runner, job_from_plan
 from actor_maker.manifest import read_manifest
 from actor_maker.pipeline import Actor, BaseImage, JobPlan, Pipeline, StoredBase
 from actor_maker.runtime import make_pipeline, make_provider
@@ -35,16 +35,23 @@ class Services:
     index: ActorIndex
     #: Which URLs may be fetched (tests inject a resolver here).
     policy: AddressPolicy | None = None
-    runner: JobRunner = field(init=False)
+    #: Set for distributed mode; by default jobs run in this process.
+    runner: Runner | None = None
     _pipelines: dict[str, Pipeline] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.runner = JobRunner(
-            records=self.records,
-            pipelines=self.pipeline,
-            lease_ttl_s=self.settings.job_lease_s,
-            watch_interval_s=max(0.5, self.settings.job_lease_s / 3),
-        )
+        if self.runner is None:
+            self.runner = JobRunner(
+                records=self.records,
+                pipelines=self.pipeline,
+                lease_ttl_s=self.settings.job_lease_s,
+                watch_interval_s=max(0.5, self.settings.job_lease_s / 3),
+            )
+
+    @property
+    def jobs(self) -> Runner:
+        assert self.runner is not None
+        return self.runner
 
     def pipeline(self, model: str | None = None) -> Pipeline:
         """One pipeline per model, sharing the store and the request slots' directory."""
@@ -58,7 +65,7 @@ class Services:
 
     async def aclose(self) -> None:
         """Stop the runner (unfinished jobs stay resumable) and release everything."""
-        await self.runner.stop()
+        await self.jobs.stop()
         for pipeline in self._pipelines.values():
             await pipeline.provider.aclose()
         self.index.close()
@@ -84,7 +91,7 @@ class Services:
         with that job instead of paying twice.
         """
         if kind == JobKind.all:
-            active = await self.runner.active_job(actor.actor_id)
+            active = await self.jobs.active_job(actor.actor_id)
             if active is not None and active.kind == JobKind.all:
                 return active, False
         pipeline = self.pipeline(model)
@@ -103,7 +110,7 @@ class Services:
             base_image_url=redact_url(ref) if isinstance(ref, str) else None,
             context=context or {},
         )
-        return await self.runner.submit(job), True
+        return await self.jobs.submit(job), True
 
     @staticmethod
     def _plan(

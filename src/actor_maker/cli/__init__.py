@@ -14,7 +14,7 @@ import typer
 from pydantic import ValidationError
 
 from actor_maker import __version__
-from actor_maker.cli import admin, generate, serve, trash
+from actor_maker.cli import admin, generate, queue, serve, trash
 from actor_maker.cli.state import State
 from actor_maker.errors import ActorMakerError
 
@@ -70,6 +70,7 @@ generate.register(app)
 admin.register(app)
 serve.register(app)
 trash.register(app)
+queue.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -50,6 +50,10 @@ def new_job_id() -> str:
     return "job_" + uuid.uuid4().hex[:16]
 
 
+#: The fields of an item that say what to make (as opposed to what happened).
+ITEM_INPUT = {"prompt_id", "prompt", "category", "face_visible"}
+
+
 class JobItem(BaseModel):
     prompt_id: str
     prompt: str
@@ -121,6 +125,38 @@ class Job(BaseModel):
             "failed": self.failed,
             "running": sum(1 for i in self.items if i.state == ItemState.running),
         }
+
+    def item(self, prompt_id: str) -> JobItem | None:
+        return next((i for i in self.items if i.prompt_id == prompt_id), None)
+
+    def settle(self) -> bool:
+        """Finish the job if every item is done; True when this call finished it."""
+        if self.state.finished or any(
+            i.state in (ItemState.queued, ItemState.running) for i in self.items
+        ):
+            return False
+        self.state = self.final_state()
+        self.finished_at = now()
+        return True
+
+    def retry(self) -> Job:
+        """A new job with this one's failed and canceled items."""
+        failed = [i for i in self.items if i.state in (ItemState.failed, ItemState.canceled)]
+        per_item = self.estimated_cost / max(1, self.total)
+        return self.model_copy(
+            update={
+                "id": new_job_id(),
+                "state": JobState.queued,
+                "items": [JobItem(**i.model_dump(include=ITEM_INPUT)) for i in failed],
+                "error": None,
+                "cancel_requested": False,
+                "created_at": now(),
+                "started_at": None,
+                "finished_at": None,
+                "estimated_cost": round(len(failed) * per_item, 4),
+                "context": {**self.context, "retry_of": self.id},
+            }
+        )
 
     def final_state(self) -> JobState:
         """The state a finished run leaves the job in, from its items."""

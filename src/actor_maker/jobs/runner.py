@@ -16,11 +16,11 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from actor_maker import metrics
 from actor_maker.errors import ActorMakerError, ConflictError, NotFoundError
-from actor_maker.jobs.models import ItemState, Job, JobItem, JobState, new_job_id, now
+from actor_maker.jobs.models import ItemState, Job, JobItem, JobState, now
 from actor_maker.jobs.records import JobRecords
 from actor_maker.manifest import read_manifest
 from actor_maker.pipeline import Actor, Event, ItemResult, JobPlan, Pipeline, StoredBase
@@ -30,6 +30,30 @@ log = logging.getLogger(__name__)
 
 #: Called after every change of a job (the API wakes its event streams with it).
 Listener = Callable[[str], None]
+
+
+async def retryable(records: JobRecords, job_id: str) -> Job:
+    """The retry of a finished job's failed items (not yet submitted)."""
+    job = await asyncio.to_thread(records.get, job_id)
+    if job is None:
+        raise NotFoundError(f"no job {job_id}")
+    if not job.state.finished:
+        raise ConflictError(f"job {job_id} is still {job.state.value}")
+    if job.failed == 0:
+        raise ConflictError(f"job {job_id} has no failed items")
+    return job.retry()
+
+
+class Runner(Protocol):
+    """Where jobs run: in this process (``JobRunner``) or on queue workers (``QueueRunner``)."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def submit(self, job: Job) -> Job: ...
+    async def active_job(self, actor_id: str) -> Job | None: ...
+    async def cancel(self, job_id: str) -> Job: ...
+    async def resume(self, job_id: str) -> Job: ...
+    async def retry_failed(self, job_id: str) -> Job: ...
 
 
 def default_owner() -> str:
@@ -136,27 +160,7 @@ class JobRunner:
         return job
 
     async def retry_failed(self, job_id: str) -> Job:
-        job = await self._get(job_id)
-        if not job.state.finished:
-            raise ConflictError(f"job {job_id} is still {job.state.value}")
-        failed = [i for i in job.items if i.state in (ItemState.failed, ItemState.canceled)]
-        if not failed:
-            raise ConflictError(f"job {job_id} has no failed items")
-        retry = job.model_copy(
-            update={
-                "id": new_job_id(),
-                "state": JobState.queued,
-                "items": [JobItem(**i.model_dump(include=_ITEM_INPUT)) for i in failed],
-                "error": None,
-                "cancel_requested": False,
-                "created_at": now(),
-                "started_at": None,
-                "finished_at": None,
-                "estimated_cost": round(len(failed) * (job.estimated_cost / max(1, job.total)), 4),
-                "context": {**job.context, "retry_of": job.id},
-            }
-        )
-        return await self.submit(retry)
+        return await self.submit(await retryable(self.records, job_id))
 
     # --- running ----------------------------------------------------------------------
     def _launch(self, job_id: str) -> None:
@@ -312,9 +316,6 @@ class JobRunner:
         self.records.append_event(job.id, event, data)
         for listener in self._listeners:
             listener(job.id)
-
-
-_ITEM_INPUT = {"prompt_id", "prompt", "category", "face_visible"}
 
 
 def _copy_result(result: ItemResult, item: JobItem) -> None:

@@ -71,3 +71,19 @@ class ImageProvider(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class CreateGate(Protocol):
+    """Pacing shared by everyone who creates predictions (distributed mode: every worker).
+
+    The provider calls ``before_create`` right before it sends a create and ``throttled``
+    when a create was answered 429, so one worker's 429 slows every worker down.
+    """
+
+    async def before_create(self) -> None:
+        """Wait until a create may be sent: no slow-down in force and within the rate."""
+        ...
+
+    async def throttled(self, retry_after: float | None) -> None:
+        """A create was answered 429 (``retry_after``: the server's hint, in seconds)."""
+        ...

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 from tenacity.wait import wait_exponential_jitter
 
 from actor_maker.errors import (
@@ -42,7 +42,7 @@ from actor_maker.errors import (
 from actor_maker.fetch import redact_url
 from actor_maker.images import data_uri
 from actor_maker.manifest import utc_now
-from actor_maker.providers.base import GeneratedImage, GenerationParams, InputImage
+from actor_maker.providers.base import CreateGate, GeneratedImage, GenerationParams, InputImage
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 #: Longest blocking wait Replicate honours on create.
 MAX_WAIT_S = 60
 DATA_URI_LIMIT = 1_000_000
+#: Consecutive 429 answers one call puts up with (each waits as told) before giving up.
+MAX_THROTTLED = 50
 MAX_OUTPUT_BYTES = 50 * 1024 * 1024
 
 
@@ -119,6 +121,7 @@ class ReplicateProvider:
         backoff_max_s: float = 30.0,
         wait_s: int = 10,
         request_timeout_s: float = 15.0,
+        gate: CreateGate | None = None,
     ) -> None:
         if model.count("/") != 1:
             raise ConfigError(f"model {model!r} must look like owner/name")
@@ -131,6 +134,8 @@ class ReplicateProvider:
         self._wait = _Wait(backoff_initial_s, backoff_max_s)
         self.wait_s = max(1, min(MAX_WAIT_S, wait_s))
         self.request_timeout_s = request_timeout_s
+        #: Shared pacing of creates (distributed mode): a global rate and 429 slow-down.
+        self.gate = gate
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(request_timeout_s),
@@ -202,10 +207,18 @@ class ReplicateProvider:
             "seed": params.seed,
         }
 
+    def _stop(self, state: RetryCallState) -> bool:
+        """Failures use up ``max_retries``; 429s do not (they are bounded by the deadline
+        and ``MAX_THROTTLED`` instead): a throttling storm must not lose items."""
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RetryableProviderError) and exc.throttled:
+            return state.attempt_number > MAX_THROTTLED
+        return state.attempt_number > self.max_retries
+
     async def _retrying(self, fn: Any, *args: Any) -> Any:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(RetryableProviderError),
-            stop=stop_after_attempt(self.max_retries + 1),
+            stop=self._stop,
             wait=self._wait,
             reraise=True,
         )
@@ -238,7 +251,9 @@ class ReplicateProvider:
         if status < 400:
             return
         if status == 429 or status >= 500:
-            raise RetryableProviderError(f"{what}: {_problem(response)}", _retry_after(response))
+            raise RetryableProviderError(
+                f"{what}: {_problem(response)}", _retry_after(response), throttled=status == 429
+            )
         if status == 401:
             raise ConfigError("Replicate rejected REPLICATE_API_TOKEN (HTTP 401)")
         raise ProviderError(f"{what}: {_problem(response)}")
@@ -265,6 +280,8 @@ class ReplicateProvider:
 
     async def _create(self, payload: dict[str, Any], call: _Call) -> dict[str, Any]:
         wait = max(1, min(self.wait_s, int(self.deadline_s)))
+        if self.gate is not None:
+            await self.gate.before_create()
         call.sending = True
         try:
             response = await self._send(
@@ -276,6 +293,8 @@ class ReplicateProvider:
             )
         finally:
             call.sending = False
+        if response.status_code == 429 and self.gate is not None:
+            await self.gate.throttled(_retry_after(response))
         self._raise_for(response, "creating the prediction failed")
         body: dict[str, Any] = response.json()
         return body

@@ -119,19 +119,19 @@ async def get_job(job_id: str, services: ServicesDep) -> Job:
 @router.post("/api/jobs/{job_id}/cancel")
 async def cancel_job(job_id: str, services: ServicesDep) -> Job:
     """Start nothing new, cancel in-flight predictions; images already paid for are kept."""
-    return await services.runner.cancel(job_id)
+    return await services.jobs.cancel(job_id)
 
 
 @router.post("/api/jobs/{job_id}/retry-failed", status_code=201)
 async def retry_failed(job_id: str, services: ServicesDep) -> Job:
     """A new job with the failed and canceled items of a finished job."""
-    return await services.runner.retry_failed(job_id)
+    return await services.jobs.retry_failed(job_id)
 
 
 @router.post("/api/jobs/{job_id}/resume")
 async def resume_job(job_id: str, services: ServicesDep) -> Job:
     """Run an unfinished job whose runner is gone (refused while another process runs it)."""
-    return await services.runner.resume(job_id)
+    return await services.jobs.resume(job_id)
 
 
 def _sse(name: str, data: Any, seq: int | None = None) -> dict[str, str]:

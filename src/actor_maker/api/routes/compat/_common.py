@@ -1,0 +1,75 @@
+"""Helpers every part of the old frontend's routes uses."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from actor_maker import actors as actor_ops
+from actor_maker import prompts as prompt_lib
+from actor_maker.api.errors import ProblemWithFields
+from actor_maker.api.services import Services
+from actor_maker.errors import ActorMakerError, InputError
+from actor_maker.manifest import Manifest, read_manifest
+from actor_maker.validation import check_actor_id, check_actor_name
+
+#: Recorded in trash records: the change came through the API.
+VIA = "api"
+
+
+@contextmanager
+def old_style_errors() -> Iterator[None]:
+    """Our errors, answered with the old frontend's ``success: false`` and ``error`` added."""
+    try:
+        yield
+    except ProblemWithFields:
+        raise
+    except ActorMakerError as exc:
+        raise failure(str(exc), exc.status, type(exc).__name__) from exc
+
+
+def failure(message: str, status: int, error_type: str, **fields: Any) -> ProblemWithFields:
+    return ProblemWithFields(
+        message,
+        status=status,
+        error_type=error_type,
+        fields={"success": False, "error": message, **fields},
+    )
+
+
+async def load_manifest(services: Services, actor_id: str) -> Manifest:
+    return await asyncio.to_thread(actor_ops.load_actor, services.store, actor_id)
+
+
+def same_name(manifest: Manifest, actor_name: str) -> None:
+    check_actor_name(actor_name)
+    if manifest.actor_name and manifest.actor_name != actor_name:
+        raise InputError(
+            f"actor {manifest.actor_id} is named {manifest.actor_name!r}, not {actor_name!r}"
+        )
+
+
+def resolve_actor_id(services: Services, value: int | str) -> str:
+    """A body's actor id: the string as given. A JSON number ``n`` is ``str(n)``, or
+    ``f"{n:04d}"`` when only that actor has a manifest (the old ids are "0012")."""
+    plain = check_actor_id(str(value))
+    if isinstance(value, int) and value >= 0 and read_manifest(services.store, plain) is None:
+        padded = f"{value:04d}"
+        if read_manifest(services.store, padded) is not None:
+            return padded
+    return plain
+
+
+def rendered(
+    library: Sequence[prompt_lib.PromptTemplate], manifest: Manifest
+) -> list[prompt_lib.ScenePrompt]:
+    """The library with the actor's subject, description and outfit filled in."""
+    return prompt_lib.render_all(
+        library,
+        actor_type=manifest.actor_type,
+        actor_sex=manifest.actor_sex,
+        description=manifest.description,
+        outfit=manifest.outfit,
+    )

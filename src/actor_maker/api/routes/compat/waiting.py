@@ -1,0 +1,108 @@
+"""Running a job to its end for the routes that wait, and reading it back in the CLI's shapes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from fastapi import Request
+
+from actor_maker.api.routes.compat._common import failure
+from actor_maker.api.services import Services
+from actor_maker.errors import NotFoundError
+from actor_maker.jobs.models import ItemState, Job, JobItem, JobKind
+from actor_maker.pipeline import Actor, ItemResult, JobPlan, JobResult
+from actor_maker.pipeline import JobItem as PlanItem
+
+#: How often a waiting route looks at its job's record.
+WAIT_POLL_S = 0.2
+
+
+def wants_async(prefer: str | None) -> bool:
+    tokens = (part.split(";")[0].strip().lower() for part in (prefer or "").split(","))
+    return "respond-async" in tokens
+
+
+async def wait_finished(services: Services, job_id: str, request: Request) -> Job:
+    """The job once it has finished, or as it is when the client has gone away (the job
+    goes on regardless). Reads the record, so a job another process resumed counts too."""
+    while True:
+        job = await asyncio.to_thread(services.records.get, job_id)
+        if job is None:
+            raise NotFoundError(f"no job {job_id}")
+        if job.state.finished or await request.is_disconnected():
+            return job
+        await asyncio.sleep(WAIT_POLL_S)
+
+
+def result_of(job: Job) -> JobResult:
+    """A job record as the pipeline's result, for the CLI's JSON shapes."""
+    items = [
+        ItemResult(
+            i.prompt_id,
+            i.prompt,
+            i.category,
+            state=i.state.value,
+            index=i.index,
+            filename=i.filename,
+            key=i.key,
+            s3_url=i.s3_url,
+            error=i.error,
+            cost=i.cost,
+            seed=i.seed,
+        )
+        for i in job.items
+    ]
+    actor = Actor(job.actor_id, job.actor_name, job.actor_type, job.actor_sex)
+    started = (job.started_at or job.created_at).isoformat()
+    finished = job.finished_at.isoformat() if job.finished_at else None
+    return JobResult(job.id, actor, items, started_at=started, finished_at=finished)
+
+
+def plan_of(job: Job, library_ids: Sequence[str]) -> JobPlan:
+    """A job record as its plan; a "generate all" skipped the library prompts it lacks."""
+    items = tuple(PlanItem(i.prompt_id, i.prompt, i.category, i.face_visible) for i in job.items)
+    asked = {i.prompt_id for i in job.items}
+    skipped = tuple(p for p in library_ids if p not in asked) if job.kind == JobKind.all else ()
+    price = job.estimated_cost / len(items) if items else 0.0
+    actor = Actor(job.actor_id, job.actor_name, job.actor_type, job.actor_sex)
+    return JobPlan(actor, items, job.model, price, job.aspect_ratio, skipped)
+
+
+def check_ran(job: Job) -> None:
+    """A job that stopped as a whole (no base image, the provider refused the token)."""
+    if job.error:
+        raise failure(job.error, 502, "JobFailed", job_id=job.id)
+
+
+def only_item(job: Job) -> JobItem:
+    check_ran(job)
+    item = job.items[0]
+    if item.state != ItemState.succeeded:
+        reason = item.error or item.state.value
+        status, kind = (
+            (409, "Canceled") if item.state == ItemState.canceled else (502, "ItemFailed")
+        )
+        raise failure(reason, status, kind, job_id=job.id, prompt=item.prompt)
+    return item
+
+
+async def one_image(
+    services: Services,
+    request: Request,
+    actor: Actor,
+    prompt: str,
+    aspect_ratio: str,
+    base_image_url: str | None,
+) -> tuple[Job, JobItem]:
+    """A custom job with one prompt, run to its end; its item when it succeeded."""
+    job, _ = await services.start_job(
+        actor,
+        kind=JobKind.custom,
+        prompts=[prompt],
+        aspect_ratio=aspect_ratio,
+        base_image=base_image_url,
+        context={"route": "old frontend"},
+    )
+    job = await wait_finished(services, job.id, request)
+    return job, only_item(job)

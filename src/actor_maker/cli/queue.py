@@ -1,0 +1,260 @@
+"""Distributed mode from the command line: worker, enqueue, jobs list / watch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from actor_maker.cli.state import State
+from actor_maker.config import Settings
+from actor_maker.errors import ConfigError, InputError
+from actor_maker.jobs.models import JobKind, JobState
+from actor_maker.jobs.records import JobRecords
+from actor_maker.jobs.runner import job_from_plan
+from actor_maker.manifest import MANIFEST_PREFIX, MANIFEST_SUFFIX, Manifest, read_manifest
+from actor_maker.pipeline import Actor, JobPlan, Pipeline
+from actor_maker.runtime import make_pipeline
+from actor_maker.validation import check_actor_id
+
+jobs_app = typer.Typer(
+    help="Jobs: list them, watch one (any machine, either mode).", no_args_is_help=True
+)
+
+
+def _records(settings: Settings) -> JobRecords:
+    if settings.redis_url:
+        from actor_maker.jobs.redis import RedisJobRecords
+
+        return RedisJobRecords(settings.redis_url, prefix=settings.queue_prefix)
+    from actor_maker.jobs.sqlite import SQLiteJobRecords
+
+    return SQLiteJobRecords(settings.state_dir / "jobs.sqlite3")
+
+
+def _need_queue(settings: Settings, what: str) -> None:
+    if not settings.redis_url:
+        raise ConfigError(
+            f"{what} needs ACTOR_MAKER_QUEUE=redis://…; without a queue, use generate-all"
+        )
+
+
+@jobs_app.command("list")
+def jobs_list(
+    ctx: typer.Context,
+    actor: Annotated[str | None, typer.Option("--actor", help="Only this actor's jobs.")] = None,
+    state: Annotated[
+        list[JobState] | None, typer.Option("--state", help="Repeat for several.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Recent jobs, newest first."""
+    st: State = ctx.obj
+    records = _records(st.settings)
+    jobs = records.list(actor_id=actor, states=state, limit=limit)
+    if as_json:
+        print(json.dumps([j.model_dump(mode="json") for j in jobs], indent=2))
+        return
+    table = Table(title=f"{len(jobs)} job(s)", title_justify="left")
+    for column in ("id", "actor", "state", "done", "failed", "cost", "created"):
+        table.add_column(column)
+    for job in jobs:
+        table.add_row(
+            job.id,
+            job.actor_id,
+            job.state.value,
+            f"{job.succeeded}/{job.total}",
+            str(job.failed),
+            f"${job.cost:.2f}",
+            job.created_at.strftime("%Y-%m-%d %H:%M"),
+        )
+    st.out.print(table)
+
+
+@jobs_app.command("watch")
+def jobs_watch(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(help="The job's id.")],
+    poll: Annotated[float, typer.Option("--poll", help="Seconds between looks.")] = 0.5,
+) -> None:
+    """Follow a job to its end with a progress bar; exit 0 if every item succeeded, else 1."""
+    st: State = ctx.obj
+    records = _records(st.settings)
+    job = records.get(job_id)
+    if job is None:
+        raise InputError(f"no job {job_id}")
+    seen = 0
+    with Progress(
+        TextColumn(f"[bold]{job_id}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[note]}"),
+        console=st.err,
+        disable=st.quiet,
+    ) as bar:
+        task = bar.add_task("job", total=job.total, note="")
+        while True:
+            for event in records.events_since(job_id, seen):
+                seen = event.seq
+                if event.name == "item_failed":
+                    st.err.print(
+                        f"[red]✗[/red] {event.data.get('prompt_id')}: {event.data.get('error')}"
+                    )
+            job = records.get(job_id)
+            assert job is not None
+            counts = job.counts()
+            bar.update(
+                task, completed=counts["done"], note=f"{job.state.value}, {job.failed} failed"
+            )
+            if job.state.finished:
+                break
+            time.sleep(poll)
+    st.out.print(
+        f"{job_id}: {job.state.value} · {job.succeeded}/{job.total} stored · ${job.cost:.2f}"
+    )
+    if job.state != JobState.succeeded:
+        raise typer.Exit(1)
+
+
+def _manifests(pipeline: Pipeline, ids: list[str]) -> list[Manifest]:
+    store = pipeline.store
+    if not ids:
+        ids = [
+            o.key[len(MANIFEST_PREFIX) : -len(MANIFEST_SUFFIX)]
+            for o in store.list(MANIFEST_PREFIX)
+            if o.key.endswith(MANIFEST_SUFFIX)
+        ]
+    with ThreadPoolExecutor(16) as pool:
+        found = list(pool.map(lambda i: read_manifest(store, check_actor_id(i)), ids))
+    missing = [i for i, m in zip(ids, found, strict=True) if m is None]
+    if missing:
+        raise InputError(f"no manifest for actor(s): {', '.join(missing[:10])}")
+    return [m for m in found if m is not None]
+
+
+def _base_key(pipeline: Pipeline, manifest: Manifest) -> str | None:
+    for base in manifest.base_images:
+        key = base.get("key") or (
+            pipeline.store.key_for_url(str(base["s3_url"])) if base.get("s3_url") else None
+        )
+        if key and pipeline.store.head(str(key)) is not None:
+            return str(key)
+    return None
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(jobs_app, name="jobs")
+
+    @app.command("worker")
+    def worker_cmd(
+        ctx: typer.Context,
+        concurrency: Annotated[
+            int,
+            typer.Option(
+                "--concurrency", min=1, max=256, help="Items this process works on at once."
+            ),
+        ] = 8,
+        provider: Annotated[
+            str | None, typer.Option("--provider", help="replicate or preview.")
+        ] = None,
+    ) -> None:
+        """Work on queued items (ACTOR_MAKER_QUEUE); run as many as you like, anywhere."""
+        st: State = ctx.obj
+        _need_queue(st.settings, "worker")
+        from actor_maker.queue.worker import run_worker
+
+        st.info(
+            f"worker: {concurrency} at a time; global limit {st.settings.max_concurrent_requests} "
+            f"requests, {st.settings.create_rate_per_minute} creates/min; Ctrl-C or SIGTERM to stop"
+        )
+        run_worker(st.settings, concurrency=concurrency, provider=provider)
+
+    @app.command("enqueue")
+    def enqueue_cmd(
+        ctx: typer.Context,
+        actor_ids: Annotated[list[str] | None, typer.Argument(help="Actor ids (or --all).")] = None,
+        all_actors: Annotated[
+            bool, typer.Option("--all", help="Every actor in the store.")
+        ] = False,
+        only: Annotated[
+            str | None, typer.Option("--only", help="Comma-separated prompt ids.")
+        ] = None,
+        max_cost: Annotated[
+            float | None, typer.Option("--max-cost", help="Ceiling for the whole batch (USD).")
+        ] = None,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Show the plan and its cost only.")
+        ] = False,
+        provider: Annotated[
+            str | None, typer.Option("--provider", help="replicate or preview.")
+        ] = None,
+    ) -> None:
+        """Queue what each actor is missing; the base image comes from its manifest."""
+        st: State = ctx.obj
+        settings = st.settings
+        if bool(actor_ids) == all_actors:
+            raise InputError("give actor ids or --all (not both)")
+        from actor_maker.runtime import make_provider
+
+        pipeline = make_pipeline(settings, provider=make_provider(settings, provider))
+        ids = [p.strip() for p in only.split(",") if p.strip()] if only else None
+        plans: list[tuple[JobPlan, str]] = []
+        skipped: list[str] = []
+        for manifest in _manifests(pipeline, list(actor_ids or [])):
+            key = _base_key(pipeline, manifest)
+            if key is None:
+                skipped.append(f"{manifest.actor_id} (no base image in the store)")
+                continue
+            plan = pipeline.plan_all(Actor(manifest.actor_id, manifest.actor_name), only=ids)
+            if plan.items:
+                plans.append((plan, key))
+        total = round(sum(p.estimated_cost for p, _ in plans), 4)
+        images = sum(len(p.items) for p, _ in plans)
+        ceiling = settings.max_job_cost if max_cost is None else max_cost
+        st.out.print(
+            f"{len(plans)} actor(s), {images} image(s), estimated ${total:.2f} "
+            f"(ceiling ${ceiling:.2f})"
+        )
+        for line in skipped:
+            st.err.print(f"[yellow]skipped[/yellow] {line}")
+        if total > ceiling + 1e-9:
+            raise InputError(
+                f"estimated ${total:.2f} is over the ceiling ${ceiling:.2f}; raise --max-cost"
+            )
+        if dry_run or not plans:
+            return
+        _need_queue(settings, "enqueue")
+        asyncio.run(
+            _submit(settings, plans, pipeline.provider.name, JobKind.subset if ids else JobKind.all)
+        )
+        st.out.print(
+            f"queued {images} image(s) in {len(plans)} job(s); follow with: actor-maker jobs list"
+        )
+
+
+async def _submit(
+    settings: Settings, plans: list[tuple[JobPlan, str]], provider: str, kind: JobKind
+) -> None:
+    from actor_maker.jobs.redis import RedisJobRecords
+    from actor_maker.queue.broker import make_broker
+    from actor_maker.queue.dispatch import QueueRunner
+
+    assert settings.redis_url
+    records = RedisJobRecords(settings.redis_url, prefix=settings.queue_prefix)
+    runner = QueueRunner(records=records, broker=make_broker(settings))
+    try:
+        for plan, key in plans:
+            if await runner.active_job(plan.actor.actor_id) is not None:
+                continue  # already being worked on
+            await runner.submit(
+                job_from_plan(plan, kind=kind, provider=provider, base_image_key=key)
+            )
+    finally:
+        records.close()

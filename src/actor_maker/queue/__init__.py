@@ -1,0 +1,1 @@
+"""Distributed mode: Redis-backed limits, the task queue, workers."""

@@ -1,0 +1,220 @@
+"""Processing one queued item: idempotent, so a redelivered message never pays twice.
+
+Before generating, the worker checks the job record (a finished or canceled item
+is acknowledged as is) and the actor's manifest (an entry of this job for this
+prompt means an earlier delivery stored it). The item's state and the job's
+completion are written with ``JobRecords.modify`` — atomic however many workers
+finish items of one job at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from actor_maker import metrics
+from actor_maker.jobs.models import ItemState, Job, JobItem, JobState, now
+from actor_maker.jobs.records import JobRecords
+from actor_maker.manifest import read_manifest
+from actor_maker.pipeline import Actor, ItemResult, Pipeline, StoredBase
+from actor_maker.pipeline import JobItem as PlanItem
+from actor_maker.store.base import ObjectStore
+
+log = logging.getLogger(__name__)
+
+
+class BaseImageCache:
+    """The last ``size`` base images a worker used, so an actor's items fetch it once."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._images: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.fetches = 0
+
+    async def get(self, store: ObjectStore, key: str) -> bytes:
+        if key in self._images:
+            self._images.move_to_end(key)
+            return self._images[key]
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            if key not in self._images:
+                self.fetches += 1
+                self._images[key] = (await asyncio.to_thread(store.get, key)).data
+                while len(self._images) > self.size:
+                    self._images.popitem(last=False)
+            self._locks.pop(key, None)
+            return self._images[key]
+
+
+def _entry_of(store: ObjectStore, job: Job, prompt_id: str) -> dict[str, Any] | None:
+    """The manifest entry an earlier delivery of this item stored, if any."""
+    manifest = read_manifest(store, job.actor_id)
+    if manifest is None:
+        return None
+    for entry in manifest.training_data:
+        generation = entry.get("generation")
+        if (
+            entry.get("prompt_id") == prompt_id
+            and isinstance(generation, dict)
+            and generation.get("job_id") == job.id
+        ):
+            return entry
+    return None
+
+
+class ItemProcessor:
+    def __init__(
+        self,
+        *,
+        records: JobRecords,
+        pipelines: Callable[[str], Pipeline],
+        cache: BaseImageCache,
+        cancel_poll_s: float = 1.0,
+    ) -> None:
+        self.records = records
+        self.pipelines = pipelines
+        self.cache = cache
+        self.cancel_poll_s = cancel_poll_s
+
+    async def process(self, job_id: str, prompt_id: str) -> None:
+        job = await asyncio.to_thread(self.records.get, job_id)
+        item = job.item(prompt_id) if job else None
+        if job is None or item is None or item.state not in (ItemState.queued, ItemState.running):
+            return  # unknown, or done by an earlier delivery: acknowledge
+        if job.cancel_requested:
+            await self._finish(job_id, prompt_id, ItemState.canceled, error="canceled")
+            return
+        pipeline = self.pipelines(job.model)
+        entry = await asyncio.to_thread(_entry_of, pipeline.store, job, prompt_id)
+        if entry is not None:
+            await self._finish(job_id, prompt_id, ItemState.succeeded, entry=entry)
+            return
+        await self._start(job_id, prompt_id)
+        await self._generate(job, item, pipeline)
+
+    async def _generate(self, job: Job, item: JobItem, pipeline: Pipeline) -> None:
+        if job.base_image_key is None:
+            await self._finish(job.id, item.prompt_id, ItemState.failed, error="no base image")
+            return
+        base = StoredBase(
+            job.base_image_key, await self.cache.get(pipeline.store, job.base_image_key)
+        )
+        actor = Actor(job.actor_id, job.actor_name, job.actor_type, job.actor_sex)
+        planned = PlanItem(item.prompt_id, item.prompt, item.category, item.face_visible)
+        plan = pipeline.plan_items(actor, [planned], aspect_ratio=job.aspect_ratio)
+        run = asyncio.create_task(pipeline.run(plan, base, seed=job.seed, job_id=job.id))
+        canceled_by_job = asyncio.Event()
+        watch = asyncio.create_task(self._watch(job.id, run, canceled_by_job))
+        try:
+            result = await run
+        except asyncio.CancelledError:
+            if not canceled_by_job.is_set():
+                raise  # the worker is stopping: the message is not acknowledged, so it comes back
+            entry = await asyncio.to_thread(_entry_of, pipeline.store, job, item.prompt_id)
+            state = ItemState.succeeded if entry else ItemState.canceled
+            await self._finish(job.id, item.prompt_id, state, entry=entry, error="canceled")
+            return
+        finally:
+            watch.cancel()
+        outcome = result.items[0]
+        await self._finish(
+            job.id, item.prompt_id, ItemState(outcome.state), result=outcome, error=outcome.error
+        )
+
+    async def _watch(self, job_id: str, run: asyncio.Task[Any], flag: asyncio.Event) -> None:
+        """Cancel the running item when someone cancels its job (from any machine)."""
+        while not run.done():
+            await asyncio.sleep(self.cancel_poll_s)
+            job = await asyncio.to_thread(self.records.get, job_id)
+            if job is not None and job.cancel_requested:
+                flag.set()
+                run.cancel()
+                return
+
+    async def _start(self, job_id: str, prompt_id: str) -> None:
+        started = False
+
+        def change(job: Job) -> bool:
+            nonlocal started
+            item = job.item(prompt_id)
+            if item is None:
+                return False
+            item.state = ItemState.running
+            if job.state == JobState.queued:
+                job.state = JobState.running
+                job.started_at = now()
+                started = True
+            return True
+
+        job = await asyncio.to_thread(self.records.modify, job_id, change)
+        if job is None:
+            return
+        if started:
+            await self._event(job_id, "job_started", job.model_dump(mode="json"))
+        item = job.item(prompt_id)
+        await self._event(
+            job_id, "item_started", {"prompt_id": prompt_id, "prompt": item.prompt if item else ""}
+        )
+
+    async def _finish(
+        self,
+        job_id: str,
+        prompt_id: str,
+        state: ItemState,
+        *,
+        result: ItemResult | None = None,
+        entry: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        finished = False
+
+        def change(job: Job) -> bool:
+            nonlocal finished
+            item = job.item(prompt_id)
+            if item is None or item.state in (
+                ItemState.succeeded,
+                ItemState.failed,
+                ItemState.canceled,
+            ):
+                return False
+            item.state = state
+            item.error = None if state == ItemState.succeeded else error
+            if result is not None:
+                item.filename, item.index, item.key, item.s3_url = (
+                    result.filename,
+                    result.index,
+                    result.key,
+                    result.s3_url,
+                )
+                item.seed, item.cost = result.seed, result.cost
+            elif entry is not None:
+                item.filename, item.key, item.s3_url = (
+                    entry["filename"],
+                    entry.get("key"),
+                    entry.get("s3_url"),
+                )
+                item.cost = (entry.get("generation") or {}).get("cost")
+            finished = job.settle()
+            return True
+
+        job = await asyncio.to_thread(self.records.modify, job_id, change)
+        if job is None:
+            return
+        if state == ItemState.succeeded:
+            data = dict((result.entry if result else None) or entry or {})
+            await self._event(job_id, "item_succeeded", data)
+        else:
+            await self._event(job_id, "item_failed", {"prompt_id": prompt_id, "error": error})
+        await self._event(job_id, "progress", job.counts())
+        if finished:
+            metrics.observe_job_span(
+                job.state.value, job.started_at or job.created_at, job.finished_at or now()
+            )
+            await self._event(job_id, "job_finished", job.model_dump(mode="json"))
+
+    async def _event(self, job_id: str, name: str, data: dict[str, Any]) -> None:
+        await asyncio.to_thread(self.records.append_event, job_id, name, data)

@@ -1,0 +1,256 @@
+"""Distributed mode end to end: real Redis, real worker processes, moto S3, the Replicate
+stand-in. Exact manifests, the global request bound, a worker killed mid-job, a 429 storm."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import httpx
+import pytest
+
+from actor_maker import actors
+from actor_maker.config import Settings
+from actor_maker.jobs.models import JobKind
+from actor_maker.jobs.redis import RedisJobRecords
+from actor_maker.manifest import read_manifest, training_prefix
+from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
+
+from .apiserver import clean_environ, read_sse, serve_in_thread
+from .conftest import S3_REGION
+from .helpers import sample_image
+
+REDIS = "redis://127.0.0.1:6379/13"
+TOKEN = "r8_queue_token"
+PROMPTS = [
+    "photo-rain-platform",
+    "photo-diner-morning",
+    "bw-charcoal-portrait",
+    "color-oil-portrait",
+]
+
+
+@pytest.fixture
+def standin():
+    with ReplicateStandIn(token=TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def prefix():
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    yield name
+    RedisJobRecords(REDIS, prefix=name).clear()
+
+
+@pytest.fixture
+def env(prefix, standin, moto_server, s3_bucket, tmp_path):
+    environ = clean_environ()
+    environ.update(
+        ACTOR_MAKER_QUEUE=REDIS,
+        ACTOR_MAKER_QUEUE_PREFIX=prefix,
+        ACTOR_MAKER_STORE=f"s3://{s3_bucket}",
+        AWS_ENDPOINT_URL=moto_server.endpoint_url,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION=S3_REGION,
+        REPLICATE_API_TOKEN=TOKEN,
+        REPLICATE_BASE_URL=standin.base_url,
+        ACTOR_MAKER_POLL_INTERVAL="0.05",
+        ACTOR_MAKER_WORKER_HEARTBEAT="3",
+        ACTOR_MAKER_SLOT_TTL="3",
+        MAX_CONCURRENT_REQUESTS="3",
+        ACTOR_MAKER_STATE_DIR=str(tmp_path / "state"),
+    )
+    return environ
+
+
+def settings_from(environ) -> Settings:
+    keys = {
+        k: v
+        for k, v in environ.items()
+        if k.startswith(("ACTOR_MAKER_", "AWS_", "REPLICATE_", "MAX_"))
+    }
+    old = dict(os.environ)
+    os.environ.update(keys)
+    try:
+        return Settings(_env_file=None)
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+
+
+class Workers:
+    def __init__(self, environ, count=2, concurrency=3):
+        self.procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "actor_maker", "worker", "--concurrency", str(concurrency)],
+                env=environ,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(count)
+        ]
+
+    def stop(self):
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def make_actors(store, count):
+    ids = []
+    for n in range(count):
+        actor_id = f"07{n:02d}"
+        actors.create_actor(
+            store,
+            actor_id=actor_id,
+            actor_name=f"{actor_id}_queued",
+            actor_sex="female",
+            base_image=sample_image(seed=n),
+            max_bytes=10**7,
+            max_pixels=10**8,
+        )
+        ids.append(actor_id)
+    return ids
+
+
+def enqueue(environ, *args):
+    proc = subprocess.run(
+        [sys.executable, "-m", "actor_maker", "enqueue", *args],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def wait_all(records, count, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        jobs = records.list(limit=100)
+        if len(jobs) >= count and all(j.state.finished for j in jobs):
+            return jobs
+        time.sleep(0.2)
+    raise AssertionError(
+        f"jobs did not finish: {[(j.id, j.state, j.counts()) for j in records.list()]}"
+    )
+
+
+def check_exact(store, ids, jobs):
+    by_actor = {j.actor_id: j for j in jobs}
+    for actor_id in ids:
+        manifest = read_manifest(store, actor_id)
+        prompt_ids = sorted(e["prompt_id"] for e in manifest.training_data)
+        assert prompt_ids == sorted(PROMPTS), f"{actor_id}: {prompt_ids}"
+        keys = {e["key"] for e in manifest.training_data}
+        for obj in store.list(training_prefix(manifest.actor_name)):
+            if obj.key in keys:
+                continue  # an orphan must explain itself: which job and prompt paid for it
+            head = store.head(obj.key)
+            assert head.metadata.get("job-id") == by_actor[actor_id].id, obj.key
+            assert head.metadata.get("prompt-id") in PROMPTS
+
+
+def test_multi_actor_jobs_finish_with_exact_manifests_under_the_global_bound(
+    env, prefix, standin, s3_store
+):
+    standin.faults = Faults(latency=0.3)
+    ids = make_actors(s3_store, 3)
+    out = enqueue(env, *ids, "--only", ",".join(PROMPTS))
+    assert "12 image(s)" in out
+    workers = Workers(env, count=2, concurrency=4)
+    records = RedisJobRecords(REDIS, prefix=prefix)
+    try:
+        jobs = wait_all(records, 3)
+    finally:
+        workers.stop()
+    assert all(j.state.value == "succeeded" for j in jobs)
+    check_exact(s3_store, ids, jobs)
+    assert standin.creates == 12
+    assert standin.max_in_flight <= 3  # MAX_CONCURRENT_REQUESTS across both workers
+    assert standin.max_in_flight == 3
+
+
+def test_a_worker_killed_mid_job_is_recovered_from(env, prefix, standin, s3_store):
+    standin.faults = Faults(latency=1.0, wait_cap=0.2)
+    ids = make_actors(s3_store, 2)
+    enqueue(env, *ids, "--only", ",".join(PROMPTS))
+    victim = Workers(env, count=1, concurrency=3)
+    deadline = time.monotonic() + 30
+    while standin.creates < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    victim.procs[0].kill()  # kill -9 while predictions are in flight
+    victim.procs[0].wait()
+    survivor = Workers(env, count=1, concurrency=3)
+    records = RedisJobRecords(REDIS, prefix=prefix)
+    try:
+        jobs = wait_all(records, 2, timeout=120)
+    finally:
+        survivor.stop()
+    assert all(j.state.value == "succeeded" for j in jobs), [j.counts() for j in jobs]
+    check_exact(s3_store, ids, jobs)
+
+
+def test_a_429_storm_is_absorbed_without_losing_items(env, prefix, standin, s3_store):
+    standin.faults = Faults(throttle_first=15, retry_after=0.2)
+    ids = make_actors(s3_store, 2)
+    enqueue(env, *ids, "--only", ",".join(PROMPTS))
+    workers = Workers(env, count=2, concurrency=3)
+    records = RedisJobRecords(REDIS, prefix=prefix)
+    try:
+        jobs = wait_all(records, 2)
+    finally:
+        workers.stop()
+    assert standin.throttled == 15
+    assert all(j.state.value == "succeeded" for j in jobs)
+    check_exact(s3_store, ids, jobs)
+
+
+def test_api_instances_share_jobs_and_streams(env, prefix, standin, s3_store):
+    standin.faults = Faults(latency=0.2)
+    make_actors(s3_store, 1)
+    settings = settings_from(env)
+    workers = Workers(env, count=1, concurrency=2)
+    try:
+        with (
+            serve_in_thread(settings, store=s3_store) as one,
+            serve_in_thread(settings, store=s3_store) as two,
+        ):
+            job = httpx.post(f"{one}/api/actors/0700/jobs", json={"prompt_ids": PROMPTS[:2]}).json()
+            assert job["kind"] == JobKind.subset
+            with httpx.stream("GET", f"{two}/api/jobs/{job['id']}/events", timeout=60) as stream:
+                names = [name for name, _ in read_sse(stream)]
+            assert names[0] == "progress" and names[-1] == "job_finished"
+            assert names.count("item_succeeded") == 2
+            final = httpx.get(f"{two}/api/jobs/{job['id']}").json()
+            assert final["state"] == "succeeded"
+    finally:
+        workers.stop()
+
+
+def test_enqueue_respects_the_batch_ceiling_and_dry_run(env, prefix, s3_store):
+    ids = make_actors(s3_store, 3)
+    proc = subprocess.run(
+        [sys.executable, "-m", "actor_maker", "enqueue", "--all", "--max-cost", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "over the ceiling" in proc.stderr
+    out = enqueue(env, "--all", "--dry-run", "--max-cost", "100")
+    assert f"{len(ids)} actor(s)" in out
+    assert RedisJobRecords(REDIS, prefix=prefix).list() == []
