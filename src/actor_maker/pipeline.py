@@ -201,6 +201,11 @@ class _IndexAllocator:
         self._next = start
         self._lock = threading.Lock()
 
+    def raise_to(self, floor: int) -> None:
+        """Skip past indices someone else has taken meanwhile."""
+        with self._lock:
+            self._next = max(self._next, floor)
+
     def take(self) -> int:
         with self._lock:
             value = self._next
@@ -282,6 +287,11 @@ class Pipeline:
         self.policy = policy or AddressPolicy(allow_private=settings.allow_private_urls)
         self._http = http
         self.library = library if library is not None else prompt_lib.load_library()
+        #: Per actor, shared by every run of this pipeline (a worker runs many single-item
+        #: jobs at once): one index allocator and one group-commit appender, so concurrent
+        #: items of one actor neither collide on indices nor race each other on the manifest.
+        self._actors: dict[str, tuple[_IndexAllocator, _EntryAppender]] = {}
+        self._actors_lock = threading.Lock()
 
     # --- planning: validation only, nothing written or spent --------------------------
     def _price(self) -> float:
@@ -499,6 +509,18 @@ class Pipeline:
         )
         return key
 
+    def _actor_state(self, actor: Actor) -> tuple[_IndexAllocator, _EntryAppender]:
+        with self._actors_lock:
+            known = self._actors.get(actor.actor_id)
+        if known is not None:
+            return known
+        fresh = (
+            _IndexAllocator(self._start_index(actor)),
+            _EntryAppender(self.store, actor.actor_id),
+        )
+        with self._actors_lock:
+            return self._actors.setdefault(actor.actor_id, fresh)
+
     def _start_index(self, actor: Actor) -> int:
         manifest = read_manifest(self.store, actor.actor_id)
         highest = manifest.highest_index() if manifest else -1
@@ -522,7 +544,10 @@ class Pipeline:
         seed: int | None = None,
         job_id: str | None = None,
         on_event: EventSink | None = None,
+        ensure_actor: bool = True,
     ) -> JobResult:
+        """Run ``plan``. ``ensure_actor=False`` when the caller knows the actor's manifest
+        and base image are in place (queue workers: checked when the job was queued)."""
         job_id = job_id or uuid.uuid4().hex[:12]
         emit = on_event or (lambda _event: None)
         result = JobResult(
@@ -531,19 +556,20 @@ class Pipeline:
         emit(Event("job_started", job_id, result=result))
 
         data, info, key = await self.load_base_image(base_image)
-        key = await asyncio.to_thread(self._ensure_actor, plan.actor, data, info, key)
+        if ensure_actor or key is None:
+            key = await asyncio.to_thread(self._ensure_actor, plan.actor, data, info, key)
         provider_data, provider_info = await asyncio.to_thread(downscale_for_provider, data, info)
         # A hosted model can fetch a presigned URL only from a store on the internet;
         # otherwise the provider gets the bytes (data URI or its files API).
         fetchable = provider_data is data and self.store.reachable_from_internet
         url = self.store.presigned_url(key) if key and fetchable else None
-        start = await asyncio.to_thread(self._start_index, plan.actor)
+        indices, entries = await asyncio.to_thread(self._actor_state, plan.actor)
         state = _JobState(
             job_id=job_id,
             plan=plan,
             image=InputImage(provider_data, provider_info.content_type, url),
-            indices=_IndexAllocator(start),
-            entries=_EntryAppender(self.store, plan.actor.actor_id),
+            indices=indices,
+            entries=entries,
             seed=seed,
             emit=emit,
         )
@@ -661,6 +687,7 @@ class Pipeline:
                     stored = mine
                     break
                 log.debug("%s is taken; trying the next index", key)
+                state.indices.raise_to(self._start_index(actor))  # others wrote meanwhile
         filename = key.rsplit("/", 1)[-1]
         entry = self._entry(item, plan, generated, stored.modified, filename, key, state.job_id)
         state.entries.append(entry)

@@ -19,7 +19,7 @@ from actor_maker import metrics
 from actor_maker.jobs.models import ItemState, Job, JobItem, JobState, now
 from actor_maker.jobs.records import JobRecords
 from actor_maker.manifest import read_manifest
-from actor_maker.pipeline import Actor, ItemResult, Pipeline, StoredBase
+from actor_maker.pipeline import Actor, ItemResult, JobPlan, Pipeline, StoredBase
 from actor_maker.pipeline import JobItem as PlanItem
 from actor_maker.store.base import ObjectStore
 
@@ -105,8 +105,11 @@ class ItemProcessor:
         )
         actor = Actor(job.actor_id, job.actor_name, job.actor_type, job.actor_sex)
         planned = PlanItem(item.prompt_id, item.prompt, item.category, item.face_visible)
-        plan = pipeline.plan_items(actor, [planned], aspect_ratio=job.aspect_ratio)
-        run = asyncio.create_task(pipeline.run(plan, base, seed=job.seed, job_id=job.id))
+        # checked when the job was queued; no need to read the manifest again per item
+        plan = JobPlan(actor, (planned,), job.model, 0.0, job.aspect_ratio)
+        run = asyncio.create_task(
+            pipeline.run(plan, base, seed=job.seed, job_id=job.id, ensure_actor=False)
+        )
         canceled_by_job = asyncio.Event()
         watch = asyncio.create_task(self._watch(job.id, run, canceled_by_job))
         try:
