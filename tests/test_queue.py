@@ -254,3 +254,27 @@ def test_enqueue_respects_the_batch_ceiling_and_dry_run(env, prefix, s3_store):
     out = enqueue(env, "--all", "--dry-run", "--max-cost", "100")
     assert f"{len(ids)} actor(s)" in out
     assert RedisJobRecords(REDIS, prefix=prefix).list() == []
+
+
+def test_sigterm_finishes_the_items_in_hand_and_loses_nothing(env, prefix, standin, s3_store):
+    standin.faults = Faults(latency=1.0, wait_cap=0.2)
+    ids = make_actors(s3_store, 2)
+    enqueue(env, *ids, "--only", ",".join(PROMPTS))
+    first = Workers(env, count=1, concurrency=3)
+    deadline = time.monotonic() + 30
+    while standin.creates < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    in_flight = standin.creates
+    first.stop()  # SIGTERM: finish what is in hand, take nothing new
+    assert first.procs[0].returncode == 0
+    assert standin.canceled == 0  # in-hand predictions were finished, not abandoned
+    records = RedisJobRecords(REDIS, prefix=prefix)
+    done = sum(j.succeeded for j in records.list())
+    assert done >= in_flight  # what it had started, it stored
+    second = Workers(env, count=1, concurrency=3)
+    try:
+        jobs = wait_all(records, 2)
+    finally:
+        second.stop()
+    assert all(j.state.value == "succeeded" for j in jobs)
+    check_exact(s3_store, ids, jobs)
