@@ -372,3 +372,69 @@ def test_cors_is_off_by_default_and_configurable(tmp_path, standin, local_store)
     with serve_in_thread(allowed, store=local_store) as url:
         response = httpx.options(f"{url}/api/actors", headers=preflight)
         assert response.headers["access-control-allow-origin"] == "https://studio.example"
+
+
+def test_late_client_resumes_after_last_event_id(api, standin):
+    create_actor(api)
+    job = api.post("/api/actors/0500/jobs", json={"prompt_ids": THREE[:2]}).json()
+    wait_finished(api, job["id"])
+    with api.stream("GET", f"/api/jobs/{job['id']}/events") as stream:
+        assert [n for n, _ in read_sse(stream)] == ["progress", "job_finished"]
+    # a finished job's progress event says so
+    with api.stream("GET", f"/api/jobs/{job['id']}/events") as stream:
+        first = next(read_sse(stream))
+    assert json.loads(first[1])["state"] == "succeeded"
+
+
+def test_generate_all_is_deduplicated_even_behind_other_jobs(api, standin):
+    create_actor(api)
+    standin.faults = Faults(latency=0.6)
+    everything = api.post("/api/actors/0500/jobs", json={}).json()
+    custom = api.post("/api/actors/0500/jobs", json={"prompts": ["The {subject} waves."]})
+    assert custom.status_code == 201
+    again = api.post("/api/actors/0500/jobs", json={})
+    assert again.status_code == 200 and again.json()["id"] == everything["id"]
+    for job_id in (everything["id"], custom.json()["id"]):
+        api.post(f"/api/jobs/{job_id}/cancel")
+
+
+def test_chunked_body_over_the_limit_is_413(api):
+    def chunks():
+        for _ in range(40):
+            yield b" " * 65536
+
+    response = api.post(
+        "/api/actors/0500/jobs", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413 and response.json()["title"] == "Payload too large"
+
+
+def test_cors_preflight_works_with_a_token(tmp_path, standin, local_store):
+    settings = settings_for(
+        tmp_path, standin, api_token="tok-123", cors_origins=["https://studio.example"]
+    )
+    origin = {"Origin": "https://studio.example"}
+    with serve_in_thread(settings, store=local_store) as url:
+        preflight = httpx.options(
+            f"{url}/api/actors",
+            headers={
+                **origin,
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization",
+            },
+        )
+        assert preflight.status_code == 200
+        listed = httpx.get(
+            f"{url}/api/actors", headers={**origin, "Authorization": "Bearer tok-123"}
+        )
+        assert listed.status_code == 200
+        assert "X-Total-Count" in listed.headers["access-control-expose-headers"]
+        refused = httpx.get(f"{url}/api/actors", headers=origin)
+        assert refused.status_code == 401
+        assert refused.headers["access-control-allow-origin"] == "https://studio.example"
+
+
+def test_error_types_are_slugs(api):
+    assert api.get("/api/jobs/nope").json()["type"] == "about:blank#not-found"
+    assert api.get("/api/jobs", params={"page": 0}).json()["type"] == "about:blank#invalid-input"
+    assert api.get("/api/jobs", params={"page": 10**20}).status_code == 422

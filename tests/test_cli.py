@@ -332,3 +332,13 @@ def test_own_prompt_library(clean_env, base, tmp_path, capsys):
     library.write_text("{ nope")
     code, _, err = cli(capsys, "generate-all", "0100", "0100_x", base, "--prompts", str(library))
     assert code == 2 and "mine.json" in err
+
+
+def test_a_malformed_list_setting_is_one_line(clean_env, capsys):
+    clean_env.setenv("ACTOR_MAKER_CORS_ORIGINS", "https://x")
+    code, _, err = cli(capsys, "manifest", "show", "0001")
+    assert (
+        code == 2
+        and err.startswith("error: invalid setting")
+        and len(err.strip().splitlines()) == 1
+    )

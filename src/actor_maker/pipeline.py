@@ -390,8 +390,8 @@ class Pipeline:
         if plan.estimated_cost > max_cost + 1e-9:
             raise BudgetError(
                 f"estimated cost ${plan.estimated_cost:.2f} ({len(plan.items)} images × "
-                f"${plan.price:.3f}) is over the ceiling ${max_cost:.2f}; raise it with "
-                "--max-cost or ACTOR_MAKER_MAX_JOB_COST"
+                f"${plan.price:.3f}) is over the ceiling ${max_cost:.2f}; raise the ceiling "
+                "(max_cost in the API, --max-cost on the command line, or ACTOR_MAKER_MAX_JOB_COST)"
             )
 
     def check_base_image_ref(self, ref: BaseImage) -> None:

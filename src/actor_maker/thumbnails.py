@@ -32,8 +32,12 @@ _SOURCE_VERSION = "source-version"
 def thumbnail_key(image_key: str) -> str:
     """Where the thumbnail of ``image_key`` is stored; only images under ``system_actors/``."""
     check_key(image_key)
-    if not image_key.startswith(f"{ROOT}/") or image_key.startswith(THUMBNAIL_PREFIX):
-        raise InputError(f"no thumbnails for {image_key!r}: not an image under {ROOT}/")
+    if (
+        not image_key.startswith(f"{ROOT}/")
+        or image_key.startswith(THUMBNAIL_PREFIX)
+        or image_key.startswith(f"{ROOT}/trash/")  # deleted: nothing would ever clean it up
+    ):
+        raise InputError(f"no thumbnails for {image_key!r}: not a live image under {ROOT}/")
     return check_key(f"{THUMBNAIL_PREFIX}{image_key[len(ROOT) + 1 :]}.webp")
 
 

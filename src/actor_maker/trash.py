@@ -336,12 +336,13 @@ def _trash_ids(store: ObjectStore) -> dict[str, list[str]]:
 
 
 def read_record(store: ObjectStore, trash_id: str) -> TrashRecord:
-    """The record of ``trash_id``; ``InputError`` when the id is malformed or unknown."""
+    """The record of ``trash_id``; ``InputError`` when the id is malformed,
+    ``NotFoundError`` when there is no such trash entry."""
     key = record_key(trash_id)
     try:
         raw = store.get(key).data
     except NotFoundError as exc:
-        raise InputError(f"no trash entry {trash_id!r}") from exc
+        raise NotFoundError(f"no trash entry {trash_id!r}") from exc
     try:
         return TrashRecord.from_json(raw)
     except (ValueError, KeyError, TypeError) as exc:

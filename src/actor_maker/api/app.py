@@ -68,18 +68,21 @@ def create_app(
     errors.install(app)
     for module in (meta, actors, jobs, compat):
         app.include_router(module.router)
+    # The last added runs first: CORS answers preflights (which carry no token) and
+    # puts its headers on every answer, 401s included; then the token; then body limits.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        json_limit=settings.max_body_bytes,
+        upload_limit=settings.max_image_bytes + 64 * 1024,
+    )
+    app.add_middleware(TokenMiddleware, sessions=services.sessions)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_credentials=True,
             allow_methods=["*"],
-            allow_headers=["Authorization", "Content-Type", "Prefer"],
+            allow_headers=["Authorization", "Content-Type", "Prefer", "Last-Event-ID"],
+            expose_headers=["Link", "X-Total-Count", "Location"],
         )
-    app.add_middleware(TokenMiddleware, sessions=services.sessions)
-    app.add_middleware(
-        BodyLimitMiddleware,
-        json_limit=settings.max_body_bytes,
-        upload_limit=settings.max_image_bytes + 64 * 1024,
-    )
     return app

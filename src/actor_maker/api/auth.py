@@ -112,24 +112,29 @@ class BodyLimitMiddleware:
             await _too_large(send, limit)
             return
         seen = 0
+        refused = False
+        started = False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise _TooLarge()
+                if seen > limit and not refused:
+                    refused = True
+                    if not started:
+                        await _too_large(send, limit)
+                    return {"type": "http.disconnect"}  # the app stops reading
             return message
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await _too_large(send, limit)
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return  # we answered 413 already; drop the app's own answer
+            started = True
+            await send(message)
 
-
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, counted, guarded)
 
 
 async def _too_large(send: Send, limit: int) -> None:

@@ -25,13 +25,14 @@ log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
 
 
-def _slug(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower().removesuffix("-error")
+def _slug(title: str) -> str:
+    """'Payload too large' → 'payload-too-large' (the ``type`` fragment of every error)."""
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     body = {
-        "type": f"about:blank#{_slug(title.replace(' ', ''))}",
+        "type": f"about:blank#{_slug(title)}",
         "title": title,
         "status": status,
         "detail": detail,
@@ -89,7 +90,7 @@ def install(app: FastAPI) -> None:
         ]
         first = errors[0] if errors else {"field": "", "message": "invalid request"}
         detail = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
-        return problem(422, "Invalid input", detail, errors=errors)
+        return problem(422, "Invalid input", detail, errors=errors, error_type="ValidationError")
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:

@@ -91,8 +91,8 @@ class Services:
         with that job instead of paying twice.
         """
         if kind == JobKind.all:
-            active = await self.jobs.active_job(actor.actor_id)
-            if active is not None and active.kind == JobKind.all:
+            active = await self.jobs.active_job(actor.actor_id, kind=JobKind.all)
+            if active is not None:
                 return active, False
         pipeline = self.pipeline(model)
         plan = self._plan(pipeline, actor, kind, prompt_ids, prompts, aspect_ratio)

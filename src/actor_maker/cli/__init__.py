@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from actor_maker import __version__
 from actor_maker.cli import admin, generate, queue, serve, trash
@@ -95,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 file=sys.stderr,
             )
         raise
+    except SettingsError as exc:
+        print(f"error: invalid setting: {str(exc).splitlines()[0]}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "settings"

@@ -116,6 +116,10 @@ class Job(BaseModel):
     def cost(self) -> float:
         return round(sum(i.cost or 0.0 for i in self.items), 4)
 
+    def progress(self) -> dict[str, Any]:
+        """The data of a ``progress`` event: state and counts."""
+        return {"state": self.state.value, **self.counts()}
+
     def counts(self) -> dict[str, int]:
         done = sum(1 for i in self.items if i.state not in (ItemState.queued, ItemState.running))
         return {

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from actor_maker import metrics
 from actor_maker.errors import ActorMakerError, ConflictError, NotFoundError
-from actor_maker.jobs.models import ItemState, Job, JobItem, JobState, now
+from actor_maker.jobs.models import ItemState, Job, JobItem, JobKind, JobState, now
 from actor_maker.jobs.records import JobRecords
 from actor_maker.manifest import read_manifest
 from actor_maker.pipeline import Actor, Event, ItemResult, JobPlan, Pipeline, StoredBase
@@ -30,6 +30,15 @@ log = logging.getLogger(__name__)
 
 #: Called after every change of a job (the API wakes its event streams with it).
 Listener = Callable[[str], None]
+
+
+async def active_job(records: JobRecords, actor_id: str, kind: JobKind | None) -> Job | None:
+    """A queued or running job of the actor (of ``kind``, if given): to answer a double
+    click with the job already under way instead of paying twice."""
+    jobs = await asyncio.to_thread(
+        records.list, actor_id=actor_id, states=[JobState.queued, JobState.running], limit=100
+    )
+    return next((j for j in jobs if kind is None or j.kind == kind), None)
 
 
 async def retryable(records: JobRecords, job_id: str) -> Job:
@@ -50,7 +59,7 @@ class Runner(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
     async def submit(self, job: Job) -> Job: ...
-    async def active_job(self, actor_id: str) -> Job | None: ...
+    async def active_job(self, actor_id: str, kind: JobKind | None = None) -> Job | None: ...
     async def cancel(self, job_id: str) -> Job: ...
     async def resume(self, job_id: str) -> Job: ...
     async def retry_failed(self, job_id: str) -> Job: ...
@@ -121,15 +130,8 @@ class JobRunner:
         self._launch(job.id)
         return job
 
-    async def active_job(self, actor_id: str) -> Job | None:
-        """A queued or running job for the actor, if any (to answer a double click)."""
-        jobs = await asyncio.to_thread(
-            self.records.list,
-            actor_id=actor_id,
-            states=[JobState.queued, JobState.running],
-            limit=1,
-        )
-        return jobs[0] if jobs else None
+    async def active_job(self, actor_id: str, kind: JobKind | None = None) -> Job | None:
+        return await active_job(self.records, actor_id, kind)
 
     async def cancel(self, job_id: str) -> Job:
         job = await self._get(job_id)
@@ -280,10 +282,10 @@ class JobRunner:
         elif event.kind == "item_succeeded":
             # data: the new manifest entry
             self._save_sync(job, "item_succeeded", dict(event.item.entry or {}))
-            self._event_sync(job, "progress", job.counts())
+            self._event_sync(job, "progress", job.progress())
         elif event.kind == "item_failed":
             self._save_sync(job, "item_failed", {"prompt_id": item.prompt_id, "error": item.error})
-            self._event_sync(job, "progress", job.counts())
+            self._event_sync(job, "progress", job.progress())
 
     async def _finish(self, job: Job, *, canceled: bool = False) -> None:
         for item in job.items:

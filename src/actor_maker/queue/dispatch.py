@@ -14,9 +14,9 @@ from typing import Any
 from dramatiq.brokers.redis import RedisBroker
 
 from actor_maker.errors import ConflictError, NotFoundError
-from actor_maker.jobs.models import ItemState, Job, JobState
+from actor_maker.jobs.models import ItemState, Job, JobKind
 from actor_maker.jobs.records import JobRecords
-from actor_maker.jobs.runner import retryable
+from actor_maker.jobs.runner import active_job, retryable
 from actor_maker.queue.broker import enqueue_item
 
 
@@ -42,14 +42,8 @@ class QueueRunner:
         for prompt_id in prompt_ids:
             enqueue_item(self.broker, job.id, prompt_id)
 
-    async def active_job(self, actor_id: str) -> Job | None:
-        jobs = await asyncio.to_thread(
-            self.records.list,
-            actor_id=actor_id,
-            states=[JobState.queued, JobState.running],
-            limit=1,
-        )
-        return jobs[0] if jobs else None
+    async def active_job(self, actor_id: str, kind: JobKind | None = None) -> Job | None:
+        return await active_job(self.records, actor_id, kind)
 
     async def cancel(self, job_id: str) -> Job:
         """Queued items are canceled at once; running ones by their workers, which watch

@@ -212,7 +212,7 @@ class ItemProcessor:
             await self._event(job_id, "item_succeeded", data)
         else:
             await self._event(job_id, "item_failed", {"prompt_id": prompt_id, "error": error})
-        await self._event(job_id, "progress", job.counts())
+        await self._event(job_id, "progress", job.progress())
         if finished:
             metrics.observe_job_span(
                 job.state.value, job.started_at or job.created_at, job.finished_at or now()

@@ -31,16 +31,16 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
 import redis.asyncio
-from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from actor_maker.errors import ConfigError, SlotTimeoutError, StoreError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: The longest global slow-down one 429 can impose, whatever its Retry-After says.
 MAX_SLOWDOWN_S = 60.0
@@ -52,30 +52,37 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 """
 
+# The set lives as long as its latest expiry (plus a second): a crashed holder's entry never
+# outlives its TTL, whether or not anyone comes to acquire afterwards.
+_EXPIRE_SET = """
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if last[2] then
+  redis.call('PEXPIRE', KEYS[1], math.ceil((tonumber(last[2]) - now) * 1000) + 1000)
+end
+"""
+
 # KEYS[1] slots set; ARGV: limit, holder, ttl_s. 1 = acquired, 0 = all slots held.
 _ACQUIRE = (
     _NOW
     + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZSCORE', KEYS[1], ARGV[2]) then return 1 end
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
-  return 1
-end
-return 0
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
 """
+    + _EXPIRE_SET
+    + "return 1\n"
 )
 
 # KEYS[1] slots set; ARGV: holder, ttl_s. 1 = renewed, 0 = no longer a holder.
 _RENEW = (
     _NOW
     + """
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
-  redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
-  return 1
-end
-return 0
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
 """
+    + _EXPIRE_SET
+    + "return 1\n"
 )
 
 # KEYS: slowdown, bucket; ARGV: rate (tokens/s), capacity.
@@ -132,11 +139,31 @@ _USERINFO = re.compile(r"://[^@/\s]*@")
 
 def _store_error(exc: RedisError, what: str) -> StoreError:
     """One line about a Redis failure; never a password (even one echoed in a URL)."""
-    detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-    detail = _USERINFO.sub("://***@", detail)
+    lines = str(exc).strip().splitlines()
+    detail = _USERINFO.sub("://***@", lines[0][:200]) if lines else ""
     return StoreError(
         f"Redis failed while {what}: {type(exc).__name__}" + (f": {detail}" if detail else "")
     )
+
+
+async def _redis(call: Awaitable[T], what: str) -> T:
+    """Await one Redis call: its ``RedisError`` becomes a ``StoreError``, and a cancellation
+    it swallowed is raised again.
+
+    Python 3.11's ``asyncio.wait_for`` (fixed in 3.12) drops a cancellation that arrives as
+    the awaited operation completes, and redis-py sends every command through it when the
+    client has a ``socket_timeout`` (redis-py 8's default). The task's ``cancelling()`` count
+    still records the request, so a loop here cannot go on polling after being cancelled.
+    """
+    task = asyncio.current_task()
+    cancels = task.cancelling() if task is not None else 0
+    try:
+        result = await call
+    except RedisError as exc:
+        raise _store_error(exc, what) from exc
+    if task is not None and task.cancelling() > cancels:
+        raise asyncio.CancelledError
+    return result
 
 
 class RedisSlots:
@@ -186,10 +213,10 @@ class RedisSlots:
                 await asyncio.shield(self._release(holder))
 
     async def _try(self, holder: str) -> bool:
-        try:
-            got = await self._acquire(keys=[self.key], args=[self.limit, holder, self.ttl_s])
-        except RedisError as exc:
-            raise _store_error(exc, f"acquiring a request slot ({self.key})") from exc
+        got = await _redis(
+            self._acquire(keys=[self.key], args=[self.limit, holder, self.ttl_s]),
+            f"acquiring a request slot ({self.key})",
+        )
         return bool(got)
 
     async def _wait_for(self, holder: str) -> None:
@@ -209,11 +236,14 @@ class RedisSlots:
         while True:
             await asyncio.sleep(self.ttl_s / 3)
             try:
-                renewed = await self._renew(keys=[self.key], args=[holder, self.ttl_s])
+                renewed = await _redis(
+                    self._renew(keys=[self.key], args=[holder, self.ttl_s]),
+                    f"renewing a request slot ({self.key})",
+                )
                 if not renewed:
                     renewed = await self._try(holder)
-            except (RedisError, StoreError) as exc:
-                log.warning("could not renew request slot %s: %s", self.key, exc)
+            except StoreError as exc:  # transient, perhaps: the TTL leaves time to retry
+                log.warning("%s", exc)
                 continue
             if not renewed and not warned:
                 warned = True
@@ -226,9 +256,11 @@ class RedisSlots:
 
     async def _release(self, holder: str) -> None:
         try:
-            await self._client.zrem(self.key, holder)
-        except RedisError as exc:  # the slot frees itself after the TTL
-            log.warning("%s", _store_error(exc, f"releasing a request slot ({self.key})"))
+            await _redis(
+                self._client.zrem(self.key, holder), f"releasing a request slot ({self.key})"
+            )
+        except StoreError as exc:  # not raised over the caller's outcome: the TTL frees it
+            log.warning("%s", exc)
 
 
 class RedisCreateGate:
@@ -256,11 +288,11 @@ class RedisCreateGate:
 
     async def before_create(self) -> None:
         while True:
-            wait_ms = await self._eval(
-                self._take,
-                [self.slowdown_key, self.bucket_key],
-                [self.rate, self.capacity],
-                "waiting for the global create rate",
+            wait_ms = await _redis(
+                self._take(
+                    keys=[self.slowdown_key, self.bucket_key], args=[self.rate, self.capacity]
+                ),
+                f"waiting for the global create rate ({self.bucket_key})",
             )
             if not wait_ms:
                 return
@@ -272,18 +304,12 @@ class RedisCreateGate:
         seconds = min(max(seconds, 0.0), MAX_SLOWDOWN_S)
         if seconds <= 0:
             return
-        slowed = await self._eval(
-            self._slow_down,
-            [self.slowdown_key, self.bucket_key],
-            [seconds, self.rate, self.capacity],
-            "slowing every worker down",
+        slowed = await _redis(
+            self._slow_down(
+                keys=[self.slowdown_key, self.bucket_key],
+                args=[seconds, self.rate, self.capacity],
+            ),
+            f"slowing every worker down ({self.slowdown_key})",
         )
         if slowed:
             log.info("429 from the provider: every worker waits %.1f s before creating", seconds)
-
-    @staticmethod
-    async def _eval(script: AsyncScript, keys: list[str], args: list[float], what: str) -> Any:
-        try:
-            return await script(keys=keys, args=args)
-        except RedisError as exc:
-            raise _store_error(exc, what) from exc

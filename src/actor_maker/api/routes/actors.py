@@ -43,7 +43,7 @@ async def list_actors(
     actor_type: Annotated[str | None, Query(max_length=40)] = None,
     sex: Annotated[str | None, Query(max_length=40)] = None,
     has_training_data: bool | None = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """Every actor (from the manifests in the store), as the bare JSON array the old frontend

@@ -90,7 +90,7 @@ async def list_jobs(
     services: ServicesDep,
     actor_id: Annotated[str | None, Query(max_length=128)] = None,
     state: Annotated[list[JobState] | None, Query()] = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[Job]:
     """Jobs, newest first; filter by actor and state (repeat `state` for several)."""
@@ -165,7 +165,7 @@ async def job_events(
             if last_event_id and last_event_id.isdigit()
             else (seen[-1].seq if seen else 0)
         )
-        yield _sse("progress", {"state": job.state.value, **job.counts()})
+        yield _sse("progress", job.progress())
         if job.state.finished:
             yield _sse("job_finished", job.model_dump(mode="json"), last)
             return
