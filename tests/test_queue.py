@@ -278,3 +278,50 @@ def test_sigterm_finishes_the_items_in_hand_and_loses_nothing(env, prefix, stand
         second.stop()
     assert all(j.state.value == "succeeded" for j in jobs)
     check_exact(s3_store, ids, jobs)
+
+
+def test_jobs_list_and_watch_from_another_process(env, prefix, standin, s3_store):
+    standin.faults = Faults(latency=0.2)
+    ids = make_actors(s3_store, 1)
+    enqueue(env, *ids, "--only", ",".join(PROMPTS[:2]))
+    records = RedisJobRecords(REDIS, prefix=prefix)
+    (job,) = records.list()
+    workers = Workers(env, count=1, concurrency=2)
+    try:
+        watch = subprocess.run(
+            [sys.executable, "-m", "actor_maker", "jobs", "watch", job.id],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        workers.stop()
+    assert watch.returncode == 0, watch.stderr
+    assert f"{job.id}: succeeded" in watch.stdout and "2/2 stored" in watch.stdout
+    listed = subprocess.run(
+        [sys.executable, "-m", "actor_maker", "jobs", "list", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    import json
+
+    assert [j["id"] for j in json.loads(listed.stdout)] == [job.id]
+
+
+async def test_base_image_cache_fetches_each_actor_once(local_store):
+    import asyncio
+
+    from actor_maker.queue.items import BaseImageCache
+
+    for n in range(3):
+        local_store.put_if_absent(f"system_actors/base_images/a{n}_base.jpg", sample_image(seed=n))
+    cache = BaseImageCache(size=2)
+    keys = [f"system_actors/base_images/a{n}_base.jpg" for n in range(3)]
+    await asyncio.gather(*(cache.get(local_store, keys[0]) for _ in range(10)))
+    assert cache.fetches == 1  # ten items of one actor at once: one fetch
+    for key in keys:
+        await cache.get(local_store, key)
+    assert cache.fetches == 3 and len(cache._images) == 2  # bounded: the oldest went

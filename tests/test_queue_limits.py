@@ -16,7 +16,7 @@ import redis.asyncio
 from actor_maker.errors import SlotTimeoutError, StoreError
 from actor_maker.providers.base import GenerationParams, InputImage
 from actor_maker.providers.replicate import ReplicateProvider
-from actor_maker.queue.limits import RedisCreateGate, RedisSlots
+from actor_maker.queue.limits import RedisCreateGate, RedisSlots, _redis
 from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
 
 from .helpers import sample_image
@@ -181,8 +181,10 @@ async def test_renewal_keeps_a_slot_held_past_its_ttl(prefix, client):
             async with other.slot():
                 pass
         now = time.time()
-        [(_, expiry)] = await client.zrange(f"{prefix}:slots:provider", 0, -1, withscores=True)
+        key = f"{prefix}:slots:provider"
+        [(_, expiry)] = await client.zrange(key, 0, -1, withscores=True)
         assert now - 0.05 < expiry <= now + 0.35
+        assert 0 < await client.pttl(key) <= 1350  # the set outlives its last holder by 1 s
     began = time.monotonic()
     async with other.slot():  # released at once, not after the TTL
         assert time.monotonic() - began < 0.2
@@ -212,13 +214,31 @@ async def test_a_cancelled_waiter_leaves_no_holder_behind(prefix, client):
             pass
 
     async with slots.slot():
-        task = asyncio.create_task(wait_for_one())
-        await asyncio.sleep(0.2)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        assert await client.zcard(key) == 1
+        for delay in (0.2, 0.013, 0.031, 0.057, 0.003):  # land in a sleep, in a Redis call
+            task = asyncio.create_task(wait_for_one())
+            await asyncio.sleep(delay)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(task, 5)
+            assert await client.zcard(key) == 1
     assert await client.zcard(key) == 0
+
+
+async def test_a_cancellation_swallowed_inside_a_redis_call_is_raised_again():
+    """Python 3.11's asyncio.wait_for, which redis-py sends commands through, can drop a
+    cancellation that lands as the send completes; the slot waiter must not poll on."""
+
+    async def swallows_cancellation():
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            return 1
+
+    task = asyncio.create_task(_redis(swallows_cancellation(), "testing"))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
 
 
 async def test_redis_failures_become_one_line_store_errors_without_the_password():

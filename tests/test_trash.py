@@ -10,7 +10,7 @@ import pytest
 from actor_maker import actors, trash
 from actor_maker.cli import app, main
 from actor_maker.cli import trash as trash_cli
-from actor_maker.errors import InputError
+from actor_maker.errors import InputError, NotFoundError
 from actor_maker.images import md5_hex
 from actor_maker.manifest import (
     base_image_key,
@@ -208,8 +208,9 @@ def test_restore_actor_into_a_newly_created_one_merges(store):
 def test_restore_refuses_unknown_and_tricky_ids(store):
     make_actor(store, images=1)
     before = objects(store)
+    with pytest.raises(NotFoundError):
+        restore(store, "20250101T000000000000Z-0123abcd")  # well formed, unknown
     for bad in (
-        "20250101T000000000000Z-0123abcd",  # well formed, unknown
         "../manifests/0600_manifest.json",
         "20250101T000000000000Z-0123abcd/../../x",
         "",

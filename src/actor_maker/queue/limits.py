@@ -10,7 +10,8 @@ Keys (``prefix`` defaults to ``actor-maker``)::
                               Acquire drops expired members, then adds the holder if fewer
                               than ``limit`` remain. A holder renews its expiry every ttl/3;
                               a crashed holder stops renewing and its slot frees itself
-                              after ``ttl_s``. Redis deletes the set when it empties.
+                              after ``ttl_s``. The set expires 1 s after its latest entry
+                              would (and Redis deletes it when it empties).
     {prefix}:bucket:{name}    hash {tokens, ts}: the create token bucket, refilled from the
                               server time at each take (the key expires once it would be full).
     {prefix}:slowdown:{name}  string: server time until which nobody creates (expires then);
