@@ -97,7 +97,7 @@ def test_generate_all_json_has_the_old_shape(replicate_env, standin, s3_store, b
     ok = [r for r in body["results"] if "filename" in r]
     bad = [r for r in body["results"] if "error" in r]
     assert {tuple(sorted(r)) for r in ok} == {
-        ("filename", "index", "key", "prompt_id", "prompt_preview", "s3_url")
+        ("filename", "index", "key", "prompt_id", "prompt_preview", "quality", "s3_url")
     }
     assert bad[0]["prompt_id"] == "bw-charcoal-portrait" and "E005" in bad[0]["error"]
     for r in ok:

@@ -325,3 +325,32 @@ async def test_base_image_cache_fetches_each_actor_once(local_store):
     for key in keys:
         await cache.get(local_store, key)
     assert cache.fetches == 3 and len(cache._images) == 2  # bounded: the oldest went
+
+
+def test_duplicate_deliveries_never_pay_twice(env, prefix, standin, s3_store):
+    """resume re-queues every unfinished item while the first messages are still being
+    worked on: the claim on each item makes the duplicates acknowledge and step aside."""
+    import asyncio
+
+    from actor_maker.queue.broker import make_broker
+    from actor_maker.queue.dispatch import QueueRunner
+
+    standin.faults = Faults(latency=0.8, wait_cap=0.2)
+    ids = make_actors(s3_store, 1)
+    enqueue(env, *ids, "--only", ",".join(PROMPTS))
+    records = RedisJobRecords(REDIS, prefix=prefix)
+    (job,) = records.list()
+    workers = Workers(env, count=2, concurrency=4)
+    try:
+        deadline = time.monotonic() + 30
+        while standin.creates < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        runner = QueueRunner(records=records, broker=make_broker(settings_from(env)))
+        asyncio.run(runner.resume(job.id))
+        asyncio.run(runner.resume(job.id))
+        jobs = wait_all(records, 1)
+    finally:
+        workers.stop()
+    assert jobs[0].state.value == "succeeded"
+    assert standin.creates == len(PROMPTS)  # each prompt paid for once
+    check_exact(s3_store, ids, jobs)

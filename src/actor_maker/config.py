@@ -116,6 +116,25 @@ class Settings(BaseSettings):
         default="jpg", validation_alias=AliasChoices("ACTOR_MAKER_OUTPUT_FORMAT")
     )
 
+    # --- quality checks ----------------------------------------------------------------
+    checks: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("ACTOR_MAKER_CHECKS"),
+        description="Check every generated image (technical, near-duplicates, identity).",
+    )
+    identity_check: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("ACTOR_MAKER_IDENTITY"),
+        description="Compare faces with the base image when the [quality] extra is installed.",
+    )
+    identity_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        lt=2,
+        validation_alias=AliasChoices("ACTOR_MAKER_IDENTITY_THRESHOLD"),
+        description="Largest face distance still counted as the same person (default: calibrated).",
+    )
+
     # --- concurrency and safety ----------------------------------------------------
     max_concurrent_requests: int = Field(
         default=4,

@@ -73,11 +73,9 @@ def _slots(settings: Settings) -> Check:
         probe.unlink()
     except OSError as exc:
         return Check("request slots", False, f"{directory} is not writable: {exc.strerror}")
-    return Check(
-        "request slots",
-        True,
-        f"{settings.max_concurrent_requests} concurrent provider calls per machine ({directory})",
-    )
+    where = "across all workers (in Redis)" if settings.redis_url else f"per machine ({directory})"
+    limit = settings.max_concurrent_requests
+    return Check("request slots", True, f"{limit} concurrent provider calls {where}")
 
 
 def _redis(settings: Settings) -> Check | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import hashlib
 import logging
 import random
@@ -49,6 +50,8 @@ from actor_maker.manifest import (
     utc_now,
 )
 from actor_maker.providers.base import GeneratedImage, GenerationParams, ImageProvider, InputImage
+from actor_maker.quality import effective_verdict
+from actor_maker.quality.checker import QualityChecker, decide_duplicate
 from actor_maker.slots import RequestSlots
 from actor_maker.store.base import ObjectInfo, ObjectStore
 from actor_maker.validation import (
@@ -134,6 +137,8 @@ class ItemResult:
     seed: int | None = None
     #: The manifest entry written for it, once stored.
     entry: dict[str, Any] | None = None
+    #: The quality checks' verdict (accepted, rejected, review), once stored.
+    verdict: str | None = None
 
     @property
     def prompt_preview(self) -> str:
@@ -225,12 +230,14 @@ class _EntryAppender:
     def __init__(self, store: ObjectStore, actor_id: str) -> None:
         self._store = store
         self._actor_id = actor_id
-        self._pending: list[tuple[dict[str, Any], Future[None]]] = []
+        self._pending: list[tuple[dict[str, Any], Future[dict[str, Any]]]] = []
         self._queue_lock = threading.Lock()
         self._flush_lock = threading.Lock()
 
-    def append(self, entry: dict[str, Any]) -> None:
-        done: Future[None] = Future()
+    def append(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """Add ``entry``; returns it as written (the near-duplicate decision may have
+        rejected it against the manifest as it was at that moment)."""
+        done: Future[dict[str, Any]] = Future()
         with self._queue_lock:
             self._pending.append((entry, done))
         with self._flush_lock:
@@ -238,21 +245,25 @@ class _EntryAppender:
                 batch, self._pending = self._pending, []
             if batch:
                 self._flush(batch)
-        done.result()
+        return done.result()
 
-    def _flush(self, batch: list[tuple[dict[str, Any], Future[None]]]) -> None:
+    def _flush(self, batch: list[tuple[dict[str, Any], Future[dict[str, Any]]]]) -> None:
         def change(manifest: Manifest) -> bool:
-            added = [manifest.add_entry(dict(entry)) for entry, _ in batch]
-            return any(added)
+            changed = False
+            for entry, _ in batch:
+                fresh = copy.deepcopy(entry)  # pure: this runs again on a conflict
+                decide_duplicate(fresh, manifest.training_data)
+                changed = manifest.add_entry(fresh) or changed
+            return changed
 
         try:
-            update_manifest(self._store, self._actor_id, change)
+            written = update_manifest(self._store, self._actor_id, change)
         except BaseException as exc:  # every waiter must hear about it
             for _, done in batch:
                 done.set_exception(exc)
         else:
-            for _, done in batch:
-                done.set_result(None)
+            for entry, done in batch:
+                done.set_result(written.find(str(entry["filename"])) or entry)
 
 
 @dataclass
@@ -262,6 +273,8 @@ class _JobState:
     job_id: str
     plan: JobPlan
     image: InputImage
+    #: The base image as stored (full size): what the identity check compares with.
+    base: bytes
     indices: _IndexAllocator
     entries: _EntryAppender
     seed: int | None
@@ -279,6 +292,7 @@ class Pipeline:
         policy: AddressPolicy | None = None,
         http: httpx.AsyncClient | None = None,
         library: list[prompt_lib.PromptTemplate] | None = None,
+        checker: QualityChecker | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -286,6 +300,8 @@ class Pipeline:
         self.slots = slots
         self.policy = policy or AddressPolicy(allow_private=settings.allow_private_urls)
         self._http = http
+        #: Quality checks on every generated image (``None``: checks off).
+        self.checker = checker
         self.library = library if library is not None else prompt_lib.load_library()
         #: Per actor, shared by every run of this pipeline (a worker runs many single-item
         #: jobs at once): one index allocator and one group-commit appender, so concurrent
@@ -568,6 +584,7 @@ class Pipeline:
             job_id=job_id,
             plan=plan,
             image=InputImage(provider_data, provider_info.content_type, url),
+            base=data,
             indices=indices,
             entries=entries,
             seed=seed,
@@ -652,7 +669,8 @@ class Pipeline:
         self, state: _JobState, item: JobItem, result: ItemResult, generated: GeneratedImage
     ) -> None:
         """Check, upload create-only at the next free index, add the entry: one thread,
-        so a cancellation cannot stop it half way."""
+        so a cancellation cannot stop it half way. A rejected image is stored too (it was
+        paid for, and a person may overrule the checks); its entry says why."""
         info = inspect_image(
             generated.data,
             max_bytes=self.settings.max_image_bytes,
@@ -661,6 +679,18 @@ class Pipeline:
         )
         plan = state.plan
         actor = plan.actor
+        quality = (
+            self.checker.check(
+                generated.data,
+                base=state.base,
+                actor_type=actor.type,
+                face_visible=item.face_visible,
+                category=item.category,
+                placeholder=generated.provider == "preview",
+            ).record()
+            if self.checker is not None
+            else None
+        )
         metadata = {
             "actor-id": actor.actor_id,
             "prompt-id": item.prompt_id,
@@ -690,10 +720,12 @@ class Pipeline:
                 state.indices.raise_to(self._start_index(actor))  # others wrote meanwhile
         filename = key.rsplit("/", 1)[-1]
         entry = self._entry(item, plan, generated, stored.modified, filename, key, state.job_id)
-        state.entries.append(entry)
+        entry["quality"] = quality
+        entry = state.entries.append(entry)
         result.index, result.filename, result.key = index, filename, key
         result.s3_url = entry["s3_url"]
         result.entry = entry
+        result.verdict = effective_verdict(entry)
         result.state = "succeeded"
         metrics.record_generated(generated.provider, generated.model)  # stored, even if canceled
 
@@ -728,6 +760,7 @@ class Pipeline:
             "prompt": item.prompt,
             "prompt_id": item.prompt_id,
             "category": item.category,
+            "face_visible": item.face_visible,
             "aspect_ratio": plan.aspect_ratio,
             "generation": {**generated.provenance(), "job_id": job_id},
             "good": False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from actor_maker import prompts as prompt_lib
@@ -11,6 +12,7 @@ from actor_maker.fetch import AddressPolicy
 from actor_maker.pipeline import Pipeline
 from actor_maker.providers.base import CreateGate, ImageProvider
 from actor_maker.providers.preview import PreviewProvider
+from actor_maker.quality.checker import QualityChecker
 from actor_maker.slots import MachineSlots, RequestSlots
 from actor_maker.store import ObjectStore, open_store
 
@@ -47,6 +49,18 @@ def make_provider(
     )
 
 
+@functools.cache
+def _checker(identity: bool, threshold: float | None) -> QualityChecker:
+    return QualityChecker(identity=identity, identity_threshold=threshold)
+
+
+def make_checker(settings: Settings) -> QualityChecker | None:
+    """The process's checker (face models load once), or ``None`` with checks off."""
+    if not settings.checks:
+        return None
+    return _checker(settings.identity_check, settings.identity_threshold)
+
+
 def make_pipeline(
     settings: Settings,
     *,
@@ -68,4 +82,5 @@ def make_pipeline(
         ),
         policy=policy or AddressPolicy(allow_private=settings.allow_private_urls),
         library=prompt_lib.load_library(prompts_file) if prompts_file else None,
+        checker=make_checker(settings),
     )

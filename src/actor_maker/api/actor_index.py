@@ -13,6 +13,7 @@ from typing import Any
 
 from actor_maker.errors import CorruptManifestError, NotFoundError
 from actor_maker.manifest import MANIFEST_PREFIX, MANIFEST_SUFFIX, Manifest, parse_manifest
+from actor_maker.quality import effective_verdict, is_usable
 from actor_maker.store.base import ObjectStore
 
 LEGACY_FIELDS = ("sex", "age", "ethnicity", "outfit", "face_prompt")
@@ -33,6 +34,9 @@ def summarize(manifest: Manifest) -> dict[str, Any]:
         actor_type=manifest.actor_type,
         description=manifest.description,
         training_count=len(entries),
+        usable_count=sum(1 for e in entries if is_usable(e)),
+        rejected_count=sum(1 for e in entries if effective_verdict(e) == "rejected"),
+        review_count=sum(1 for e in entries if effective_verdict(e) == "review"),
         good_count=sum(1 for e in entries if e.get("good")),
         base_image_key=_base_key(manifest),
         base_image_url=(manifest.base_images[0].get("s3_url") if manifest.base_images else None),

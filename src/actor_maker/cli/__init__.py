@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from actor_maker import __version__
-from actor_maker.cli import admin, generate, queue, serve, trash
+from actor_maker.cli import admin, generate, quality, queue, serve, trash
 from actor_maker.cli.state import State
 from actor_maker.errors import ActorMakerError
 
@@ -72,6 +72,7 @@ admin.register(app)
 serve.register(app)
 trash.register(app)
 queue.register(app)
+quality.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -90,11 +91,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     except SystemExit as exc:
         if exc.code == EXIT_INTERRUPTED:
-            print(
-                "interrupted: nothing new started, in-flight predictions canceled, "
-                "images already stored are kept",
-                file=sys.stderr,
-            )
+            print("interrupted (anything already stored is kept)", file=sys.stderr)
         raise
     except SettingsError as exc:
         print(f"error: invalid setting: {str(exc).splitlines()[0]}", file=sys.stderr)

@@ -76,8 +76,14 @@ def result_table(result: JobResult) -> Table:
     table.add_column("result")
     table.add_column("file / reason", overflow="fold")
     for item in result.items:
-        if item.state == "succeeded":
-            table.add_row(item.prompt_id, "[green]stored[/green]", item.filename or "")
+        if item.state == "succeeded" and item.verdict == "rejected":
+            reasons = "; ".join((item.entry or {}).get("quality", {}).get("reasons", []))
+            table.add_row(
+                item.prompt_id, "[yellow]stored, rejected[/yellow]", f"{item.filename}: {reasons}"
+            )
+        elif item.state == "succeeded":
+            note = " (needs review)" if item.verdict == "review" else ""
+            table.add_row(item.prompt_id, "[green]stored[/green]", f"{item.filename or ''}{note}")
         else:
             table.add_row(item.prompt_id, f"[red]{item.state}[/red]", item.error or "")
     return table
@@ -96,6 +102,7 @@ def all_json(result: JobResult, plan: JobPlan) -> dict[str, Any]:
                     "key": item.key,
                     "prompt_id": item.prompt_id,
                     "prompt_preview": item.prompt_preview,
+                    "quality": item.verdict,
                 }
             )
         else:

@@ -231,17 +231,19 @@ def register(app: typer.Typer) -> None:
         if dry_run or not plans:
             return
         _need_queue(settings, "enqueue")
-        asyncio.run(
-            _submit(settings, plans, pipeline.provider.name, JobKind.subset if ids else JobKind.all)
-        )
-        st.out.print(
-            f"queued {images} image(s) in {len(plans)} job(s); follow with: actor-maker jobs list"
-        )
+        kind = JobKind.subset if ids else JobKind.all
+        queued = asyncio.run(_submit(settings, plans, pipeline.provider.name, kind))
+        images = sum(len(p.items) for p in queued)
+        busy = len(plans) - len(queued)
+        note = f"; {busy} actor(s) skipped: a job of theirs is already running" if busy else ""
+        st.out.print(f"queued {images} image(s) in {len(queued)} job(s){note}")
+        st.info("follow with: actor-maker jobs list")
 
 
 async def _submit(
     settings: Settings, plans: list[tuple[JobPlan, str]], provider: str, kind: JobKind
-) -> None:
+) -> list[JobPlan]:
+    """Queue the plans; returns those queued (actors with a running job are skipped)."""
     from actor_maker.jobs.redis import RedisJobRecords
     from actor_maker.queue.broker import make_broker
     from actor_maker.queue.dispatch import QueueRunner
@@ -249,6 +251,7 @@ async def _submit(
     assert settings.redis_url
     records = RedisJobRecords(settings.redis_url, prefix=settings.queue_prefix)
     runner = QueueRunner(records=records, broker=make_broker(settings))
+    queued = []
     try:
         for plan, key in plans:
             if await runner.active_job(plan.actor.actor_id) is not None:
@@ -256,5 +259,7 @@ async def _submit(
             await runner.submit(
                 job_from_plan(plan, kind=kind, provider=provider, base_image_key=key)
             )
+            queued.append(plan)
     finally:
         records.close()
+    return queued

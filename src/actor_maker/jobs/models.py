@@ -67,6 +67,11 @@ class JobItem(BaseModel):
     s3_url: str | None = None
     seed: int | None = None
     cost: float | None = None
+    #: The quality checks' verdict on the stored image: accepted, rejected or review.
+    verdict: str | None = None
+    #: Distributed mode: the worker working on it, and when it last said so.
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
 
 
 class Job(BaseModel):

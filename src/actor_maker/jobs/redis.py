@@ -239,9 +239,8 @@ class RedisJobRecords:
                             mapping={
                                 "record": job.model_dump_json(),
                                 "state": job.state.value,
-                                "cancel_requested": "1"
-                                if job.cancel_requested or cancel == b"1"
-                                else "0",
+                                # _job() already folded the stored flag into the record
+                                "cancel_requested": "1" if job.cancel_requested else "0",
                             },
                         )
                         if job.state != old_state:

@@ -25,6 +25,7 @@ from actor_maker.jobs.records import JobRecords
 from actor_maker.manifest import read_manifest
 from actor_maker.pipeline import Actor, Event, ItemResult, JobPlan, Pipeline, StoredBase
 from actor_maker.pipeline import JobItem as PlanItem
+from actor_maker.quality import effective_verdict
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +270,7 @@ class JobRunner:
                     entry.get("s3_url"),
                 )
                 item.cost = (entry.get("generation") or {}).get("cost")
+                item.verdict = effective_verdict(entry)
 
     def _on_event(self, job: Job, items: dict[str, JobItem], event: Event) -> None:
         if event.item is None:
@@ -329,4 +331,4 @@ def _copy_result(result: ItemResult, item: JobItem) -> None:
         result.key,
         result.s3_url,
     )
-    item.seed, item.cost = result.seed, result.cost
+    item.seed, item.cost, item.verdict = result.seed, result.cost, result.verdict

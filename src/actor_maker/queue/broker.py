@@ -54,9 +54,10 @@ def make_broker(settings: Settings) -> RedisBroker:
     return broker
 
 
-def enqueue_item(broker: RedisBroker, job_id: str, prompt_id: str) -> None:
-    broker.enqueue(
-        dramatiq.Message(
-            queue_name=QUEUE, actor_name=ACTOR, args=(job_id, prompt_id), kwargs={}, options={}
-        )
+def enqueue_item(
+    broker: RedisBroker, job_id: str, prompt_id: str, *, delay_s: float | None = None
+) -> None:
+    message: dramatiq.Message[None] = dramatiq.Message(
+        queue_name=QUEUE, actor_name=ACTOR, args=(job_id, prompt_id), kwargs={}, options={}
     )
+    broker.enqueue(message, delay=int(delay_s * 1000) if delay_s else None)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +23,7 @@ from actor_maker.jobs.records import JobRecords
 from actor_maker.manifest import read_manifest
 from actor_maker.pipeline import Actor, ItemResult, JobPlan, Pipeline, StoredBase
 from actor_maker.pipeline import JobItem as PlanItem
+from actor_maker.quality import effective_verdict
 from actor_maker.store.base import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -71,32 +74,45 @@ class ItemProcessor:
         self,
         *,
         records: JobRecords,
-        pipelines: Callable[[str], Pipeline],
+        pipelines: Callable[[Job], Pipeline],
         cache: BaseImageCache,
+        owner: str,
+        claim_s: float = 60.0,
         cancel_poll_s: float = 1.0,
     ) -> None:
         self.records = records
+        #: The pipeline for a job (its provider and model).
         self.pipelines = pipelines
         self.cache = cache
+        #: Who this worker is, and how long its claim on an item lasts without renewal.
+        self.owner = owner
+        self.claim_s = claim_s
         self.cancel_poll_s = cancel_poll_s
 
-    async def process(self, job_id: str, prompt_id: str) -> None:
+    async def process(self, job_id: str, prompt_id: str) -> bool:
+        """Handle one delivery. ``False``: another live delivery holds the item right now;
+        the caller should look again later (that one may still die)."""
         job = await asyncio.to_thread(self.records.get, job_id)
         item = job.item(prompt_id) if job else None
-        if job is None or item is None or item.state not in (ItemState.queued, ItemState.running):
-            return  # unknown, or done by an earlier delivery: acknowledge
+        if job is None or item is None or item.state not in _OPEN:
+            return True  # unknown, or done by an earlier delivery: acknowledge
         if job.cancel_requested:
             await self._finish(job_id, prompt_id, ItemState.canceled, error="canceled")
-            return
-        pipeline = self.pipelines(job.model)
+            return True
+        pipeline = self.pipelines(job)
         entry = await asyncio.to_thread(_entry_of, pipeline.store, job, prompt_id)
         if entry is not None:
             await self._finish(job_id, prompt_id, ItemState.succeeded, entry=entry)
-            return
-        await self._start(job_id, prompt_id)
-        await self._generate(job, item, pipeline)
+            return True
+        claim = f"{self.owner}:{uuid.uuid4().hex[:8]}"  # this delivery, not just this process
+        if not await self._claim(job_id, prompt_id, claim):
+            latest = await asyncio.to_thread(self.records.get, job_id)
+            held = latest.item(prompt_id) if latest else None
+            return held is None or held.state not in _OPEN  # finished meanwhile, or busy
+        await self._generate(job, item, pipeline, claim)
+        return True
 
-    async def _generate(self, job: Job, item: JobItem, pipeline: Pipeline) -> None:
+    async def _generate(self, job: Job, item: JobItem, pipeline: Pipeline, claim: str) -> None:
         if job.base_image_key is None:
             await self._finish(job.id, item.prompt_id, ItemState.failed, error="no base image")
             return
@@ -111,7 +127,9 @@ class ItemProcessor:
             pipeline.run(plan, base, seed=job.seed, job_id=job.id, ensure_actor=False)
         )
         canceled_by_job = asyncio.Event()
-        watch = asyncio.create_task(self._watch(job.id, run, canceled_by_job))
+        watch = asyncio.create_task(
+            self._watch(job.id, item.prompt_id, claim, run, canceled_by_job)
+        )
         try:
             result = await run
         except asyncio.CancelledError:
@@ -128,8 +146,17 @@ class ItemProcessor:
             job.id, item.prompt_id, ItemState(outcome.state), result=outcome, error=outcome.error
         )
 
-    async def _watch(self, job_id: str, run: asyncio.Task[Any], flag: asyncio.Event) -> None:
-        """Cancel the running item when someone cancels its job (from any machine)."""
+    async def _watch(
+        self,
+        job_id: str,
+        prompt_id: str,
+        claim: str,
+        run: asyncio.Task[Any],
+        flag: asyncio.Event,
+    ) -> None:
+        """Cancel the running item when someone cancels its job (from any machine), and
+        keep this worker's claim on the item fresh."""
+        renewed = time.monotonic()
         while not run.done():
             await asyncio.sleep(self.cancel_poll_s)
             job = await asyncio.to_thread(self.records.get, job_id)
@@ -137,16 +164,39 @@ class ItemProcessor:
                 flag.set()
                 run.cancel()
                 return
+            if time.monotonic() - renewed > self.claim_s / 3:
+                await asyncio.to_thread(self.records.modify, job_id, self._renew(prompt_id, claim))
+                renewed = time.monotonic()
 
-    async def _start(self, job_id: str, prompt_id: str) -> None:
-        started = False
+    def _renew(self, prompt_id: str, claim: str) -> Callable[[Job], bool]:
+        def change(job: Job) -> bool:
+            item = job.item(prompt_id)
+            if item is None or item.claimed_by != claim:
+                return False
+            item.claimed_at = now()
+            return True
+
+        return change
+
+    async def _claim(self, job_id: str, prompt_id: str, claim: str) -> bool:
+        """Take the item unless a live worker holds it (duplicate deliveries: resume, a
+        redelivery racing the original) or it was finished or canceled meanwhile."""
+        started = claimed = False
 
         def change(job: Job) -> bool:
-            nonlocal started
+            nonlocal started, claimed
+            started = claimed = False  # this may run more than once (optimistic retries)
             item = job.item(prompt_id)
-            if item is None:
+            if item is None or job.cancel_requested or item.state not in _OPEN:
                 return False
-            item.state = ItemState.running
+            fresh = (
+                item.claimed_at is not None
+                and (now() - item.claimed_at).total_seconds() < self.claim_s
+            )
+            if item.state == ItemState.running and fresh:
+                return False
+            item.state, item.claimed_by, item.claimed_at = ItemState.running, claim, now()
+            claimed = True
             if job.state == JobState.queued:
                 job.state = JobState.running
                 job.started_at = now()
@@ -154,14 +204,15 @@ class ItemProcessor:
             return True
 
         job = await asyncio.to_thread(self.records.modify, job_id, change)
-        if job is None:
-            return
+        if job is None or not claimed:
+            return False
         if started:
             await self._event(job_id, "job_started", job.model_dump(mode="json"))
         item = job.item(prompt_id)
         await self._event(
             job_id, "item_started", {"prompt_id": prompt_id, "prompt": item.prompt if item else ""}
         )
+        return True
 
     async def _finish(
         self,
@@ -193,7 +244,7 @@ class ItemProcessor:
                     result.key,
                     result.s3_url,
                 )
-                item.seed, item.cost = result.seed, result.cost
+                item.seed, item.cost, item.verdict = result.seed, result.cost, result.verdict
             elif entry is not None:
                 item.filename, item.key, item.s3_url = (
                     entry["filename"],
@@ -201,6 +252,7 @@ class ItemProcessor:
                     entry.get("s3_url"),
                 )
                 item.cost = (entry.get("generation") or {}).get("cost")
+                item.verdict = effective_verdict(entry)
             finished = job.settle()
             return True
 
@@ -221,3 +273,6 @@ class ItemProcessor:
 
     async def _event(self, job_id: str, name: str, data: dict[str, Any]) -> None:
         await asyncio.to_thread(self.records.append_event, job_id, name, data)
+
+
+_OPEN = (ItemState.queued, ItemState.running)

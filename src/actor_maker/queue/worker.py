@@ -19,11 +19,14 @@ from typing import Any, TypeVar
 
 import dramatiq
 import redis.asyncio as aioredis
+from dramatiq.brokers.redis import RedisBroker
 
 from actor_maker.config import Settings
+from actor_maker.jobs.models import Job
 from actor_maker.jobs.redis import RedisJobRecords
+from actor_maker.jobs.runner import default_owner
 from actor_maker.pipeline import Pipeline
-from actor_maker.queue.broker import ACTOR, QUEUE, make_broker
+from actor_maker.queue.broker import ACTOR, QUEUE, enqueue_item, make_broker
 from actor_maker.queue.items import BaseImageCache, ItemProcessor
 from actor_maker.queue.limits import RedisCreateGate, RedisSlots
 from actor_maker.runtime import make_pipeline, make_provider
@@ -36,9 +39,12 @@ T = TypeVar("T")
 class WorkerRuntime:
     """Everything one worker process shares between its threads."""
 
-    def __init__(self, settings: Settings, *, provider: str | None = None) -> None:
+    def __init__(
+        self, settings: Settings, broker: RedisBroker, *, provider: str | None = None
+    ) -> None:
         assert settings.redis_url
         self.settings = settings
+        self.broker = broker
         self.provider_name = provider
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -47,7 +53,7 @@ class WorkerRuntime:
         self._thread.start()
         self.store = open_store(settings)
         self.records = RedisJobRecords(settings.redis_url, prefix=settings.queue_prefix)
-        self._pipelines: dict[str, Pipeline] = {}
+        self._pipelines: dict[tuple[str, str], Pipeline] = {}
         self.redis = self.call(self._connect())
         self.slots = RedisSlots(
             self.redis,
@@ -61,27 +67,35 @@ class WorkerRuntime:
         )
         self.cache = BaseImageCache(settings.base_cache_size)
         self.processor = ItemProcessor(
-            records=self.records, pipelines=self.pipeline, cache=self.cache
+            records=self.records,
+            pipelines=self.pipeline,
+            cache=self.cache,
+            owner=default_owner(),
+            claim_s=settings.worker_heartbeat_s,
         )
 
     async def _connect(self) -> aioredis.Redis:
         assert self.settings.redis_url
         return aioredis.Redis.from_url(self.settings.redis_url)
 
-    def pipeline(self, model: str) -> Pipeline:
-        if model not in self._pipelines:
-            provider = make_provider(self.settings, self.provider_name, model, gate=self.gate)
-            self._pipelines[model] = make_pipeline(
+    def pipeline(self, job: Job) -> Pipeline:
+        """The pipeline for the job's provider and model (``--provider`` overrides)."""
+        name = self.provider_name or job.provider
+        if (name, job.model) not in self._pipelines:
+            provider = make_provider(self.settings, name, job.model, gate=self.gate)
+            self._pipelines[(name, job.model)] = make_pipeline(
                 self.settings, store=self.store, provider=provider, slots=self.slots
             )
-        return self._pipelines[model]
+        return self._pipelines[(name, job.model)]
 
     def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
     def process(self, job_id: str, prompt_id: str) -> None:
-        """The Dramatiq actor: raises only for trouble worth a redelivery."""
-        self.call(self.processor.process(job_id, prompt_id))
+        """The Dramatiq actor: raises only for trouble worth a redelivery. A duplicate of an
+        item another delivery is working on comes back later, in case that one dies."""
+        if not self.call(self.processor.process(job_id, prompt_id)):
+            enqueue_item(self.broker, job_id, prompt_id, delay_s=self.settings.worker_heartbeat_s)
 
     def close(self) -> None:
         async def shutdown() -> None:
@@ -99,7 +113,7 @@ def run_worker(settings: Settings, *, concurrency: int, provider: str | None = N
     """Run until SIGTERM or SIGINT, then finish the items in hand and return."""
     broker = make_broker(settings)
     dramatiq.set_broker(broker)
-    runtime = WorkerRuntime(settings, provider=provider)
+    runtime = WorkerRuntime(settings, broker, provider=provider)
     dramatiq.Actor(
         runtime.process, broker=broker, actor_name=ACTOR, queue_name=QUEUE, priority=0, options={}
     )

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import RedirectResponse
+from pydantic import BaseModel
 
 from actor_maker import actors as actor_ops
 from actor_maker import prompts as prompt_lib
@@ -18,6 +19,8 @@ from actor_maker.api.routes.deps import ServicesDep
 from actor_maker.api.services import Services
 from actor_maker.errors import InputError, NotFoundError
 from actor_maker.manifest import read_manifest
+from actor_maker.quality.review import recheck, set_override, summary
+from actor_maker.runtime import make_checker
 from actor_maker.store.base import check_key
 from actor_maker.thumbnails import ensure_thumbnail, thumbnail_key
 from actor_maker.validation import check_actor_id
@@ -298,3 +301,31 @@ async def get_thumbnail(key: str, services: ServicesDep) -> Response:
         raise NotFoundError("no such file")
     await asyncio.to_thread(ensure_thumbnail, services.store, key)
     return await _serve(services, thumb_key, max_age=86400)
+
+
+class ReviewRequest(BaseModel):
+    """``accepted`` (approve), ``rejected``, or null to go back to the checks' verdict."""
+
+    verdict: Literal["accepted", "rejected"] | None
+
+
+@router.post("/api/actors/{actor_id}/training-data/{filename}/review")
+async def review_image(
+    actor_id: str, filename: str, body: ReviewRequest, services: ServicesDep
+) -> dict[str, Any]:
+    """Approve or reject an image by hand, overriding the quality checks; returns the entry."""
+    return await asyncio.to_thread(
+        set_override, services.store, check_actor_id(actor_id), filename, body.verdict, via=VIA
+    )
+
+
+@router.post("/api/actors/{actor_id}/quality-check")
+async def check_actor_images(actor_id: str, services: ServicesDep) -> dict[str, Any]:
+    """Run the quality checks again on every image of the actor; overrides stay."""
+    checker = make_checker(services.settings.model_copy(update={"checks": True}))
+    assert checker is not None
+    manifest = await asyncio.to_thread(_manifest_or_404, services, actor_id)
+    base_key = next((b.get("key") for b in manifest.get("base_images", []) if b.get("key")), None)
+    base = (await asyncio.to_thread(services.store.get, base_key)).data if base_key else None
+    entries = await asyncio.to_thread(recheck, services.store, actor_id, checker, base=base)
+    return {"checked": len(entries), "summary": summary(entries), "entries": entries}

@@ -1,0 +1,83 @@
+"""check and review: the quality checks on demand, and a person's override."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from actor_maker.cli.state import State
+from actor_maker.errors import InputError, NotFoundError
+from actor_maker.manifest import read_manifest
+from actor_maker.quality import effective_verdict
+from actor_maker.quality.review import recheck, set_override, summary
+from actor_maker.runtime import make_checker
+from actor_maker.store import open_store
+from actor_maker.validation import check_actor_id
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("check")
+    def check_cmd(
+        ctx: typer.Context,
+        actor_id: Annotated[str, typer.Argument(help="Actor id.")],
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """Run the quality checks again on every image of an actor (overrides stay)."""
+        state: State = ctx.obj
+        store = open_store(state.settings)
+        checker = make_checker(state.settings.model_copy(update={"checks": True}))
+        assert checker is not None
+        manifest = read_manifest(store, check_actor_id(actor_id))
+        if manifest is None:
+            raise NotFoundError(f"actor {actor_id} has no manifest")
+        base = None
+        for item in manifest.base_images:
+            key = item.get("key") or (
+                store.key_for_url(str(item["s3_url"])) if item.get("s3_url") else None
+            )
+            if key and store.head(str(key)) is not None:
+                base = store.get(str(key)).data
+                break
+        entries = recheck(store, actor_id, checker, base=base)
+        if as_json:
+            print(
+                json.dumps([{"filename": e["filename"], **e["quality"]} for e in entries], indent=2)
+            )
+            return
+        table = Table(title=f"{len(entries)} image(s) checked", title_justify="left")
+        for column in ("filename", "verdict", "reasons"):
+            table.add_column(column, overflow="fold")
+        for entry in entries:
+            quality = entry["quality"]
+            table.add_row(
+                entry["filename"], str(effective_verdict(entry)), "; ".join(quality["reasons"])
+            )
+        state.out.print(table)
+        counts = summary(entries)
+        state.out.print(", ".join(f"{n} {k}" for k, n in counts.items() if n))
+        if not checker.identity_enabled:
+            state.err.print("note: identity not checked (pip install 'actor-maker[quality]')")
+
+    @app.command("review")
+    def review_cmd(
+        ctx: typer.Context,
+        actor_id: Annotated[str, typer.Argument(help="Actor id.")],
+        filename: Annotated[str, typer.Argument(help="Training image filename.")],
+        approve: Annotated[
+            bool, typer.Option("--approve", help="Count it, whatever the checks said.")
+        ] = False,
+        reject: Annotated[bool, typer.Option("--reject", help="Do not count it.")] = False,
+        clear: Annotated[
+            bool, typer.Option("--clear", help="Back to the checks' verdict.")
+        ] = False,
+    ) -> None:
+        """Approve or reject one image by hand (recorded with time and interface)."""
+        state: State = ctx.obj
+        if approve + reject + clear != 1:
+            raise InputError("choose exactly one of --approve, --reject, --clear")
+        verdict = "accepted" if approve else "rejected" if reject else None
+        entry = set_override(open_store(state.settings), actor_id, filename, verdict, via="cli")
+        state.out.print(f"{filename}: {effective_verdict(entry) or 'unchecked'}")

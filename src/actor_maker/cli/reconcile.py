@@ -1,0 +1,129 @@
+"""reconcile: compare manifests with the store; with --fix, repair what is safe.
+
+Exit codes: 0 everything consistent (or fixed), 1 drift remains, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from actor_maker.cli.state import State
+from actor_maker.errors import InputError
+from actor_maker.reconcile import DEFAULT_MIN_AGE, Report, reconcile, reconcile_all
+from actor_maker.store import open_store
+from actor_maker.validation import check_actor_id
+
+EXIT_DRIFT = 1
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {kind}" for kind, n in counts.items() if n) or "none"
+
+
+def _lines(report: Report, *, verbose: bool) -> list[str]:
+    """The readable summary of one report: a headline, then one line per item."""
+    head = f"{report.actor_id} {report.actor_name}".strip()
+    if report.consistent:
+        status = "consistent"
+    else:
+        status = f"found {_counts(report.found())}; left {_counts(report.left())}"
+    lines = [f"{head}: {status}; {len(report.external)} external entr(y/ies) kept as they are"]
+    for o in report.orphans:
+        what = "adoptable" if o.adoptable and not o.recent else f"not adopted: {o.reason}"
+        done = f" → {o.action}" if o.action else ""
+        lines.append(f"  orphan     {o.key} ({o.size} bytes, {what}){done}")
+    for m in report.missing:
+        done = f" → {m.action}" if m.action else ""
+        lines.append(f"  missing    {m.filename}: no object {m.key}{done}")
+    for x in report.mismatched:
+        done = f" → {x.action}" if x.action else ""
+        lines.append(
+            f"  mismatch   {x.filename} {x.field}: {x.recorded} in the manifest, "
+            f"{x.actual} in the store{done}"
+        )
+    for d in report.duplicates:
+        kind = "identical" if d.identical else f"{d.distinct} different versions"
+        kind += ", external" if d.external else ""
+        done = f" → {d.action}" if d.action else ""
+        lines.append(f"  duplicate  {d.filename} ×{d.count} ({kind}){done}")
+    for s in report.statistics:
+        done = f" → {s.action}" if s.action else ""
+        lines.append(f"  statistic  {s.name}: {s.recorded} recorded, {s.actual} actual{done}")
+    if verbose:
+        for e in report.external:
+            lines.append(
+                f"  external   {e.filename} ({e.reason}{': ' + e.s3_url if e.s3_url else ''})"
+            )
+        lines += [f"  fixed      {line}" for line in report.fixed]
+    lines += [f"  error      {line}" for line in report.errors]
+    return lines
+
+
+def reconcile_cmd(
+    ctx: typer.Context,
+    actor_id: Annotated[
+        str | None, typer.Argument(help="Actor id, e.g. 0012 (or --all).", show_default=False)
+    ] = None,
+    all_actors: Annotated[bool, typer.Option("--all", help="Every actor in the store.")] = False,
+    fix: Annotated[
+        bool,
+        typer.Option(
+            "--fix",
+            help="Adopt orphans whose metadata says where they came from, mark missing "
+            "objects, correct size/md5, drop exact duplicate entries, recompute statistics.",
+        ),
+    ] = False,
+    delete_orphans: Annotated[
+        bool,
+        typer.Option(
+            "--delete-orphans",
+            help="With --fix: move orphans that cannot be adopted to the trash.",
+        ),
+    ] = False,
+    min_age: Annotated[
+        float,
+        typer.Option(
+            "--min-age",
+            help="Leave orphans younger than this many seconds alone (uploads in flight).",
+        ),
+    ] = DEFAULT_MIN_AGE,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report(s) as JSON.")] = False,
+) -> None:
+    """Compare manifests with the store; nothing changes without --fix."""
+    state: State = ctx.obj
+    if (actor_id is None) == (not all_actors):
+        raise InputError("give exactly one of ACTOR_ID and --all")
+    if delete_orphans and not fix:
+        raise InputError("--delete-orphans needs --fix")
+    store = open_store(state.settings)
+    if actor_id is not None:
+        check_actor_id(actor_id)
+        reports = [
+            reconcile(store, actor_id, fix=fix, delete_orphans=delete_orphans, min_age=min_age)
+        ]
+    else:
+        reports = reconcile_all(store, fix=fix, delete_orphans=delete_orphans, min_age=min_age)
+    if as_json:
+        data = [r.to_json() for r in reports]
+        print(json.dumps(data if all_actors else data[0], indent=2, ensure_ascii=False))
+    else:
+        for report in reports:
+            for line in _lines(report, verbose=state.verbose > 0):
+                state.out.print(line, markup=False, highlight=False)
+        if all_actors:
+            ok = sum(1 for r in reports if r.ok)
+            state.out.print(
+                f"{len(reports)} actor(s): {ok} consistent or fixed, {len(reports) - ok} with "
+                "drift left",
+                markup=False,
+                highlight=False,
+            )
+    if not all(r.ok for r in reports):
+        raise typer.Exit(EXIT_DRIFT)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("reconcile")(reconcile_cmd)
