@@ -39,7 +39,9 @@ def encode(image: Image.Image, fmt: str = "JPEG", **options: object) -> bytes:
 def photo(name: str, width: int = 768) -> Image.Image:
     """A fixture photograph scaled to ``width`` (the preview provider's short side)."""
     image = Image.open(PHOTOS / f"{name}.jpg").convert("RGB")
-    return image.resize((width, round(width * image.height / image.width)), Image.LANCZOS)
+    return image.resize(
+        (width, round(width * image.height / image.width)), Image.Resampling.LANCZOS
+    )
 
 
 def squeeze(image: Image.Image, low: int, high: int) -> Image.Image:
@@ -106,16 +108,22 @@ def test_every_demo_preview_and_stand_in_passes() -> None:
 # --------------------------------------------------------------------------- must be rejected
 
 REJECT: dict[str, tuple[Callable[[], bytes], str]] = {
-    "blank": (lambda: encode(Image.new("RGB", (768, 768), (128, 128, 128))), "blank"),
-    "black frame (safety filter)": (lambda: encode(Image.new("RGB", (768, 768))), "blank"),
-    "nearly uniform (noise ±2)": (
+    "blank": (
+        lambda: encode(Image.new("RGB", (768, 768), (128, 128, 128))),
+        "blank or nearly uniform",
+    ),
+    "black frame (safety filter)": (
+        lambda: encode(Image.new("RGB", (768, 768))),
+        "blank or nearly uniform",
+    ),
+    "nearly uniform (noise +-2)": (
         lambda: encode(
             Image.fromarray(
                 (128 + np.random.default_rng(0).integers(-2, 3, (768, 768, 3))).astype(np.uint8)
             ),
             "PNG",
         ),
-        "blank",
+        "blank or nearly uniform",
     ),
     "astronaut blurred (radius 6)": (
         lambda: encode(photo("astronaut").filter(ImageFilter.GaussianBlur(6))),
@@ -173,13 +181,12 @@ def test_reasons_name_the_measured_value_and_the_threshold() -> None:
     ]
 
 
-def test_mostly_clipped_frames_are_rejected_by_the_clipped_fraction() -> None:
-    # A white frame with a faint grey texture: mean above the limit is not needed.
-    pixels = np.full((768, 768), 255, np.uint8)
-    pixels[::2, ::3] = 180
-    result = technical_check(encode(Image.fromarray(pixels), "PNG"))
-    assert result.scores["clipped_bright"] > 0.5
-    assert any("of the pixels are white" in r for r in result.rejections), result.rejections
+def test_clipped_pixels_are_recorded_but_not_a_reason_on_their_own() -> None:
+    """A woodcut clips more than half its pixels on purpose; only mean + tones decide."""
+    woodcut = ImageOps.grayscale(photo("grace_hopper")).point(lambda v: 255 if v > 100 else 0)
+    result = technical_check(encode(woodcut))
+    assert result.scores["clipped_dark"] > 0.5
+    assert result.verdict == "accepted"
 
 
 def test_scores_and_phash() -> None:
