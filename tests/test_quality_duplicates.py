@@ -155,7 +155,12 @@ def test_nearest_picks_the_closest_within_reach() -> None:
 
 
 def test_nearest_ties_go_to_the_first_and_bad_hashes_are_skipped() -> None:
-    accepted = [("bad.jpg", "not hex"), ("short.jpg", "00"), ("a.jpg", "01"), ("b.jpg", "02")]
+    accepted = [
+        ("bad.jpg", "zzzzzzzzzzzzzzzz"),
+        ("short.jpg", "00"),
+        ("a.jpg", "01"),
+        ("b.jpg", "02"),
+    ]
     assert nearest("00", accepted[2:]) == ("a.jpg", 1)
     assert nearest("0000000000000000", accepted) is None
 

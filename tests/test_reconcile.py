@@ -6,9 +6,7 @@ from collections import Counter
 
 import pytest
 
-from actor_maker import trash
-from actor_maker.cli import app, main
-from actor_maker.cli import reconcile as reconcile_cli
+from actor_maker.cli import main
 from actor_maker.errors import CorruptManifestError, InputError, NotFoundError
 from actor_maker.images import md5_hex
 from actor_maker.manifest import (
@@ -30,13 +28,6 @@ from .helpers import fixture_manifest, sample_image
 
 #: Fixture 0022: four entries in another bucket, ten ``local_only`` ones.
 ID, NAME = "0022", "0022_european_95_female"
-
-
-@pytest.fixture(autouse=True)
-def orphan_reason(monkeypatch):
-    """The trash learns the reason "orphan" (until trash.REASONS lists it)."""
-    if "orphan" not in trash.REASONS:
-        monkeypatch.setattr(trash, "REASONS", (*trash.REASONS, "orphan"))
 
 
 def image(seed: int) -> bytes:
@@ -358,18 +349,6 @@ def test_multipart_etags_are_not_taken_for_md5(s3_store, moto_server, s3_bucket)
 
 
 @pytest.fixture
-def registered():
-    """The command, whether or not cli/__init__.py registers it yet."""
-    if any(c.name == "reconcile" for c in app.registered_commands):
-        yield
-        return
-    before = list(app.registered_commands)
-    reconcile_cli.register(app)
-    yield
-    app.registered_commands[:] = before
-
-
-@pytest.fixture
 def clean_env(monkeypatch, tmp_path):
     for key in list(os.environ):
         if key.startswith(("ACTOR_MAKER_", "AWS_", "REPLICATE_")):
@@ -380,7 +359,7 @@ def clean_env(monkeypatch, tmp_path):
 
 
 @pytest.fixture
-def cli_env(request, store, clean_env, tmp_path, registered):
+def cli_env(request, store, clean_env, tmp_path):
     """The environment that makes the CLI open the same store as ``store``."""
     if isinstance(store, LocalStore):
         clean_env.setenv("ACTOR_MAKER_STORE", str(tmp_path / "store"))

@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 TRASH_PREFIX = f"{ROOT}/trash/"
 RECORD_NAME = "record.json"
-REASONS = ("delete", "delete-all", "delete-actor", "replaced")
+REASONS = ("delete", "delete-all", "delete-actor", "replaced", "orphan")
 VIAS = ("cli", "api", "ui")
 
 _ID_FORMAT = "%Y%m%dT%H%M%S%fZ"
