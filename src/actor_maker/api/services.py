@@ -7,6 +7,7 @@ jobs route and the old frontend's routes.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from actor_maker.jobs.records import JobRecords
 from actor_maker.jobs.runner import JobRunner, Runner, job_from_plan
 from actor_maker.manifest import read_manifest
 from actor_maker.pipeline import Actor, BaseImage, JobPlan, Pipeline, StoredBase
+from actor_maker.pipeline import JobItem as PlanItem
 from actor_maker.runtime import make_pipeline, make_provider
 from actor_maker.store.base import ObjectStore
 
@@ -111,6 +113,33 @@ class Services:
             context=context or {},
         )
         return await self.jobs.submit(job), True
+
+    async def start_items_job(
+        self,
+        actor: Actor,
+        items: Sequence[PlanItem],
+        *,
+        max_cost: float | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> Job:
+        """A job for exactly these items (e.g. what balance found missing), from the base
+        image in the actor's manifest, refused when over the cost ceiling. Items have no
+        seed: each draws its own."""
+        pipeline = self.pipeline()
+        plan = await asyncio.to_thread(pipeline.plan_items, actor, items, aspect_ratio="1:1")
+        pipeline.check_budget(plan, self.settings.max_job_cost if max_cost is None else max_cost)
+        ref = await asyncio.to_thread(self._manifest_base, plan.actor)
+        key = await pipeline.prepare_base(plan.actor, ref)
+        job = job_from_plan(
+            plan,
+            kind=JobKind.custom,
+            provider=pipeline.provider.name,
+            seed=None,
+            max_cost=max_cost,
+            base_image_key=key,
+            context=context or {},
+        )
+        return await self.jobs.submit(job)
 
     @staticmethod
     def _plan(

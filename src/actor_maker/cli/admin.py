@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -23,6 +23,7 @@ from actor_maker.manifest import (
     training_prefix,
     update_manifest,
 )
+from actor_maker.quality import effective_verdict
 from actor_maker.store import open_store
 from actor_maker.validation import check_actor_id
 
@@ -104,8 +105,8 @@ def manifest_show(
     for base in manifest.base_images:
         out.print(f"base image: {base.get('s3_url') or base.get('key') or base.get('filename')}")
     table = Table(title=f"{len(manifest.training_data)} training images", title_justify="left")
-    for column in ("filename", "prompt id", "category", "status", "size"):
-        table.add_column(column)
+    for column in ("filename", "prompt id", "category", "status", "size", "quality"):
+        table.add_column(column, overflow="fold")
     for entry in manifest.training_data:
         table.add_row(
             str(entry.get("filename")),
@@ -113,6 +114,7 @@ def manifest_show(
             str(entry.get("category") or "-"),
             str(entry.get("status")),
             f"{entry.get('size_mb', '?')} MB",
+            _quality(entry),
         )
     out.print(table)
 
@@ -209,3 +211,16 @@ def register(app: typer.Typer) -> None:
             state.out.print(f"images:   {store.location(training_prefix(actor.actor_name))}")
             state.out.print(f"manifest: {store.location(manifest_key(actor.actor_id))}")
             state.out.print(f"try:      actor-maker manifest show {actor.actor_id}")
+
+
+def _quality(entry: dict[str, Any]) -> str:
+    """The verdict, with the reasons of a rejection and who overrode the checks."""
+    verdict = effective_verdict(entry)
+    if verdict is None:
+        return "-"
+    quality = entry["quality"]
+    override = quality.get("override")
+    if override:
+        return f"{verdict} (by hand, {override.get('via')})"
+    reasons = "; ".join(quality.get("reasons") or [])
+    return f"{verdict}: {reasons}" if reasons and verdict != "accepted" else verdict

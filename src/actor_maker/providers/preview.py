@@ -1,8 +1,8 @@
 """The offline ``preview`` provider: placeholder images, no network, no cost.
 
-Images are derived from the base image and the prompt (recropped to the
-requested aspect ratio, recoloured per prompt, grey for black-and-white
-prompts) and carry a visible "PREVIEW" banner, so they can never be mistaken
+Images are derived from the base image and the prompt (a per-prompt crop, tilt,
+light and backdrop panel at the requested aspect ratio, recoloured per prompt,
+grey for black-and-white prompts) and carry a visible "PREVIEW" banner, so they can never be mistaken
 for training data. Deterministic: the same inputs give the same bytes.
 """
 
@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import io
 
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageChops, ImageDraw, ImageFont, ImageOps
 
 from actor_maker.manifest import utc_now
 from actor_maker.providers.base import GeneratedImage, GenerationParams, InputImage
@@ -37,14 +37,25 @@ def render_preview(image: bytes, params: GenerationParams) -> bytes:
     with Image.open(io.BytesIO(image)) as src:
         base = src.convert("RGB")
     size = _size_for(params.aspect_ratio, base.size)
-    # Zoom into a prompt-dependent window so different prompts frame differently.
-    zoom = 0.55 + digest[6] / 255 * 0.45
+    # Each prompt gets its own framing, tilt, light and backdrop, so placeholders differ as
+    # much as real scenes would (the near-duplicate check must not reject the demo's set).
+    zoom = 0.35 + digest[6] / 255 * 0.65
     w, h = base.size
     cw, ch = max(1, int(w * zoom)), max(1, int(h * zoom))
     left = int((w - cw) * digest[0] / 255)
     top = int((h - ch) * digest[1] / 255)
     window = base.crop((left, top, left + cw, top + ch))
+    window = window.rotate(
+        (digest[7] / 255 - 0.5) * 24,
+        resample=Image.Resampling.BICUBIC,
+        fillcolor=(digest[8], digest[9], digest[10]),
+    )
     frame = ImageOps.fit(window, size, Image.Resampling.BICUBIC)
+    ramp = Image.linear_gradient("L").resize(size).rotate(digest[11] / 255 * 360)
+    light = Image.blend(
+        Image.new("RGB", size, (255, 255, 255)), Image.merge("RGB", [ramp] * 3), 0.85
+    )
+    frame = ImageChops.multiply(frame, light)
     if params.category == "bw_stylized":
         frame = ImageOps.grayscale(frame).convert("RGB")
     else:
@@ -53,6 +64,11 @@ def render_preview(image: bytes, params: GenerationParams) -> bytes:
     if digest[5] % 2:
         frame = ImageOps.mirror(frame)
     draw = ImageDraw.Draw(frame)
+    px, py = digest[12] / 255 * size[0] * 0.6, digest[13] / 255 * size[1] * 0.6
+    backdrop = (digest[14], digest[15], digest[16])
+    if params.category == "bw_stylized":
+        backdrop = (sum(backdrop) // 3,) * 3
+    draw.rectangle((px, py, px + size[0] * 0.4, py + size[1] * 0.4), fill=backdrop)
     band = max(40, size[1] // 12)
     draw.rectangle((0, 0, size[0], band), fill=(20, 20, 20))
     font = ImageFont.load_default(size=band * 0.5)
