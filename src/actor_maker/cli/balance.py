@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, cast
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -104,10 +104,8 @@ def register(app: typer.Typer) -> None:
                 print(json.dumps(found.to_json(), indent=2))
             else:
                 state.out.print(report_table(found))
-                state.out.print(
-                    f"{found.total_usable} usable, {found.total_missing} missing "
-                    "(--fill to generate them)"
-                )
+                hint = " (--fill to generate them)" if found.total_missing else ""
+                state.out.print(f"{found.total_usable} usable, {found.total_missing} missing{hint}")
             return
 
         items = fill_items(manifest, found, library_prompts(manifest, pipeline.library))
@@ -133,9 +131,7 @@ def register(app: typer.Typer) -> None:
             state,
             pipeline,
             plan,
-            # execute() reads a str as a path or URL and passes anything else on to
-            # Pipeline.run unchanged, which takes a StoredBase (its annotation is narrower).
-            cast("str | bytes", base),
+            base,
             as_json=as_json,
             single=False,
             dry_run=dry_run,

@@ -20,14 +20,14 @@ from actor_maker.cli.output import (
 from actor_maker.cli.state import State
 from actor_maker.errors import InputError, InvalidImageError
 from actor_maker.images import MIB
-from actor_maker.pipeline import Actor, JobPlan, JobResult, Pipeline
+from actor_maker.pipeline import Actor, BaseImage, JobPlan, JobResult, Pipeline
 from actor_maker.providers.preview import NOTICE
 from actor_maker.runtime import make_pipeline, make_provider
 from actor_maker.validation import ASPECT_RATIOS
 
 ActorId = Annotated[str, typer.Argument(help="Actor id, e.g. 0012.")]
 ActorName = Annotated[str, typer.Argument(help="Actor name, e.g. 0012_european_30_male.")]
-BaseImage = Annotated[
+BaseImageArg = Annotated[
     str,
     typer.Argument(
         help="Base image: an http(s) URL, s3://bucket/key or the bucket's https URL "
@@ -99,7 +99,7 @@ def execute(
     state: State,
     pipeline: Pipeline,
     plan: JobPlan,
-    base: str | bytes,
+    base: str | BaseImage,
     *,
     as_json: bool,
     single: bool,
@@ -140,7 +140,7 @@ def execute(
 
 
 async def _run(
-    pipeline: Pipeline, plan: JobPlan, ref: str | bytes, seed: int | None, reporter: Any
+    pipeline: Pipeline, plan: JobPlan, ref: BaseImage, seed: int | None, reporter: Any
 ) -> JobResult:
     try:
         return await pipeline.run(plan, ref, seed=seed, on_event=reporter)
@@ -166,7 +166,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         actor_id: ActorId,
         actor_name: ActorName,
-        base_image_url: BaseImage,
+        base_image_url: BaseImageArg,
         actor_type: ActorType = None,
         actor_sex: ActorSex = None,
         only: Annotated[
@@ -214,7 +214,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         actor_id: ActorId,
         actor_name: ActorName,
-        base_image_url: BaseImage,
+        base_image_url: BaseImageArg,
         prompt: Annotated[
             str,
             typer.Argument(help="The scene, e.g. 'The man waits on a rainy platform at night'."),

@@ -2,8 +2,8 @@
 
 Images are derived from the base image and the prompt (a per-prompt crop, tilt,
 light and backdrop panel at the requested aspect ratio, recoloured per prompt,
-grey for black-and-white prompts) and carry a visible "PREVIEW" banner, so they can never be mistaken
-for training data. Deterministic: the same inputs give the same bytes.
+grey for black-and-white prompts) and carry a visible "PREVIEW" banner, so they
+can never be mistaken for training data. Deterministic: the same inputs give the same bytes.
 """
 
 from __future__ import annotations
