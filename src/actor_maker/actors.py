@@ -415,5 +415,11 @@ def prompt_usage(manifest: Manifest) -> dict[str, int]:
 
 
 def prompt_id_usage(manifest: Manifest) -> dict[str, int]:
-    """Prompt id → how many of the actor's images were made from it."""
-    return _usage(manifest, "prompt_id")
+    """Library prompt id → how many of the actor's images were made from it (a prompt made
+    again by ``balance --fill`` as ``id~2`` counts for ``id``)."""
+    from actor_maker.balance import base_prompt_id
+
+    counts: Counter[str] = Counter()
+    for prompt_id, n in _usage(manifest, "prompt_id").items():
+        counts[base_prompt_id(prompt_id)] += n
+    return dict(counts)
