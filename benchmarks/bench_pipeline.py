@@ -20,13 +20,11 @@ import math
 import multiprocessing
 import platform
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from actor_maker.config import Settings
 from actor_maker.pipeline import Actor, Pipeline
@@ -34,30 +32,10 @@ from actor_maker.providers.replicate import ReplicateProvider
 from actor_maker.slots import MachineSlots
 from actor_maker.store.base import ObjectStore
 from actor_maker.store.local import LocalStore
-from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
+from actor_maker.testing.replicate_server import standin_process
 
 TOKEN = "bench-token"
 MODEL = "black-forest-labs/flux-kontext-pro"
-
-
-def _serve(latency: float, urls: Any) -> None:
-    """The stand-in in its own process, so it does not share the pipeline's GIL."""
-    with ReplicateStandIn(token=TOKEN, faults=Faults(latency=latency)) as standin:
-        urls.put(standin.base_url)
-        threading.Event().wait()
-
-
-@contextlib.contextmanager
-def standin_process(latency: float) -> Iterator[str]:
-    ctx = multiprocessing.get_context("spawn")
-    urls = ctx.Queue()
-    proc = ctx.Process(target=_serve, args=(latency, urls), daemon=True)
-    proc.start()
-    try:
-        yield urls.get(timeout=60)
-    finally:
-        proc.terminate()
-        proc.join()
 
 
 @contextlib.contextmanager

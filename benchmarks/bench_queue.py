@@ -13,43 +13,17 @@ stand-in in its own process, moto S3 in this process.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
-import multiprocessing
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Iterator
 from importlib import resources
-from typing import Any
 
 REDIS = "redis://127.0.0.1:6379/12"
 TOKEN = "bench-token"
-
-
-def _serve(latency: float, urls: Any) -> None:
-    from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
-
-    with ReplicateStandIn(token=TOKEN, faults=Faults(latency=latency)) as standin:
-        urls.put(standin.base_url)
-        threading.Event().wait()
-
-
-@contextlib.contextmanager
-def standin_process(latency: float) -> Iterator[str]:
-    ctx = multiprocessing.get_context("spawn")
-    urls = ctx.Queue()
-    proc = ctx.Process(target=_serve, args=(latency, urls), daemon=True)
-    proc.start()
-    try:
-        yield urls.get(timeout=60)
-    finally:
-        proc.terminate()
-        proc.join()
 
 
 def run(
@@ -59,6 +33,7 @@ def run(
     from actor_maker.jobs.redis import RedisJobRecords
     from actor_maker.prompts import load_library
     from actor_maker.store.s3 import S3Store
+    from actor_maker.testing.replicate_server import standin_process
     from actor_maker.testing.s3server import start_moto_server
 
     prefix = f"bench-{uuid.uuid4().hex[:8]}"

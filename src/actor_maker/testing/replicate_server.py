@@ -96,6 +96,7 @@ import string
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -105,6 +106,8 @@ from urllib.parse import urlsplit
 
 from PIL import Image, ImageChops, ImageDraw, UnidentifiedImageError
 
+from actor_maker.validation import ASPECT_RATIOS  # the values flux-kontext-pro accepts
+
 __all__ = [
     "ASPECT_RATIOS",
     "E005_ERROR",
@@ -112,26 +115,11 @@ __all__ = [
     "Faults",
     "ReplicateStandIn",
     "render_placeholder_image",
+    "standin_process",
 ]
 
+
 DEFAULT_MODELS = ("black-forest-labs/flux-kontext-pro", "black-forest-labs/flux-kontext-max")
-#: ``aspect_ratio`` values flux-kontext-pro accepts.
-ASPECT_RATIOS = (
-    "match_input_image",
-    "1:1",
-    "16:9",
-    "9:16",
-    "4:3",
-    "3:4",
-    "3:2",
-    "2:3",
-    "4:5",
-    "5:4",
-    "21:9",
-    "9:21",
-    "2:1",
-    "1:2",
-)
 OUTPUT_FORMATS = ("jpg", "png")
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 E005_ERROR = (
@@ -1243,3 +1231,26 @@ class ReplicateStandIn:
             "expires_at": _iso(record.created + FILE_TTL),
             "urls": {"get": url},
         }
+
+
+def _serve_forever(latency: float, urls: Any) -> None:
+    with ReplicateStandIn(token="bench-token", faults=Faults(latency=latency)) as standin:
+        urls.put(standin.base_url)
+        threading.Event().wait()
+
+
+@contextlib.contextmanager
+def standin_process(latency: float) -> Iterator[str]:
+    """A stand-in in its own process (token ``bench-token``), so it does not share the
+    measured process's interpreter; yields its base URL. For benchmarks."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    urls = ctx.Queue()
+    proc = ctx.Process(target=_serve_forever, args=(latency, urls), daemon=True)
+    proc.start()
+    try:
+        yield urls.get(timeout=60)
+    finally:
+        proc.terminate()
+        proc.join()
