@@ -29,6 +29,7 @@ from pathlib import Path
 from actor_maker.config import Settings
 from actor_maker.pipeline import Actor, Pipeline
 from actor_maker.providers.replicate import ReplicateProvider
+from actor_maker.runtime import make_checker
 from actor_maker.slots import MachineSlots
 from actor_maker.store.base import ObjectStore
 from actor_maker.store.local import LocalStore
@@ -64,6 +65,7 @@ async def run_once(store: ObjectStore, base_url: str, n: int, limit: int, slots:
         store=store,
         provider=provider,
         slots=MachineSlots(limit, slots / uuid.uuid4().hex),
+        checker=make_checker(settings),  # as in production: checks on by default
     )
     tag = uuid.uuid4().hex[:6]
     actor = Actor(f"b{tag}", f"bench_{tag}", "person", "female")
@@ -120,7 +122,10 @@ def main() -> None:
                 )
 
     python = f"{platform.python_implementation()} {platform.python_version()}"
-    print(f"Machine: {platform.machine()}, {multiprocessing.cpu_count()} cores, {python}\n")
+    print(f"Machine: {platform.machine()}, {multiprocessing.cpu_count()} cores, {python}")
+    checker = make_checker(Settings(_env_file=None))
+    identity = "identity on" if checker and checker.identity_enabled else "identity off"
+    print(f"Quality checks: {'on' if checker else 'off'} ({identity})\n")
     print("| run | store | images | latency | K | wall | against the ideal |")
     print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))

@@ -7,8 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 
-from actor_maker import __version__
+from actor_maker import __version__, web
 from actor_maker.api import errors
 from actor_maker.api.actor_index import ActorIndex
 from actor_maker.api.auth import BodyLimitMiddleware, Sessions, TokenMiddleware
@@ -68,6 +69,8 @@ def create_app(
     errors.install(app)
     for module in (meta, actors, jobs, compat):
         app.include_router(module.router)
+    app.include_router(web.router)  # the web UI's pages
+    app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     # The last added runs first: CORS answers preflights (which carry no token) and
     # puts its headers on every answer, 401s included; then the token; then body limits.
     app.add_middleware(

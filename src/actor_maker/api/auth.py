@@ -1,7 +1,8 @@
 """Bearer-token protection, and the HttpOnly session cookie browsers use instead.
 
-Every route but ``/healthz`` needs ``Authorization: Bearer <token>`` or the
-session cookie when ``ACTOR_MAKER_API_TOKEN`` is set. The token is never read
+Every route but ``/healthz``, ``/api/session`` and the web UI's pages and static files
+(``OPEN_PAGES``, ``OPEN_PREFIXES``: they hold no data) needs ``Authorization: Bearer
+<token>`` or the session cookie when ``ACTOR_MAKER_API_TOKEN`` is set. The token is never read
 from a query string. ``POST /api/session {"token": ...}`` exchanges it for the
 cookie (signed with the token itself, so changing the token ends all sessions).
 """
@@ -17,6 +18,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 COOKIE = "actor_maker_session"
 SESSION_DAYS = 7
 OPEN_PATHS = frozenset({"/healthz", "/api/session"})
+#: The web UI's page shells and assets; their data comes from the protected API.
+OPEN_PAGES = frozenset({"/", "/jobs", "/trash"})
+OPEN_PREFIXES = ("/actors/", "/static/")
+
+
+def is_open(path: str) -> bool:
+    """Paths served without the token."""
+    return path in OPEN_PATHS or path in OPEN_PAGES or path.startswith(OPEN_PREFIXES)
 
 
 class Sessions:
@@ -56,7 +65,7 @@ class TokenMiddleware:
         self.sessions = sessions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.sessions is None or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or self.sessions is None or is_open(scope["path"]):
             await self.app(scope, receive, send)
             return
         headers = scope["headers"]
