@@ -30,13 +30,14 @@ def summarize(manifest: Manifest) -> dict[str, Any]:
         if name in manifest.data:
             summary[name] = manifest.data[name]
     entries = manifest.training_data
+    stored = [e for e in entries if e.get("status") in (None, "synced")]
     summary.update(
         actor_type=manifest.actor_type,
         description=manifest.description,
         training_count=len(entries),
         usable_count=sum(1 for e in entries if is_usable(e)),
-        rejected_count=sum(1 for e in entries if effective_verdict(e) == "rejected"),
-        review_count=sum(1 for e in entries if effective_verdict(e) == "review"),
+        rejected_count=sum(1 for e in stored if effective_verdict(e) == "rejected"),
+        review_count=sum(1 for e in stored if effective_verdict(e) == "review"),
         good_count=sum(1 for e in entries if e.get("good")),
         base_image_key=_base_key(manifest),
         base_image_url=(manifest.base_images[0].get("s3_url") if manifest.base_images else None),

@@ -12,7 +12,7 @@ from actor_maker.cli.state import State
 from actor_maker.errors import InputError, NotFoundError
 from actor_maker.manifest import read_manifest
 from actor_maker.quality import effective_verdict
-from actor_maker.quality.review import recheck, set_override, summary
+from actor_maker.quality.review import base_image_bytes, recheck, set_override, summary
 from actor_maker.runtime import make_checker
 from actor_maker.store import open_store
 from actor_maker.validation import check_actor_id
@@ -33,15 +33,7 @@ def register(app: typer.Typer) -> None:
         manifest = read_manifest(store, check_actor_id(actor_id))
         if manifest is None:
             raise NotFoundError(f"actor {actor_id} has no manifest")
-        base = None
-        for item in manifest.base_images:
-            key = item.get("key") or (
-                store.key_for_url(str(item["s3_url"])) if item.get("s3_url") else None
-            )
-            if key and store.head(str(key)) is not None:
-                base = store.get(str(key)).data
-                break
-        entries = recheck(store, actor_id, checker, base=base)
+        entries = recheck(store, actor_id, checker, base=base_image_bytes(store, manifest))
         if as_json:
             print(
                 json.dumps([{"filename": e["filename"], **e["quality"]} for e in entries], indent=2)
@@ -58,8 +50,8 @@ def register(app: typer.Typer) -> None:
         state.out.print(table)
         counts = summary(entries)
         state.out.print(", ".join(f"{n} {k}" for k, n in counts.items() if n))
-        if not checker.identity_enabled:
-            state.err.print("note: identity not checked (pip install 'actor-maker[quality]')")
+        if not checker.identity_enabled and state.settings.identity_check:
+            state.err.print("note: identity not checked: pip install 'actor-maker\\[quality]'")
 
     @app.command("review")
     def review_cmd(

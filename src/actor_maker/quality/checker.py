@@ -25,6 +25,7 @@ STYLIZED = ("bw_stylized", "color_stylized")
 class QualityChecker:
     def __init__(self, *, identity: bool = True, identity_threshold: float | None = None) -> None:
         self._identity: Any = None
+        self._identity_wanted = identity
         self.identity_threshold = identity_threshold
         if identity:
             from actor_maker.quality.identity import (
@@ -79,7 +80,11 @@ class QualityChecker:
             or base is None
         ):
             if self._identity is None and actor_type in FACE_TYPES:
-                result.scores["identity"] = "not checked (pip install 'actor-maker[quality]')"
+                result.scores["identity"] = (
+                    "not checked (pip install 'actor-maker[quality]')"
+                    if self._identity_wanted
+                    else "not checked (turned off)"
+                )
             return result
         identity = self._identity.check(
             self._base_embedding(base),

@@ -60,12 +60,14 @@ def recheck(
             continue
         data = store.get(str(key)).data
         category = entry.get("category")
+        generation = entry.get("generation") if isinstance(entry.get("generation"), dict) else {}
         result = checker.check(
             data,
             base=base,
             actor_type=manifest.actor_type,
             face_visible=bool(entry.get("face_visible", True)),
             category=str(category) if category else None,
+            placeholder=(generation or {}).get("provider") == "preview",
         )
         results[str(entry["filename"])] = result.record()
 
@@ -86,6 +88,17 @@ def recheck(
     return [e for e in written.training_data if str(e.get("filename")) in results]
 
 
+def base_image_bytes(store: ObjectStore, manifest: Manifest) -> bytes | None:
+    """The actor's base image from this store (by key, or an s3_url of this store)."""
+    for base in manifest.base_images:
+        key = base.get("key") or (
+            store.key_for_url(str(base["s3_url"])) if base.get("s3_url") else None
+        )
+        if key and store.head(str(key)) is not None:
+            return store.get(str(key)).data
+    return None
+
+
 def summary(entries: list[dict[str, Any]]) -> dict[str, int]:
     """How many images are usable, rejected, waiting for review, never checked."""
     counts = {"accepted": 0, "rejected": 0, "review": 0, "unchecked": 0}
@@ -94,4 +107,4 @@ def summary(entries: list[dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
-__all__ = ["OVERRIDES", "CheckResult", "recheck", "set_override", "summary"]
+__all__ = ["OVERRIDES", "CheckResult", "base_image_bytes", "recheck", "set_override", "summary"]

@@ -22,7 +22,7 @@ from actor_maker.errors import ConflictError, InputError, NotFoundError
 from actor_maker.jobs.models import Job
 from actor_maker.manifest import Manifest, read_manifest
 from actor_maker.pipeline import Actor
-from actor_maker.quality.review import recheck, set_override, summary
+from actor_maker.quality.review import base_image_bytes, recheck, set_override, summary
 from actor_maker.runtime import make_checker
 from actor_maker.store.base import check_key
 from actor_maker.thumbnails import ensure_thumbnail, thumbnail_key
@@ -327,9 +327,10 @@ async def check_actor_images(actor_id: str, services: ServicesDep) -> dict[str, 
     """Run the quality checks again on every image of the actor; overrides stay."""
     checker = make_checker(services.settings.model_copy(update={"checks": True}))
     assert checker is not None
-    manifest = await asyncio.to_thread(_manifest_or_404, services, actor_id)
-    base_key = next((b.get("key") for b in manifest.get("base_images", []) if b.get("key")), None)
-    base = (await asyncio.to_thread(services.store.get, base_key)).data if base_key else None
+    manifest = await asyncio.to_thread(read_manifest, services.store, check_actor_id(actor_id))
+    if manifest is None:
+        raise NotFoundError(f"actor {actor_id} has no manifest")
+    base = await asyncio.to_thread(base_image_bytes, services.store, manifest)
     entries = await asyncio.to_thread(recheck, services.store, actor_id, checker, base=base)
     return {"checked": len(entries), "summary": summary(entries), "entries": entries}
 

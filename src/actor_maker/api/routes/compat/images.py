@@ -18,6 +18,7 @@ from actor_maker.api.routes.compat.bodies import ActorRefBody, DeleteBody, ForAc
 from actor_maker.api.routes.deps import ServicesDep
 from actor_maker.api.services import Services
 from actor_maker.manifest import BASE_IMAGE_PREFIX, Entry, Manifest, index_of, training_prefix
+from actor_maker.quality import effective_verdict
 from actor_maker.trash import TrashRecord, object_key_of
 from actor_maker.validation import check_actor_id
 
@@ -63,6 +64,8 @@ def _image(services: Services, manifest: Manifest, position: int, entry: Entry) 
         "key": key,
         "url": services.browser_url(key),
         "thumbnail": services.thumbnail_url(key),
+        "verdict": effective_verdict(entry),
+        "quality_reasons": (entry.get("quality") or {}).get("reasons", []),
     }
 
 

@@ -1,0 +1,52 @@
+// The jobs page: recent jobs, newest first, refreshed while any of them runs.
+"use strict";
+
+(() => {
+  const { api, el } = AM;
+  const PER_PAGE = 25;
+  const body = document.getElementById("jobs-body");
+  const prev = document.getElementById("page-prev");
+  const next = document.getElementById("page-next");
+  const info = document.getElementById("page-info");
+  let page = 1;
+  let timer = null;
+
+  function row(job) {
+    const running = job.state === "running" || job.state === "queued";
+    return el("tr", { "data-testid": "job-row", "data-job-id": job.id, "data-state": job.state },
+      el("td", {}, AM.when(job.started_at || job.created_at)),
+      el("td", {}, el("a", { href: AM.actorUrl(job.actor_id) }, job.actor_name || job.actor_id)),
+      el("td", {}, job.kind),
+      el("td", {}, el("span", { class: `chip state-${job.state}` }, job.state.replace("_", " "))),
+      el("td", { class: "num" }, String(job.succeeded)),
+      el("td", { class: "num" }, String(job.failed)),
+      el("td", { class: "num" }, String(job.total)),
+      el("td", { class: "num" }, running && job.started_at
+        ? `${AM.duration(job.started_at, null)} so far` : AM.duration(job.started_at, job.finished_at)),
+      el("td", { class: "num" }, AM.money(job.cost)),
+      el("td", {}, el("code", { class: "small" }, job.id)));
+  }
+
+  async function load() {
+    clearTimeout(timer);
+    try {
+      const { data, response } = await api(`/api/jobs?page=${page}&per_page=${PER_PAGE}`,
+        { withResponse: true });
+      const total = Number(response.headers.get("X-Total-Count") || data.length);
+      const pages = Math.max(1, Math.ceil(total / PER_PAGE));
+      body.replaceChildren(...data.map(row));
+      document.getElementById("jobs-empty").hidden = data.length > 0;
+      info.textContent = `Page ${page} of ${pages} · ${total} job${total === 1 ? "" : "s"}`;
+      prev.disabled = page <= 1;
+      next.disabled = page >= pages;
+      if (data.some((j) => j.state === "running" || j.state === "queued")) {
+        timer = setTimeout(load, 3000);
+      }
+    } catch (_) { /* shown in the alert region */ }
+  }
+
+  prev.addEventListener("click", () => { page -= 1; load(); });
+  next.addEventListener("click", () => { page += 1; load(); });
+  document.getElementById("jobs-refresh").addEventListener("click", load);
+  load();
+})();
