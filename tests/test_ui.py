@@ -1,0 +1,223 @@
+"""The web UI end to end in Debian's Chromium (Playwright, no browser download), against a
+real server with the Replicate stand-in. Screenshots of the main pages are written to
+``test-artifacts/`` (kept by CI as test artifacts)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from actor_maker.config import Settings
+from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
+
+from .apiserver import serve_in_thread
+from .helpers import REPO
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("ACTOR_MAKER_TEST_ARTIFACTS", REPO / "test-artifacts"))
+PHOTO = REPO / "tests" / "fixtures" / "photos" / "astronaut.jpg"
+TOKEN = "r8_ui_token"
+
+if not Path(CHROMIUM).exists():  # .ci/run installs it; a developer machine may not have it
+    pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def standin():
+    with ReplicateStandIn(token=TOKEN) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, standin):
+    root = tmp_path_factory.mktemp("ui")
+    settings = Settings(
+        _env_file=None,
+        store=str(root / "store"),
+        state_dir=root / "state",
+        slot_dir=root / "slots",
+        provider="replicate",
+        replicate_api_token=TOKEN,
+        replicate_base_url=standin.base_url,
+        poll_interval_s=0.05,
+        api_token="ui-secret",
+        max_concurrent_requests=8,
+    )
+    with serve_in_thread(settings) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--disable-sync",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, base_url=server)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda e: errors.append(str(e)))
+    tab.on(
+        "request",
+        lambda r: (
+            r.url.startswith(("http://127.0.0.1", "data:", "blob:"))
+            or errors.append(f"request off loopback: {r.url}")
+        ),
+    )
+    yield tab
+    context.close()
+    assert errors == [], errors
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def sign_in(page) -> None:
+    page.goto("/")
+    page.get_by_label("API token").fill("wrong")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("not the API token")
+    page.get_by_label("API token").fill("ui-secret")
+    page.get_by_role("button", name="Sign in").click()
+
+
+def create_actor(page, actor_id: str, name: str) -> None:
+    page.goto("/")
+    page.get_by_role("button", name="New actor").click()
+    page.get_by_label("ID", exact=True).fill(actor_id)
+    page.get_by_label("Name", exact=True).fill(name)
+    page.get_by_label("Sex", exact=True).select_option("female")
+    page.get_by_label("Description").fill("short brown hair")
+    page.get_by_label("Base image file").set_input_files(str(PHOTO))
+    page.get_by_role("button", name="Create actor").click()
+    page.wait_for_url(f"**/actors/{actor_id}")
+
+
+def wait_state(page, state: str, timeout: int = 60_000) -> None:
+    expect(page.locator("#job-state")).to_have_text(state, timeout=timeout)
+
+
+def test_create_generate_watch_and_curate(page, standin):
+    standin.faults = Faults(latency=0.3)
+    sign_in(page)
+    create_actor(page, "0101", "0101_ui_actor")
+    expect(page.get_by_test_id("plan")).to_contain_text("missing")
+    page.get_by_role("button", name="Generate all missing prompts").click()
+    bar = page.get_by_test_id("job-progress")
+    expect(bar).to_be_visible()
+    # the grid fills while the job runs, without a reload
+    page.wait_for_function(
+        "() => { const b = document.querySelector('[data-testid=job-progress]');"
+        " return b && b.value > 0 && b.value < b.max }",
+        timeout=30_000,
+    )
+    assert 0 < page.get_by_test_id("training-image").count() < 49
+    wait_state(page, "succeeded")
+    assert bar.get_attribute("aria-valuenow") == bar.get_attribute("aria-valuemax") == "49"
+    expect(page.get_by_test_id("training-image")).to_have_count(49)
+    shot(page, "ui-actor")
+
+    first = page.get_by_test_id("training-image").first
+    filename = first.get_attribute("data-filename")
+    first.get_by_role("button").click()
+    lightbox = page.get_by_test_id("lightbox")
+    expect(lightbox).to_be_visible()
+    expect(page.get_by_test_id("lightbox-prompt")).to_contain_text("woman")
+    lightbox.get_by_role("button", name="Mark good").click()
+    expect(lightbox.get_by_role("button", name="Mark good")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    image = page.locator(f'[data-testid=training-image][data-filename="{filename}"]')
+    lightbox.get_by_role("button", name="Reject").click()
+    expect(image).to_have_attribute("data-verdict", "rejected")
+    lightbox.get_by_role("button", name="Approve").click()
+    expect(image).to_have_attribute("data-verdict", "accepted")
+    shot(page, "ui-lightbox")
+
+    lightbox.get_by_role("button", name="Delete").click()
+    expect(lightbox).to_be_hidden()
+    expect(image).to_have_count(0)
+    page.get_by_role("button", name="Undo").click()
+    expect(image).to_have_count(1)
+
+    image.get_by_role("button").click()
+    page.get_by_test_id("lightbox").get_by_role("button", name="Delete").click()
+    expect(image).to_have_count(0)
+    page.goto("/trash")
+    expect(page.get_by_test_id("trash-entry").first).to_be_visible()
+    shot(page, "ui-trash")
+    page.get_by_role("button", name="Restore").first.click()
+    expect(page.get_by_test_id("status")).to_contain_text("Restored")
+    page.goto("/actors/0101")
+    expect(page.locator(f'[data-testid=training-image][data-filename="{filename}"]')).to_have_count(
+        1
+    )
+
+    page.goto("/jobs")
+    expect(page.get_by_test_id("job-row").first).to_be_visible()
+    shot(page, "ui-jobs")
+    page.goto("/")
+    expect(page.get_by_test_id("actor-card")).to_have_count(1)
+    shot(page, "ui-actors")
+
+
+def test_failure_shown_with_reason_retried_and_a_second_tab_follows(page, standin, browser, server):
+    sign_in(page)
+    create_actor(page, "0102", "0102_ui_actor")
+    standin.faults = Faults(latency=0.6, flag_prompts_containing="Charcoal")
+    page.get_by_text("Choose prompts").click()
+    for prompt_id in ("photo-rain-platform", "bw-charcoal-portrait", "color-oil-portrait"):
+        page.locator(f'#prompt-list input[value="{prompt_id}"]').check()
+    page.get_by_role("button", name="Generate selected").click()
+    expect(page.get_by_test_id("job-progress")).to_be_visible()
+
+    # a second tab (same browser session) shows the same running job
+    second = page.context.new_page()
+    second.goto("/actors/0102")
+    expect(second.get_by_test_id("job-progress")).to_be_visible()
+    assert second.locator("#job-title").inner_text() == page.locator("#job-title").inner_text()
+
+    wait_state(page, "partially_failed")
+    failed = page.locator('[data-testid=item-error][data-key="bw-charcoal-portrait"]')
+    expect(failed).to_contain_text("E005")
+    # the stand-in draws shapes, not faces: the identity check's rejections show too, with why
+    expect(
+        page.get_by_test_id("item-error").filter(has_text="rejected: no face found").first
+    ).to_be_visible()
+    shot(page, "ui-failed-item")
+    standin.faults = Faults()
+    page.get_by_role("button", name="Retry failed").click()
+    wait_state(page, "succeeded")
+    expect(page.get_by_test_id("training-image")).to_have_count(3)
+    second.close()
+
+
+def test_api_errors_are_shown_in_plain_words(page):
+    sign_in(page)
+    create_actor(page, "0103", "0103_ui_actor")
+    page.evaluate("document.getElementById('custom-prompt').removeAttribute('maxlength')")
+    page.get_by_label("Custom prompt").fill("z" * 2100)
+    page.get_by_role("button", name="Generate custom").click()
+    expect(page.get_by_role("alert")).to_contain_text("2000")
