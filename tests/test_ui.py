@@ -221,3 +221,33 @@ def test_api_errors_are_shown_in_plain_words(page):
     page.get_by_label("Custom prompt").fill("z" * 2100)
     page.get_by_role("button", name="Generate custom").click()
     expect(page.get_by_role("alert")).to_contain_text("2000")
+
+
+def test_s3_mode_shows_images_through_short_lived_urls(browser, standin, tmp_path, s3_store):
+    """In S3 mode the grid's images come from presigned URLs (moto on loopback here)."""
+    standin.faults = Faults()
+    settings = Settings(
+        _env_file=None,
+        state_dir=tmp_path / "state",
+        slot_dir=tmp_path / "slots",
+        provider="replicate",
+        replicate_api_token=TOKEN,
+        replicate_base_url=standin.base_url,
+        poll_interval_s=0.05,
+    )
+    with serve_in_thread(settings, store=s3_store) as url:
+        context = browser.new_context(viewport={"width": 1400, "height": 900}, base_url=url)
+        page = context.new_page()
+        create_actor(page, "0104", "0104_ui_actor")
+        page.get_by_text("Choose prompts").click()
+        page.locator('#prompt-list input[value="photo-rain-platform"]').check()
+        page.get_by_role("button", name="Generate selected").click()
+        wait_state(page, "succeeded")
+        thumbnail = page.get_by_test_id("training-image").first.locator("img")
+        expect(thumbnail).to_be_visible()
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('[data-testid=training-image] img')]"
+            ".every(i => i.complete && i.naturalWidth > 0)",
+            timeout=15_000,
+        )
+        context.close()
