@@ -54,7 +54,8 @@ async def test_generate_all_creates_manifest_and_entries(store):
     for entry in entries:
         assert entry["status"] == "synced"
         assert entry["generation"]["seed"] is not None
-        assert entry["good"] is False and entry["quality"] is None and entry["caption"] is None
+        assert entry["good"] is False and entry["quality"] is None  # make() runs no checks
+        assert entry["caption"].startswith("amk0100 man")  # trigger word and class word
         assert entry["category"] in ("photoreal", "bw_stylized", "color_stylized")
         head = store.head(entry["key"])
         assert head is not None and head.size == entry["size_bytes"]

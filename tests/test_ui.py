@@ -251,3 +251,97 @@ def test_s3_mode_shows_images_through_short_lived_urls(browser, standin, tmp_pat
             timeout=15_000,
         )
         context.close()
+
+
+def test_captions_trigger_word_and_export(page, standin, tmp_path):
+    import re
+    import zipfile
+
+    standin.faults = Faults()
+    sign_in(page)
+    create_actor(page, "0105", "0105_ui_actor")
+    panel = page.get_by_test_id("captions-panel")
+    expect(panel.get_by_label("Trigger word")).to_have_value("amk0105")
+    page.get_by_text("Choose prompts").click()
+    for prompt_id in ("photo-rain-platform", "color-oil-portrait"):
+        page.locator(f'#prompt-list input[value="{prompt_id}"]').check()
+    page.get_by_role("button", name="Generate selected").click()
+    wait_state(page, "succeeded")
+    tiles = page.get_by_test_id("training-image")
+    expect(tiles).to_have_count(2)
+    filenames = [tiles.nth(i).get_attribute("data-filename") for i in range(2)]
+
+    # one caption by hand in the large view; a person approves both images for the export
+    lightbox = page.get_by_test_id("lightbox")
+    tiles.first.get_by_role("button").click()
+    caption = page.get_by_test_id("lightbox-caption")
+    expect(caption).to_have_value("")
+    expect(lightbox).to_contain_text("No caption yet")
+    lightbox.get_by_role("button", name="Approve").click()
+    expect(tiles.first).to_have_attribute("data-verdict", "accepted")
+    lightbox.get_by_label("Caption").fill("amk0105 a woman waiting on a rainy platform")
+    lightbox.get_by_role("button", name="Save caption").click()
+    expect(lightbox).to_contain_text("Saved.")
+    lightbox.get_by_role("button", name="Next image").click()
+    expect(page.locator("#lb-title")).to_have_text(filenames[1])
+    lightbox.get_by_role("button", name="Approve").click()
+    expect(tiles.nth(1)).to_have_attribute("data-verdict", "accepted")
+    lightbox.get_by_role("button", name="Close").click()
+
+    page.reload()
+    expect(tiles).to_have_count(2)
+    tiles.first.get_by_role("button").click()
+    expect(caption).to_have_value("amk0105 a woman waiting on a rainy platform")
+    lightbox.get_by_role("button", name="Close").click()
+
+    # generate fills the missing one only; the hand-written caption stays
+    status = page.get_by_test_id("status")
+    panel.get_by_role("button", name="Generate captions").click()
+    expect(status).to_contain_text("1 caption updated")
+    tiles.nth(1).get_by_role("button").click()
+    expect(caption).not_to_have_value("")
+    generated = caption.input_value()
+    assert generated.startswith("amk0105"), generated
+    lightbox.get_by_role("button", name="Close").click()
+
+    # bulk find / replace
+    panel.get_by_label("Find").fill("woman")
+    panel.get_by_label("Replace with").fill("person")
+    panel.get_by_role("button", name="Replace in captions").click()
+    expect(status).to_contain_text(re.compile(r"\d+ captions? updated"))
+    changed = int(re.search(r"(\d+) captions? updated", status.inner_text()).group(1))
+    assert changed > 0
+    tiles.first.get_by_role("button").click()
+    expect(caption).to_have_value("amk0105 a person waiting on a rainy platform")
+    lightbox.get_by_role("button", name="Close").click()
+
+    # a new trigger word: shown after a reload, and the captions that opened with the old one
+    panel.get_by_label("Trigger word").fill("zqx0105")
+    panel.get_by_role("button", name="Save trigger word").click()
+    expect(status).to_contain_text("zqx0105")
+    page.reload()
+    expect(panel.get_by_label("Trigger word")).to_have_value("zqx0105")
+    tiles.first.get_by_role("button").click()
+    expect(caption).to_have_value("zqx0105 a person waiting on a rainy platform")
+    lightbox.get_by_role("button", name="Close").click()
+    shot(page, "ui-captions")
+
+    # export: a replicate zip, images and same-stem captions at its root
+    panel.get_by_label("Export format").select_option("replicate-zip")
+    with page.expect_download() as info:
+        panel.get_by_role("button", name="Export").click()
+    download = info.value
+    assert download.suggested_filename.endswith(".zip")
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    expect(page.get_by_test_id("export-status")).to_contain_text("zqx0105")
+    with zipfile.ZipFile(saved) as archive:
+        names = archive.namelist()
+        assert all("/" not in n for n in names), names
+        txts = sorted(n for n in names if n.endswith(".txt"))
+        pictures = sorted(n for n in names if n.rsplit(".", 1)[-1] in ("jpg", "jpeg", "png", "webp"))
+        assert len(pictures) == 2 and len(txts) == 2, names
+        assert [t.rsplit(".", 1)[0] for t in txts] == [p.rsplit(".", 1)[0] for p in pictures]
+        for name in txts:
+            assert archive.read(name).decode().startswith("zqx0105"), name
+    shot(page, "ui-captions-exported")

@@ -27,6 +27,7 @@ import httpx
 
 from actor_maker import metrics
 from actor_maker import prompts as prompt_lib
+from actor_maker.captions import caption_for
 from actor_maker.config import Settings
 from actor_maker.errors import (
     ActorMakerError,
@@ -253,6 +254,8 @@ class _EntryAppender:
             for entry, _ in batch:
                 fresh = copy.deepcopy(entry)  # pure: this runs again on a conflict
                 decide_duplicate(fresh, manifest.training_data)
+                if not fresh.get("caption"):  # the actor's trigger word lives in the manifest
+                    fresh["caption"] = caption_for(manifest, fresh)
                 changed = manifest.add_entry(fresh) or changed
             return changed
 

@@ -15,7 +15,18 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from actor_maker import __version__
-from actor_maker.cli import admin, balance, generate, quality, queue, reconcile, serve, trash
+from actor_maker.cli import (
+    admin,
+    balance,
+    captions,
+    export,
+    generate,
+    quality,
+    queue,
+    reconcile,
+    serve,
+    trash,
+)
 from actor_maker.cli.state import State
 from actor_maker.errors import ActorMakerError
 
@@ -75,6 +86,8 @@ queue.register(app)
 quality.register(app)
 reconcile.register(app)
 balance.register(app)
+captions.register(app)
+export.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

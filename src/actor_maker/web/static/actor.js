@@ -44,6 +44,7 @@
     images.sort((a, b) => indexOf(a.filename) - indexOf(b.filename));
     showActor(listing);
     renderGrid();
+    showTrigger();
   }
 
   function showActor(listing) {
@@ -165,6 +166,7 @@
     $("lb-actions").hidden = false;
     $("lb-good").setAttribute("aria-pressed", String(Boolean(img.good)));
     $("lb-prompt").textContent = img.prompt || "(no prompt recorded)";
+    showCaption(img);
     const g = img.generation || {};
     const secs = AM.seconds(g.started_at, g.finished_at);
     const rows = [
@@ -211,6 +213,7 @@
     $("lb-chips").replaceChildren();
     $("lb-actions").hidden = true;
     $("lb-prompt").textContent = "The reference every training image is made from.";
+    $("lb-caption-form").hidden = true;
     $("lb-gen").replaceChildren();
     $("lb-quality").replaceChildren();
     $("lb-prev").disabled = true;
@@ -276,6 +279,166 @@
     });
     refreshPlan();
   }));
+
+  // --- captions: one image's caption (lightbox), the trigger word, bulk edits, export ----
+
+  function showCaption(img) {
+    const box = $("lb-caption");
+    $("lb-caption-form").hidden = false;
+    box.value = img.caption || "";
+    $("lb-caption-saved").textContent = img.caption ? "" : "No caption yet.";
+  }
+
+  $("lb-caption-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const button = event.currentTarget.querySelector("button[type=submit]");
+    busy(button, async () => {
+      const img = images[current];
+      const text = $("lb-caption").value.trim();
+      if (!text) { AM.showError("Write a caption first (it cannot be empty)."); return; }
+      const entry = await api(`${path(img)}/caption`, { method: "PUT", json: { caption: text } });
+      upsert({ ...img, caption: entry.caption });
+      if (images[current] && images[current].filename === img.filename) {
+        $("lb-caption").value = entry.caption;
+        $("lb-caption-saved").textContent = "Saved.";
+      }
+      AM.clearError();
+      say(`Saved the caption of ${img.filename}.`);
+    });
+  });
+
+  // The default the server uses when none is stored: "amk" + the id's letters and digits.
+  const defaultTrigger = () => `amk${actorId.toLowerCase().replace(/[^a-z0-9]/g, "")}`.slice(0, 32);
+
+  function showTrigger() {
+    const input = $("trigger-word");
+    if (document.activeElement === input) return; // do not overwrite what is being typed
+    const stored = manifest && manifest.trigger_word;
+    input.value = typeof stored === "string" && /^[a-z0-9]{3,32}$/.test(stored) ? stored : defaultTrigger();
+  }
+
+  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+  $("trigger-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const input = $("trigger-word");
+    const word = input.value.trim();
+    if (!/^[a-z0-9]{3,32}$/.test(word)) {
+      AM.showError("The trigger word must be 3 to 32 lower-case letters and digits.");
+      input.focus();
+      return;
+    }
+    busy(event.currentTarget.querySelector("button[type=submit]"), async () => {
+      const result = await api(`/api/actors/${enc}/trigger-word`, {
+        method: "PUT", json: { trigger_word: word },
+      });
+      input.blur();
+      await loadActor();
+      input.value = result.trigger_word;
+      AM.clearError();
+      say(`The trigger word is now “${result.trigger_word}”.`);
+    });
+  });
+
+  async function generateCaptions(button, regenerate) {
+    await busy(button, async () => {
+      const { changed } = await api(`/api/actors/${enc}/captions/generate`, {
+        method: "POST", json: { regenerate },
+      });
+      await loadActor();
+      AM.clearError();
+      say(`${plural(changed, "caption")} updated.`);
+    });
+  }
+  $("captions-generate").addEventListener("click", (e) => generateCaptions(e.currentTarget, false));
+  $("captions-regenerate").addEventListener("click", (e) => generateCaptions(e.currentTarget, true));
+
+  $("replace-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const form = event.currentTarget;
+    const find = form.find.value;
+    if (!find) { AM.showError("Write the text to find first."); form.find.focus(); return; }
+    busy(form.querySelector("button[type=submit]"), async () => {
+      const { changed } = await api(`/api/actors/${enc}/captions/replace`, {
+        method: "POST", json: { find, replace: form.replace.value, regex: form.regex.checked },
+      });
+      await loadActor();
+      AM.clearError();
+      say(`${plural(changed, "caption")} updated.`);
+    });
+  });
+
+  // The export answers a zip, not JSON: fetch it as a blob and hand it to the browser as a
+  // download. A 401 goes through AM.api once (which shows the sign-in form), then retries.
+  async function fetchExport(body, retried) {
+    const response = await fetch(`/api/actors/${enc}/exports`, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+    if (response.status === 401 && !retried) {
+      await api(`/api/actors/${enc}`);
+      return fetchExport(body, true);
+    }
+    if (!response.ok) {
+      let message = `${response.status} ${response.statusText || "error"}`.trim();
+      try {
+        const problem = JSON.parse(await response.text());
+        if (problem && typeof problem.detail === "string") message = problem.detail;
+      } catch (_) { /* not JSON */ }
+      throw new AM.ApiError(message, response.status, null);
+    }
+    return response;
+  }
+
+  function downloadName(response, fallback) {
+    const header = response.headers.get("Content-Disposition") || "";
+    const star = /filename\*\s*=\s*(?:UTF-8'')?([^;]+)/i.exec(header);
+    if (star) {
+      try { return decodeURIComponent(star[1].trim().replace(/^"|"$/g, "")); } catch (_) { /* fall through */ }
+    }
+    const plain = /filename\s*=\s*"?([^";]+)"?/i.exec(header);
+    return plain ? plain[1].trim() : fallback;
+  }
+
+  function sizeText(bytes) {
+    if (bytes < 1024) return `${bytes} B`;
+    if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+    return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+  }
+
+  $("export-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const form = event.currentTarget;
+    const status = $("export-status");
+    const body = {
+      format: form.format.value,
+      include_review: form.include_review.checked,
+      good_only: form.good_only.checked,
+    };
+    busy(form.querySelector("button[type=submit]"), async () => {
+      status.textContent = `Exporting (${body.format})…`;
+      let response;
+      try {
+        response = await fetchExport(body, false);
+      } catch (err) {
+        status.textContent = "The export failed; see the message above.";
+        AM.showError(String(err.message || err));
+        return;
+      }
+      const blob = await response.blob();
+      const name = downloadName(response, `${actorId}-${body.format}.zip`);
+      const url = URL.createObjectURL(blob);
+      const link = el("a", { href: url, download: name, hidden: true });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      const trigger = response.headers.get("X-Trigger-Word");
+      AM.clearError();
+      status.textContent = `Downloaded ${name} (${sizeText(blob.size)})`
+        + (trigger ? ` · trigger word “${trigger}”.` : ".");
+    });
+  });
 
   // --- keyboard: arrows move between images (lightbox open) or actors (closed) ----------
 

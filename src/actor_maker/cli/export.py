@@ -1,0 +1,98 @@
+"""export: an actor's usable images and captions as a LoRA trainer's dataset."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from actor_maker.cli.state import State
+from actor_maker.errors import InputError
+from actor_maker.export import FORMATS, ExportReport, export
+from actor_maker.reconcile import actor_ids
+from actor_maker.store import open_store
+from actor_maker.validation import check_actor_id
+
+EXIT_FAILED_ITEMS = 1
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("export")
+    def export_cmd(
+        ctx: typer.Context,
+        fmt: Annotated[str, typer.Option("--format", "-f", help=f"One of: {', '.join(FORMATS)}.")],
+        out: Annotated[
+            str,
+            typer.Option("--out", "-o", help="A directory, a .zip path or s3://bucket/prefix/."),
+        ],
+        actor_id: Annotated[str | None, typer.Argument(help="Actor id (or --all).")] = None,
+        all_actors: Annotated[
+            bool, typer.Option("--all", help="Every actor in the store.")
+        ] = False,
+        include_review: Annotated[
+            bool, typer.Option("--include-review", help="Also images awaiting review.")
+        ] = False,
+        good_only: Annotated[
+            bool, typer.Option("--good-only", help="Only images marked good.")
+        ] = False,
+        repeats: Annotated[
+            int, typer.Option("--repeats", help="kohya: times each image is seen per epoch.")
+        ] = 10,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """Export usable images with captions for kohya sd-scripts, ai-toolkit or Replicate."""
+        state: State = ctx.obj
+        if (actor_id is None) == (not all_actors):
+            raise InputError("give one actor id, or --all")
+        if fmt not in FORMATS:
+            raise InputError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
+        if not out:
+            raise InputError("--out: give a directory, a .zip path or s3://bucket/prefix/")
+        store = open_store(state.settings)
+        ids = actor_ids(store) if all_actors else [check_actor_id(str(actor_id))]
+        if not ids:
+            raise InputError(f"no actors in {store.description}")
+        report = export(
+            store,
+            ids,
+            fmt=fmt,
+            out=out,
+            settings=state.settings,
+            include_review=include_review,
+            good_only=good_only,
+            repeats=repeats,
+        )
+        if as_json:
+            print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+        else:
+            _print(state, report)
+        if report.failed:
+            raise typer.Exit(EXIT_FAILED_ITEMS)
+
+
+def _print(state: State, report: ExportReport) -> None:
+    table = Table(title=f"{report.format} export → {report.out}", title_justify="left")
+    for column in ("actor", "images", "per category", "left out", "trigger word", "where"):
+        table.add_column(column, overflow="fold")
+    for actor in report.actors:
+        table.add_row(
+            actor.actor_id,
+            str(actor.images),
+            ", ".join(f"{k} {n}" for k, n in sorted(actor.counts.items())) or "-",
+            str(len(actor.skipped)),
+            actor.trigger_word,
+            actor.location,
+        )
+    state.out.print(table)
+    for actor in report.actors:
+        for skipped in actor.skipped:
+            if skipped.failed:
+                state.err.print(
+                    f"[red]✗[/red] {actor.actor_id} {skipped.filename}: {skipped.reason}"
+                )
+    state.out.print(f"{report.files_written} file(s) written")
+    if report.format == "replicate-zip":
+        for actor in report.actors:
+            state.out.print(f"trigger_word for {actor.actor_id}: {actor.trigger_word}")
