@@ -13,7 +13,7 @@ from actor_maker import __version__, web
 from actor_maker.api import errors
 from actor_maker.api.actor_index import ActorIndex
 from actor_maker.api.auth import BodyLimitMiddleware, Sessions, TokenMiddleware
-from actor_maker.api.routes import actors, compat, jobs, meta
+from actor_maker.api.routes import actors, compat, datasets, files, jobs, meta, quality
 from actor_maker.api.services import Services
 from actor_maker.config import Settings
 from actor_maker.fetch import AddressPolicy
@@ -67,7 +67,7 @@ def create_app(
     )
     app.state.services = services
     errors.install(app)
-    for module in (meta, actors, jobs, compat):
+    for module in (meta, actors, files, quality, datasets, jobs, compat):
         app.include_router(module.router)
     app.include_router(web.router)  # the web UI's pages
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
