@@ -55,8 +55,11 @@ def s3_store() -> Iterator[ObjectStore]:
         )
 
 
+CHECKS = True
+
+
 async def run_once(store: ObjectStore, base_url: str, n: int, limit: int, slots: Path) -> float:
-    settings = Settings(_env_file=None, max_concurrent_requests=limit)
+    settings = Settings(_env_file=None, max_concurrent_requests=limit, checks=CHECKS)
     provider = ReplicateProvider(
         token=TOKEN, model=MODEL, base_url=base_url, price=0.04, poll_interval_s=0.05
     )
@@ -89,7 +92,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=8, help="MAX_CONCURRENT_REQUESTS")
     parser.add_argument("--sequential", action="store_true", help="also measure K=1")
     parser.add_argument("--overhead-n", type=int, default=40, help="images per overhead run")
+    parser.add_argument("--no-checks", action="store_true", help="run without the quality checks")
     args = parser.parse_args()
+    global CHECKS
+    CHECKS = not args.no_checks
     n, latency, limit = args.n, args.latency, args.limit
 
     rows: list[str] = []
@@ -123,7 +129,7 @@ def main() -> None:
 
     python = f"{platform.python_implementation()} {platform.python_version()}"
     print(f"Machine: {platform.machine()}, {multiprocessing.cpu_count()} cores, {python}")
-    checker = make_checker(Settings(_env_file=None))
+    checker = make_checker(Settings(_env_file=None, checks=CHECKS))
     identity = "identity on" if checker and checker.identity_enabled else "identity off"
     print(f"Quality checks: {'on' if checker else 'off'} ({identity})\n")
     print("| run | store | images | latency | K | wall | against the ideal |")
