@@ -364,7 +364,7 @@
       });
       await loadActor();
       AM.clearError();
-      say(`${plural(changed, "caption")} updated.`);
+      say(`Replaced “${find}” with “${form.replace.value}”: ${plural(changed, "caption")} updated.`);
     });
   });
 
