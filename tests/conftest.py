@@ -11,6 +11,7 @@ import pytest
 from actor_maker.store.base import ObjectStore
 from actor_maker.store.local import LocalStore
 from actor_maker.store.s3 import S3Store
+from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
 from actor_maker.testing.s3server import MotoS3, start_moto_server
 
 #: The region the test S3 stores and buckets live in (moto's default).
@@ -59,3 +60,38 @@ def _quiet_moto_request_log() -> None:
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """No settings from the developer's environment; the working directory is a fresh temp
+    dir (no stray .env, the default store lands there); request slots of our own."""
+    import os
+
+    for key in list(os.environ):
+        if (
+            key.startswith(("ACTOR_MAKER_", "AWS_", "REPLICATE_"))
+            or key == "MAX_CONCURRENT_REQUESTS"
+        ):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ACTOR_MAKER_SLOT_DIR", str(tmp_path / "slots"))
+    return monkeypatch
+
+
+#: The Replicate stand-in's token in tests (never a real one).
+STANDIN_TOKEN = "r8_test_secret_token_value"
+
+
+@pytest.fixture(scope="session")
+def _standin_server() -> Iterator[ReplicateStandIn]:
+    with ReplicateStandIn(token=STANDIN_TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def standin(_standin_server: ReplicateStandIn) -> ReplicateStandIn:
+    """The session's Replicate stand-in, with no faults and fresh counters."""
+    _standin_server.faults = Faults()
+    _standin_server.reset_counters()
+    return _standin_server

@@ -10,26 +10,14 @@ import pytest
 
 from actor_maker.config import Settings
 from actor_maker.manifest import read_manifest
-from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
+from actor_maker.testing.replicate_server import Faults
 
 from .apiserver import read_sse, serve_in_thread
+from .conftest import STANDIN_TOKEN
 from .helpers import sample_image
 
-TOKEN = "r8_api_secret"
+TOKEN = STANDIN_TOKEN
 THREE = ["photo-rain-platform", "bw-charcoal-portrait", "color-oil-portrait"]
-
-
-@pytest.fixture(scope="module")
-def _standin():
-    with ReplicateStandIn(token=TOKEN) as server:
-        yield server
-
-
-@pytest.fixture
-def standin(_standin):
-    _standin.faults = Faults()
-    _standin.reset_counters()
-    return _standin
 
 
 def settings_for(tmp_path, standin, **extra) -> Settings:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import httpx
@@ -205,18 +204,10 @@ def test_base_prompt_id():
 
 
 @pytest.fixture
-def clean_env(monkeypatch, tmp_path):
-    for key in list(os.environ):
-        if (
-            key.startswith(("ACTOR_MAKER_", "AWS_", "REPLICATE_"))
-            or key == "MAX_CONCURRENT_REQUESTS"
-        ):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ACTOR_MAKER_SLOT_DIR", str(tmp_path / "slots"))
-    monkeypatch.setenv("ACTOR_MAKER_STORE", str(tmp_path / "store"))
-    monkeypatch.setenv("ACTOR_MAKER_PROVIDER", "preview")
-    return monkeypatch
+def clean_env(clean_env, tmp_path):
+    clean_env.setenv("ACTOR_MAKER_STORE", str(tmp_path / "store"))
+    clean_env.setenv("ACTOR_MAKER_PROVIDER", "preview")
+    return clean_env
 
 
 def cli(capsys, *args):

@@ -9,39 +9,13 @@ import pytest
 
 from actor_maker.cli import main
 from actor_maker.manifest import manifest_key, read_manifest
-from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
+from actor_maker.testing.replicate_server import Faults
 
-from .conftest import S3_REGION
+from .conftest import S3_REGION, STANDIN_TOKEN
 from .helpers import MANIFESTS, PROMPT_METADATA, REPO, sample_image
 
-TOKEN = "r8_cli_secret_token"
+TOKEN = STANDIN_TOKEN
 THREE = "photo-rain-platform,bw-charcoal-portrait,color-oil-portrait"
-
-
-@pytest.fixture(scope="module")
-def _standin():
-    with ReplicateStandIn(token=TOKEN) as server:
-        yield server
-
-
-@pytest.fixture
-def standin(_standin):
-    _standin.faults = Faults()
-    _standin.reset_counters()
-    return _standin
-
-
-@pytest.fixture
-def clean_env(monkeypatch, tmp_path):
-    for key in list(os.environ):
-        if (
-            key.startswith(("ACTOR_MAKER_", "AWS_", "REPLICATE_"))
-            or key == "MAX_CONCURRENT_REQUESTS"
-        ):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)  # no stray .env; default store under tmp
-    monkeypatch.setenv("ACTOR_MAKER_SLOT_DIR", str(tmp_path / "slots"))
-    return monkeypatch
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tempfile
 import tomllib
 import tracemalloc
@@ -516,14 +515,9 @@ def test_large_export_keeps_memory_flat(tmp_path):
 
 
 @pytest.fixture
-def clean_env(monkeypatch, tmp_path):
-    for key in list(os.environ):
-        if key.startswith(("ACTOR_MAKER_", "AWS_", "REPLICATE_")):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ACTOR_MAKER_STORE", str(tmp_path / "store"))
-    monkeypatch.setenv("ACTOR_MAKER_SLOT_DIR", str(tmp_path / "slots"))
-    return monkeypatch
+def clean_env(clean_env, tmp_path):
+    clean_env.setenv("ACTOR_MAKER_STORE", str(tmp_path / "store"))
+    return clean_env
 
 
 def cli(capsys, *args):

@@ -12,24 +12,12 @@ import pytest
 
 from actor_maker.manifest import read_manifest
 from actor_maker.store.local import LocalStore
-from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
+from actor_maker.testing.replicate_server import Faults
 
+from .conftest import STANDIN_TOKEN
 from .helpers import sample_image
 
-TOKEN = "r8_process_secret_token"
-
-
-@pytest.fixture(scope="module")
-def _standin():
-    with ReplicateStandIn(token=TOKEN) as server:
-        yield server
-
-
-@pytest.fixture
-def standin(_standin):
-    _standin.faults = Faults()
-    _standin.reset_counters()
-    return _standin
+TOKEN = STANDIN_TOKEN
 
 
 @pytest.fixture

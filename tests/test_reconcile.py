@@ -1,7 +1,6 @@
 """Reconcile: a store seeded with every kind of drift, on both stores; report, fix, CLI."""
 
 import json
-import os
 from collections import Counter
 
 import pytest
@@ -346,16 +345,6 @@ def test_multipart_etags_are_not_taken_for_md5(s3_store, moto_server, s3_bucket)
 
 
 # --- the command line ------------------------------------------------------------------
-
-
-@pytest.fixture
-def clean_env(monkeypatch, tmp_path):
-    for key in list(os.environ):
-        if key.startswith(("ACTOR_MAKER_", "AWS_", "REPLICATE_")):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ACTOR_MAKER_SLOT_DIR", str(tmp_path / "slots"))
-    return monkeypatch
 
 
 @pytest.fixture

@@ -16,27 +16,15 @@ from actor_maker.errors import (
 )
 from actor_maker.providers.base import GenerationParams, InputImage
 from actor_maker.providers.replicate import ReplicateProvider
-from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
+from actor_maker.testing.replicate_server import Faults
 
+from .conftest import STANDIN_TOKEN
 from .helpers import sample_image
 
-TOKEN = "r8_test_secret_token_value"
+TOKEN = STANDIN_TOKEN
 MODEL = "black-forest-labs/flux-kontext-pro"
 IMAGE = InputImage(sample_image(), "image/jpeg")
 PARAMS = GenerationParams(prompt="The man waits on a rainy platform", aspect_ratio="1:1", seed=42)
-
-
-@pytest.fixture(scope="module")
-def _standin():
-    with ReplicateStandIn(token=TOKEN) as server:
-        yield server
-
-
-@pytest.fixture
-def standin(_standin):
-    _standin.faults = Faults()
-    _standin.reset_counters()
-    return _standin
 
 
 def provider(standin, **kw):
