@@ -22,10 +22,11 @@ from actor_maker import metrics
 from actor_maker.errors import ActorMakerError, ConflictError, NotFoundError
 from actor_maker.jobs.models import ItemState, Job, JobItem, JobKind, JobState, now
 from actor_maker.jobs.records import JobRecords
-from actor_maker.manifest import read_manifest
+from actor_maker.manifest import Entry, read_manifest
 from actor_maker.pipeline import Actor, Event, ItemResult, JobPlan, Pipeline, StoredBase
 from actor_maker.pipeline import JobItem as PlanItem
 from actor_maker.quality import effective_verdict
+from actor_maker.store.base import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -251,32 +252,17 @@ class JobRunner:
     @staticmethod
     def _mark_done_items(job: Job, pipeline: Pipeline) -> None:
         """Items an earlier run of this job stored already count as done."""
-        manifest = read_manifest(pipeline.store, job.actor_id)
-        if manifest is None:
-            return
-        stored = {
-            e.get("prompt_id"): e
-            for e in manifest.training_data
-            if isinstance(e.get("generation"), dict) and e["generation"].get("job_id") == job.id
-        }
+        stored = stored_by_job(pipeline.store, job)
         for item in job.items:
             entry = stored.get(item.prompt_id)
             if entry is not None and item.state != ItemState.succeeded:
-                item.state = ItemState.succeeded
-                item.error = None
-                item.filename, item.key, item.s3_url = (
-                    entry["filename"],
-                    entry.get("key"),
-                    entry.get("s3_url"),
-                )
-                item.cost = (entry.get("generation") or {}).get("cost")
-                item.verdict = effective_verdict(entry)
+                record_entry(item, entry)
 
     def _on_event(self, job: Job, items: dict[str, JobItem], event: Event) -> None:
         if event.item is None:
             return
         item = items[event.item.prompt_id]
-        _copy_result(event.item, item)
+        record_result(item, event.item)
         if event.kind == "item_started":
             self._save_sync(
                 job, "item_started", {"prompt_id": item.prompt_id, "prompt": item.prompt}
@@ -322,7 +308,21 @@ class JobRunner:
             listener(job.id)
 
 
-def _copy_result(result: ItemResult, item: JobItem) -> None:
+def stored_by_job(store: ObjectStore, job: Job) -> dict[str, Entry]:
+    """The manifest entries this job's runs stored, by prompt id (how a resumed or
+    redelivered item knows it was done already)."""
+    manifest = read_manifest(store, job.actor_id)
+    if manifest is None:
+        return {}
+    return {
+        str(e.get("prompt_id")): e
+        for e in manifest.training_data
+        if isinstance(e.get("generation"), dict) and e["generation"].get("job_id") == job.id
+    }
+
+
+def record_result(item: JobItem, result: ItemResult) -> None:
+    """Copy what the pipeline reported for an item onto the job record's item."""
     item.state = ItemState(result.state)
     item.error = result.error
     item.filename, item.index, item.key, item.s3_url = (
@@ -332,3 +332,11 @@ def _copy_result(result: ItemResult, item: JobItem) -> None:
         result.s3_url,
     )
     item.seed, item.cost, item.verdict = result.seed, result.cost, result.verdict
+
+
+def record_entry(item: JobItem, entry: Entry) -> None:
+    """The item is done: an earlier run stored ``entry`` for it."""
+    item.state, item.error = ItemState.succeeded, None
+    item.filename, item.key, item.s3_url = entry["filename"], entry.get("key"), entry.get("s3_url")
+    item.cost = (entry.get("generation") or {}).get("cost")
+    item.verdict = effective_verdict(entry)

@@ -20,10 +20,9 @@ from typing import Any
 from actor_maker import metrics
 from actor_maker.jobs.models import ItemState, Job, JobItem, JobState, now
 from actor_maker.jobs.records import JobRecords
-from actor_maker.manifest import read_manifest
+from actor_maker.jobs.runner import record_entry, record_result, stored_by_job
 from actor_maker.pipeline import Actor, ItemResult, JobPlan, Pipeline, StoredBase
 from actor_maker.pipeline import JobItem as PlanItem
-from actor_maker.quality import effective_verdict
 from actor_maker.store.base import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -55,18 +54,7 @@ class BaseImageCache:
 
 def _entry_of(store: ObjectStore, job: Job, prompt_id: str) -> dict[str, Any] | None:
     """The manifest entry an earlier delivery of this item stored, if any."""
-    manifest = read_manifest(store, job.actor_id)
-    if manifest is None:
-        return None
-    for entry in manifest.training_data:
-        generation = entry.get("generation")
-        if (
-            entry.get("prompt_id") == prompt_id
-            and isinstance(generation, dict)
-            and generation.get("job_id") == job.id
-        ):
-            return entry
-    return None
+    return stored_by_job(store, job).get(prompt_id)
 
 
 class ItemProcessor:
@@ -235,24 +223,12 @@ class ItemProcessor:
                 ItemState.canceled,
             ):
                 return False
+            if result is not None:
+                record_result(item, result)
+            elif entry is not None and state == ItemState.succeeded:
+                record_entry(item, entry)
             item.state = state
             item.error = None if state == ItemState.succeeded else error
-            if result is not None:
-                item.filename, item.index, item.key, item.s3_url = (
-                    result.filename,
-                    result.index,
-                    result.key,
-                    result.s3_url,
-                )
-                item.seed, item.cost, item.verdict = result.seed, result.cost, result.verdict
-            elif entry is not None:
-                item.filename, item.key, item.s3_url = (
-                    entry["filename"],
-                    entry.get("key"),
-                    entry.get("s3_url"),
-                )
-                item.cost = (entry.get("generation") or {}).get("cost")
-                item.verdict = effective_verdict(entry)
             finished = job.settle()
             return True
 
