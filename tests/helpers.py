@@ -36,3 +36,32 @@ def sample_image(size: tuple[int, int] = (640, 640), fmt: str = "JPEG", seed: in
     buf = io.BytesIO()
     img.save(buf, fmt)
     return buf.getvalue()
+
+
+def store_training_image(
+    store,  # type: ignore[no-untyped-def]
+    actor_id: str,
+    actor_name: str,
+    index: int,
+    data: bytes,
+    *,
+    metadata: dict[str, str],
+    **fields: object,
+) -> dict:  # type: ignore[type-arg]
+    """Store an image create-only and add its entry, as the pipeline does (for seeding tests)."""
+    from actor_maker.images import md5_hex
+    from actor_maker.manifest import training_key, update_manifest
+
+    key = training_key(actor_name, index, "jpg")
+    store.put_if_absent(key, data, content_type="image/jpeg", metadata=metadata)
+    entry = {
+        "filename": key.rsplit("/", 1)[-1],
+        "s3_url": store.public_url(key),
+        "key": key,
+        "md5_hash": md5_hex(data),
+        "size_bytes": len(data),
+        "status": "synced",
+        **fields,
+    }
+    update_manifest(store, actor_id, lambda m: m.add_entry(dict(entry)))
+    return entry

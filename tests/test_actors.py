@@ -7,7 +7,6 @@ import pytest
 
 from actor_maker import actors
 from actor_maker.errors import InputError, InvalidImageError, NotFoundError, UnknownActorTypeError
-from actor_maker.images import md5_hex
 from actor_maker.manifest import (
     Manifest,
     base_image_key,
@@ -19,7 +18,7 @@ from actor_maker.manifest import (
 )
 from actor_maker.trash import TRASH_PREFIX, restore
 
-from .helpers import fixture_manifest, sample_image
+from .helpers import fixture_manifest, sample_image, store_training_image
 
 LIMITS = {"max_bytes": 10 * 1024 * 1024, "max_pixels": 40_000_000}
 ID, NAME = "0500", "0500_test_actor"
@@ -44,22 +43,17 @@ def make_actor(store, images: int = 3):
 
 def add_image(store, index: int, *, seed: int | None = None, prompt_id: str | None = None):
     """Store an image create-only and add its entry, as the pipeline does."""
-    data = small_image(index if seed is None else seed)
-    key = training_key(NAME, index, "jpg")
-    store.put_if_absent(key, data, content_type="image/jpeg", metadata={"prompt-id": f"p{index}"})
-    entry = {
-        "filename": key.rsplit("/", 1)[-1],
-        "s3_url": store.public_url(key),
-        "key": key,
-        "md5_hash": md5_hex(data),
-        "size_bytes": len(data),
-        "status": "synced",
-        "prompt": f"prompt number {index % 2}",
-        "prompt_id": prompt_id or f"p{index % 2}",
-        "good": False,
-    }
-    update_manifest(store, ID, lambda m: m.add_entry(dict(entry)))
-    return entry
+    return store_training_image(
+        store,
+        ID,
+        NAME,
+        index,
+        small_image(index if seed is None else seed),
+        metadata={"prompt-id": f"p{index}"},
+        prompt=f"prompt number {index % 2}",
+        prompt_id=prompt_id or f"p{index % 2}",
+        good=False,
+    )
 
 
 def keys_in(store) -> dict[str, str]:

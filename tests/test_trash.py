@@ -11,18 +11,16 @@ from actor_maker import actors, trash
 from actor_maker.cli import app, main
 from actor_maker.cli import trash as trash_cli
 from actor_maker.errors import InputError, NotFoundError
-from actor_maker.images import md5_hex
 from actor_maker.manifest import (
     base_image_key,
     manifest_key,
     read_manifest,
     training_key,
-    update_manifest,
 )
 from actor_maker.store.local import LocalStore
 from actor_maker.trash import TRASH_PREFIX, list_trash, move_to_trash, purge, restore
 
-from .helpers import sample_image
+from .helpers import sample_image, store_training_image
 
 LIMITS = {"max_bytes": 10 * 1024 * 1024, "max_pixels": 40_000_000}
 ID, NAME = "0600", "0600_trash_actor"
@@ -33,20 +31,9 @@ def image(seed: int) -> bytes:
 
 
 def add_image(store, index: int, seed: int):
-    data = image(seed)
-    key = training_key(NAME, index, "jpg")
-    store.put_if_absent(key, data, content_type="image/jpeg", metadata={"seed": str(seed)})
-    entry = {
-        "filename": key.rsplit("/", 1)[-1],
-        "s3_url": store.public_url(key),
-        "key": key,
-        "md5_hash": md5_hex(data),
-        "size_bytes": len(data),
-        "status": "synced",
-        "prompt_id": f"p{index}",
-    }
-    update_manifest(store, ID, lambda m: m.add_entry(dict(entry)))
-    return entry
+    return store_training_image(
+        store, ID, NAME, index, image(seed), metadata={"seed": str(seed)}, prompt_id=f"p{index}"
+    )
 
 
 def make_actor(store, images: int = 3):
