@@ -10,12 +10,29 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
 
 from actor_maker.api import create_app
 from actor_maker.config import Settings
+
+
+def standin_settings(tmp_path: Path, standin: Any, token: str, **extra: Any) -> Settings:
+    """Settings of a test server that generates with the Replicate stand-in."""
+    values: dict[str, Any] = {
+        "_env_file": None,
+        "replicate_api_token": token,
+        "replicate_base_url": standin.base_url,
+        "provider": "replicate",
+        "poll_interval_s": 0.05,
+        "slot_dir": tmp_path / "slots",
+        "state_dir": tmp_path / "state",
+        **extra,
+    }
+    return Settings(**values)
 
 
 def free_port() -> int:

@@ -12,7 +12,7 @@ from actor_maker.config import Settings
 from actor_maker.manifest import read_manifest
 from actor_maker.testing.replicate_server import Faults
 
-from .apiserver import read_sse, serve_in_thread
+from .apiserver import read_sse, serve_in_thread, standin_settings
 from .conftest import STANDIN_TOKEN
 from .helpers import sample_image
 
@@ -21,19 +21,8 @@ THREE = ["photo-rain-platform", "bw-charcoal-portrait", "color-oil-portrait"]
 
 
 def settings_for(tmp_path, standin, **extra) -> Settings:
-    values = dict(
-        _env_file=None,
-        replicate_api_token=TOKEN,
-        replicate_base_url=standin.base_url,
-        provider="replicate",
-        poll_interval_s=0.05,
-        slot_dir=tmp_path / "slots",
-        state_dir=tmp_path / "state",
-        job_lease_s=3,
-        store=str(tmp_path / "store"),
-    )
-    values.update(extra)
-    return Settings(**values)
+    values = {"job_lease_s": 3, "store": str(tmp_path / "store"), **extra}
+    return standin_settings(tmp_path, standin, TOKEN, **values)
 
 
 @pytest.fixture

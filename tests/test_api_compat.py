@@ -15,13 +15,12 @@ import pytest
 
 from actor_maker import actors
 from actor_maker.cli.output import all_json
-from actor_maker.config import Settings
 from actor_maker.manifest import read_manifest, update_manifest
 from actor_maker.pipeline import Actor, JobPlan, JobResult
 from actor_maker.prompts import load_library
 from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
 
-from .apiserver import serve_in_thread
+from .apiserver import serve_in_thread, standin_settings
 from .helpers import sample_image
 
 TOKEN = "r8_compat_secret"
@@ -59,16 +58,7 @@ def client(tmp_path, standin, store):
 
 @contextmanager
 def serve(tmp_path, standin, store, token):
-    settings = Settings(
-        _env_file=None,
-        replicate_api_token=token,
-        replicate_base_url=standin.base_url,
-        provider="replicate",
-        poll_interval_s=0.05,
-        slot_dir=tmp_path / "slots",
-        state_dir=tmp_path / "state",
-        api_token=None,
-    )
+    settings = standin_settings(tmp_path, standin, token, api_token=None)
     actors.create_actor(
         store,
         actor_id=ID,
