@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from actor_maker import actors
-from actor_maker.cli.output import all_json
+from actor_maker.results import all_json
 from actor_maker.manifest import read_manifest, update_manifest
-from actor_maker.pipeline import Actor, JobPlan, JobResult
+from actor_maker.pipeline import Actor, JobPlan
 from actor_maker.prompts import load_library
 from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
 
@@ -143,7 +143,7 @@ def test_generate_all_prompts_waits_and_answers_the_cli_shape(client, store, sta
     assert response.status_code == 200, response.text
     result = response.json()
     empty = JobPlan(Actor(ID, NAME), (), "m", 0.0, "1:1")
-    assert result.keys() == all_json(JobResult("j", Actor(ID, NAME), []), empty).keys()
+    assert result.keys() == all_json(empty.to_job(provider="replicate")).keys()
     assert (result["total"], result["successful"], result["failed"]) == (3, 2, 1)
     assert result["success"] is True and result["actor_id"] == ID
     assert len(result["skipped"]) == len(load_library()) - 3
@@ -172,15 +172,20 @@ def test_generate_all_prompts_respond_async_and_asking_twice(client, store, stan
     assert [i["prompt_id"] for i in images(client)][-1] == LEFT[0]
 
 
-def test_generate_all_prompts_job_that_could_not_run_is_502(tmp_path, standin, s3_store):
+def test_generate_all_prompts_job_that_could_not_run_keeps_its_error_type(
+    tmp_path, standin, s3_store
+):
+    """The status comes from the error that stopped the job (a refused token is
+    configuration: 500 ConfigError), not a blanket 502."""
     with serve(tmp_path, standin, s3_store, "r8_refused_token") as client:
         mark_done_except(s3_store, LEFT[:1])
         response = client.post(
             f"/api/actors/{ID}/training-data/generate-all-prompts",
             json={"actor_name": NAME, "base_image_url": base_url(client)},
         )
-        body = assert_old_failure(response, 502)
+        body = assert_old_failure(response, 500)
         job = client.get(f"/api/jobs/{body['job_id']}").json()
+    assert body["error_type"] == "ConfigError" and job["error_type"] == "ConfigError"
     assert job["state"] == "failed" and "token" in body["error"].lower()
 
 

@@ -357,6 +357,56 @@ def replace_entry(
     return _commit(store, record, actor_id, change)
 
 
+def recreate_entry(
+    store: ObjectStore,
+    actor_id: str,
+    old_filename: str,
+    new_filename: str,
+    *,
+    same_prompt: bool,
+    via: str,
+) -> tuple[Entry, TrashRecord]:
+    """A recreated image takes its predecessor's place: the new entry (appended when its job
+    stored it) moves to the old one's position in ONE manifest change, keeping the old
+    library prompt id when the prompt is the same; the old object goes to the trash. When
+    the change fails, the manifest is untouched: the new entry stays at the end (paid for)."""
+    check_filename(old_filename)
+    check_filename(new_filename)
+    manifest = load_actor(store, actor_id)
+    prefix = training_prefix(check_actor_name(manifest.actor_name))
+    old = manifest.training_data[_position(manifest, old_filename)]
+    old_key = stored_key_of(store, old, prefix)
+    record = copy_to_trash(
+        store,
+        keys=[old_key] if old_key else [],
+        actor_id=actor_id,
+        actor_name=manifest.actor_name,
+        reason="replaced",
+        via=via,
+        entries=[old],
+    )
+    moved: list[Entry] = []
+
+    def change(current: Manifest) -> bool:
+        moved.clear()
+        new = current.find(new_filename)
+        if new is None:
+            raise NotFoundError(f"the new image {new_filename} left the manifest; nothing replaced")
+        previous = current.training_data[_position(current, old_filename)]
+        mark = current.highest_index()
+        current.training_data.remove(new)
+        new = copy.deepcopy(new)
+        if same_prompt and previous.get("prompt_id"):  # still the library prompt it was made from
+            new["prompt_id"], new["category"] = previous["prompt_id"], previous.get("category")
+        current.training_data[_position(current, old_filename)] = new
+        _keep_high_water_mark(current, mark)
+        moved.append(new)
+        return True
+
+    record = _commit(store, record, actor_id, change)
+    return moved[0], record
+
+
 # --- flags ----------------------------------------------------------------------------------
 
 

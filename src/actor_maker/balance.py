@@ -28,8 +28,8 @@ from typing import Any
 
 from actor_maker import prompts as prompt_lib
 from actor_maker.errors import InputError
+from actor_maker.jobs.models import JobItem
 from actor_maker.manifest import Manifest
-from actor_maker.pipeline import JobItem
 from actor_maker.prompts import CATEGORIES, ScenePrompt
 from actor_maker.quality import effective_verdict, is_usable
 
@@ -254,5 +254,12 @@ def fill_items(
             taken.add(prompt_id)
             kept[prompt.id] += 1
             made[prompt.id] += 1
-            items.append(JobItem(prompt_id, prompt.text, prompt.category, prompt.face_visible))
+            items.append(
+                JobItem(
+                    prompt_id=prompt_id,
+                    prompt=prompt.text,
+                    category=prompt.category,
+                    face_visible=prompt.face_visible,
+                )
+            )
     return items

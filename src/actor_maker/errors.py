@@ -29,6 +29,8 @@ ever see this tree::
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 
 class ActorMakerError(Exception):
     """Root of every error this package raises on purpose."""
@@ -133,3 +135,30 @@ class ConflictError(ActorMakerError):
 
     status = 409
     exit_code = 2
+
+
+class ExitCode(IntEnum):
+    """How the CLI ends: every ``raise typer.Exit`` and ``sys.exit`` uses one of these."""
+
+    OK = 0
+    #: Some items failed (the others were stored), or a check found problems.
+    FAILED = 1
+    #: Bad input or configuration: nothing was done.
+    USAGE = 2
+    #: Interrupted (Ctrl-C).
+    INTERRUPTED = 130
+
+
+def error_class(name: str | None) -> type[ActorMakerError]:
+    """The class of this tree called ``name`` (job records keep an error's type by name)."""
+
+    def walk(cls: type[ActorMakerError]) -> type[ActorMakerError] | None:
+        if cls.__name__ == name:
+            return cls
+        for sub in cls.__subclasses__():
+            found = walk(sub)
+            if found is not None:
+                return found
+        return None
+
+    return walk(ActorMakerError) or ActorMakerError

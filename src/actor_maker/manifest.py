@@ -19,7 +19,6 @@ import random
 import re
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from actor_maker.errors import (
@@ -30,6 +29,8 @@ from actor_maker.errors import (
 )
 from actor_maker.metrics import manifest_conflict
 from actor_maker.store.base import ObjectStore
+from actor_maker.timeutil import legacy_now as legacy_now
+from actor_maker.timeutil import utc_now as utc_now
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +66,6 @@ def index_of(filename: str) -> int | None:
     """The image index in a training filename, or ``None`` when it has none."""
     match = _INDEX_RE.search(filename)
     return int(match.group(1)) if match else None
-
-
-def legacy_now() -> str:
-    """Timestamps in the legacy fields' format: ISO 8601, UTC, no offset."""
-    return datetime.now(UTC).replace(tzinfo=None).isoformat()
-
-
-def utc_now() -> str:
-    """Timestamps of new fields: ISO 8601 with offset."""
-    return datetime.now(UTC).isoformat()
 
 
 class Manifest:

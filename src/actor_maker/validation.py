@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 from actor_maker.errors import InputError
 
@@ -71,5 +72,21 @@ def check_aspect_ratio(value: str) -> str:
     if value not in ASPECT_RATIOS:
         raise InputError(
             f"unknown aspect ratio {value!r}; choose one of {', '.join(ASPECT_RATIOS)}"
+        )
+    return value
+
+
+_MODEL_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}/[a-z0-9][a-z0-9._-]{0,99}$")
+
+
+def check_model(value: str, known: Collection[str]) -> str:
+    """A Replicate model ``owner/name`` that has a price (``ACTOR_MAKER_PRICES``): anything
+    else is refused before a provider or pipeline is built for it."""
+    if not _MODEL_RE.match(value):
+        raise InputError(f"model {value[:120]!r} must look like owner/name (lowercase)")
+    if value not in known:
+        raise InputError(
+            f"no price known for model {value}; known: {', '.join(sorted(known)) or 'none'} "
+            '(add it to ACTOR_MAKER_PRICES as JSON, e.g. {"owner/name": 0.05})'
         )
     return value

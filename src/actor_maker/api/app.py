@@ -18,8 +18,9 @@ from actor_maker.api.services import Services
 from actor_maker.config import Settings
 from actor_maker.fetch import AddressPolicy
 from actor_maker.jobs.records import JobRecords
-from actor_maker.jobs.sqlite import SQLiteJobRecords
-from actor_maker.store import ObjectStore, open_store
+from actor_maker.jobs.runner import Runner
+from actor_maker.runtime import Runtime
+from actor_maker.store import ObjectStore
 
 
 def create_app(
@@ -29,26 +30,23 @@ def create_app(
     records: JobRecords | None = None,
     provider: str | None = None,
     policy: AddressPolicy | None = None,
+    runtime: Runtime | None = None,
 ) -> FastAPI:
-    store = store or open_store(settings)
+    runtime = runtime or Runtime(
+        settings, store=store, records=records, provider=provider, policy=policy
+    )
     token = settings.api_token.get_secret_value() if settings.api_token else None
-    records, runner = records, None
+    runner: Runner | None = None
     if settings.redis_url:  # distributed mode: records in Redis, items on the queue
-        from actor_maker.jobs.redis import RedisJobRecords
         from actor_maker.queue.broker import make_broker
         from actor_maker.queue.dispatch import QueueRunner
 
-        records = records or RedisJobRecords(settings.redis_url, prefix=settings.queue_prefix)
-        runner = QueueRunner(records=records, broker=make_broker(settings))
+        runner = QueueRunner(records=runtime.records, broker=make_broker(settings))
     services = Services(
-        settings=settings,
-        store=store,
+        runtime=runtime,
         runner=runner,
-        records=records or SQLiteJobRecords(settings.state_dir / "jobs.sqlite3"),
-        provider_name=provider or settings.provider_name,
         sessions=Sessions(token) if token else None,
-        index=ActorIndex(store),
-        policy=policy,
+        index=ActorIndex(runtime.store),
     )
 
     @asynccontextmanager

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from actor_maker.api.actor_index import ActorIndex
@@ -17,29 +17,22 @@ from actor_maker.api.auth import Sessions
 from actor_maker.config import Settings
 from actor_maker.errors import InputError
 from actor_maker.fetch import AddressPolicy, redact_url
-from actor_maker.jobs.models import Job, JobKind
+from actor_maker.jobs.models import DEDUPE_ALL, DEDUPE_BALANCE, Job, JobItem, JobKind
 from actor_maker.jobs.records import JobRecords
-from actor_maker.jobs.runner import JobRunner, Runner, job_from_plan
+from actor_maker.jobs.runner import JobRunner, Runner
 from actor_maker.manifest import read_manifest
 from actor_maker.pipeline import Actor, BaseImage, JobPlan, Pipeline, StoredBase
-from actor_maker.pipeline import JobItem as PlanItem
-from actor_maker.runtime import make_pipeline, make_provider
+from actor_maker.runtime import Runtime
 from actor_maker.store.base import ObjectStore
 
 
 @dataclass
 class Services:
-    settings: Settings
-    store: ObjectStore
-    records: JobRecords
-    provider_name: str
+    runtime: Runtime
     sessions: Sessions | None
     index: ActorIndex
-    #: Which URLs may be fetched (tests inject a resolver here).
-    policy: AddressPolicy | None = None
     #: Set for distributed mode; by default jobs run in this process.
     runner: Runner | None = None
-    _pipelines: dict[str, Pipeline] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.runner is None:
@@ -51,27 +44,39 @@ class Services:
             )
 
     @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    @property
+    def store(self) -> ObjectStore:
+        return self.runtime.store
+
+    @property
+    def records(self) -> JobRecords:
+        return self.runtime.records
+
+    @property
+    def provider_name(self) -> str:
+        return self.runtime.provider_name
+
+    @property
+    def policy(self) -> AddressPolicy:
+        return self.runtime.policy
+
+    @property
     def jobs(self) -> Runner:
         assert self.runner is not None
         return self.runner
 
     def pipeline(self, model: str | None = None) -> Pipeline:
-        """One pipeline per model, sharing the store and the request slots' directory."""
-        model = model or self.settings.model
-        if model not in self._pipelines:
-            provider = make_provider(self.settings, self.provider_name, model)
-            self._pipelines[model] = make_pipeline(
-                self.settings, store=self.store, provider=provider, policy=self.policy
-            )
-        return self._pipelines[model]
+        """The pipeline for a model (validated first; a bounded number are kept)."""
+        return self.runtime.pipeline(model)
 
     async def aclose(self) -> None:
         """Stop the runner (unfinished jobs stay resumable) and release everything."""
         await self.jobs.stop()
-        for pipeline in self._pipelines.values():
-            await pipeline.provider.aclose()
         self.index.close()
-        self.records.close()
+        await self.runtime.aclose()
 
     async def start_job(
         self,
@@ -89,12 +94,13 @@ class Services:
     ) -> tuple[Job, bool]:
         """Plan, check the budget, secure the base image, submit. Returns (job, created).
 
-        A "generate all" for an actor that already has a queued or running job answers
-        with that job instead of paying twice.
+        A "generate all" for an actor that already has a queued or running one answers
+        with that job instead of paying twice: the records decide it atomically when the
+        job is created (the look-up here only saves the planning).
         """
         if kind == JobKind.all:
             active = await self.jobs.active_job(actor.actor_id, kind=JobKind.all)
-            if active is not None:
+            if active is not None and active.dedupe_key == DEDUPE_ALL:
                 return active, False
         pipeline = self.pipeline(model)
         plan = self._plan(pipeline, actor, kind, prompt_ids, prompts, aspect_ratio)
@@ -102,41 +108,42 @@ class Services:
         ref = base_image if base_image is not None else self._manifest_base(plan.actor)
         pipeline.check_base_image_ref(ref)
         key = await pipeline.prepare_base(plan.actor, ref)
-        job = job_from_plan(
-            plan,
+        job = plan.to_job(
             kind=kind,
             provider=pipeline.provider.name,
             seed=seed,
             max_cost=max_cost,
             base_image_key=key,
             base_image_url=redact_url(ref) if isinstance(ref, str) else None,
+            dedupe_key=DEDUPE_ALL if kind == JobKind.all else None,
             context=context or {},
         )
-        return await self.jobs.submit(job), True
+        return await self.jobs.submit(job)
 
     async def start_items_job(
         self,
         actor: Actor,
-        items: Sequence[PlanItem],
+        items: Sequence[JobItem],
         *,
         max_cost: float | None = None,
         context: dict[str, Any] | None = None,
-    ) -> Job:
+    ) -> tuple[Job, bool]:
         """A job for exactly these items (e.g. what balance found missing), from the base
         image in the actor's manifest, refused when over the cost ceiling. Items have no
-        seed: each draws its own."""
+        seed: each draws its own. At most one such job per actor runs at a time (a second
+        request gets the running one)."""
         pipeline = self.pipeline()
         plan = await asyncio.to_thread(pipeline.plan_items, actor, items, aspect_ratio="1:1")
         pipeline.check_budget(plan, self.settings.max_job_cost if max_cost is None else max_cost)
         ref = await asyncio.to_thread(self._manifest_base, plan.actor)
         key = await pipeline.prepare_base(plan.actor, ref)
-        job = job_from_plan(
-            plan,
+        job = plan.to_job(
             kind=JobKind.custom,
             provider=pipeline.provider.name,
             seed=None,
             max_cost=max_cost,
             base_image_key=key,
+            dedupe_key=DEDUPE_BALANCE,
             context=context or {},
         )
         return await self.jobs.submit(job)

@@ -15,6 +15,7 @@ from actor_maker.cli.state import State
 from actor_maker.demo import DEMO_ACTOR, DEMO_DESCRIPTION, DEMO_OUTFIT, demo_base_image
 from actor_maker.doctor import run_checks
 from actor_maker.errors import NotFoundError
+from actor_maker.jobs.models import DEDUPE_ALL
 from actor_maker.legacy import import_legacy
 from actor_maker.manifest import (
     manifest_key,
@@ -205,6 +206,7 @@ def register(app: typer.Typer) -> None:
                 dry_run=False,
                 max_cost=None,
                 seed=None,
+                dedupe_key=DEDUPE_ALL,
             )
         finally:
             store = pipeline.store

@@ -29,6 +29,7 @@ from actor_maker.cli.generate import (
 )
 from actor_maker.cli.state import State
 from actor_maker.errors import InputError, NotFoundError
+from actor_maker.jobs.models import DEDUPE_BALANCE, JobKind
 from actor_maker.manifest import Manifest, read_manifest
 from actor_maker.pipeline import Actor, StoredBase
 from actor_maker.store.base import ObjectStore
@@ -137,4 +138,6 @@ def register(app: typer.Typer) -> None:
             dry_run=dry_run,
             max_cost=max_cost,
             seed=None,
+            kind=JobKind.custom,
+            dedupe_key=DEDUPE_BALANCE,
         )

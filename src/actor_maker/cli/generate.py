@@ -5,24 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from actor_maker.cli.output import (
-    ProgressReporter,
-    all_json,
-    dry_run_json,
-    plan_table,
-    result_table,
-    single_json,
-)
+from actor_maker.cli.output import ProgressReporter, plan_table, result_table
 from actor_maker.cli.state import State
-from actor_maker.errors import InputError, InvalidImageError
+from actor_maker.errors import ExitCode, InputError, InvalidImageError, error_class
 from actor_maker.images import MIB
-from actor_maker.pipeline import Actor, BaseImage, JobPlan, JobResult, Pipeline
+from actor_maker.jobs.models import DEDUPE_ALL, Job, JobKind
+from actor_maker.jobs.runner import run_plan
+from actor_maker.pipeline import Actor, BaseImage, JobPlan, Pipeline
 from actor_maker.providers.preview import NOTICE
-from actor_maker.runtime import make_pipeline, make_provider
+from actor_maker.results import all_json, dry_run_json, single_json
+from actor_maker.runtime import Runtime
 from actor_maker.validation import ASPECT_RATIOS
 
 ActorId = Annotated[str, typer.Argument(help="Actor id, e.g. 0012.")]
@@ -87,12 +83,14 @@ def base_image_ref(value: str, max_bytes: int) -> str | bytes:
     return path.read_bytes()
 
 
+def runtime_for(state: State, provider: str | None, prompts_file: Path | None = None) -> Runtime:
+    return Runtime(state.settings, provider=provider, prompts_file=prompts_file)
+
+
 def build(
     state: State, provider: str | None, model: str | None, prompts_file: Path | None = None
 ) -> Pipeline:
-    settings = state.settings
-    chosen = make_provider(settings, provider, model)
-    return make_pipeline(settings, provider=chosen, prompts_file=prompts_file)
+    return runtime_for(state, provider, prompts_file).pipeline(model)
 
 
 def execute(
@@ -106,7 +104,11 @@ def execute(
     dry_run: bool,
     max_cost: float | None,
     seed: int | None,
-) -> None:
+    kind: JobKind = JobKind.all,
+    dedupe_key: str | None = None,
+) -> Job | None:
+    """Check, then record the plan as a job and run it here with a progress bar; the job id
+    works with ``actor-maker jobs watch``. Exit 1 when items failed."""
     ref = base_image_ref(base, state.settings.max_image_bytes) if isinstance(base, str) else base
     pipeline.check_base_image_ref(ref)
     pipeline.check_budget(plan, state.settings.max_job_cost if max_cost is None else max_cost)
@@ -120,44 +122,66 @@ def execute(
                 f"with {plan.model}; "
                 f"{len(plan.already_done)} prompt(s) already done. Nothing was generated."
             )
-        return
+        return None
     if not plan.items:
         state.info(
             f"actor {plan.actor.actor_id} already has every prompt; nothing to do (--force to redo)"
         )
-        _report(state, plan, JobResult("-", plan.actor, []), as_json=as_json, single=single)
-        return
-    if pipeline.provider.name == "preview":
+        if as_json:
+            print(json.dumps(all_json(plan.to_job(provider=pipeline.provider.name)), indent=2))
+        else:
+            state.out.print(f"0 stored, 0 failed, {len(plan.already_done)} already present")
+        return None
+    if pipeline.provider.placeholder:
         state.err.print(f"[yellow]note:[/yellow] {NOTICE}")
     reporter = ProgressReporter(state.err, len(plan.items), enabled=not (state.quiet or as_json))
+    runtime = Runtime(state.settings, store=pipeline.store)
     with reporter:
-        result = asyncio.run(_run(pipeline, plan, ref, seed, reporter))
-    _report(state, plan, result, as_json=as_json, single=single)
-    if result.fatal is not None:
-        raise result.fatal
-    if result.failed:
-        raise typer.Exit(1)
+        job = asyncio.run(
+            _run(runtime, pipeline, plan, ref, seed, reporter, kind=kind, dedupe_key=dedupe_key)
+        )
+    if as_json:
+        print(json.dumps(single_json(job) if single else all_json(job), indent=2))
+    else:
+        if not state.quiet:
+            state.out.print(result_table(job, reporter.entries))
+        state.out.print(
+            f"{job.succeeded} stored, {job.failed} failed, "
+            f"{len(plan.already_done)} already present · cost ${job.cost:.2f} · job {job.id}"
+        )
+    if job.error:
+        raise error_class(job.error_type)(job.error)
+    if job.failed:
+        raise typer.Exit(ExitCode.FAILED)
+    return job
 
 
 async def _run(
-    pipeline: Pipeline, plan: JobPlan, ref: BaseImage, seed: int | None, reporter: Any
-) -> JobResult:
+    runtime: Runtime,
+    pipeline: Pipeline,
+    plan: JobPlan,
+    ref: BaseImage,
+    seed: int | None,
+    reporter: ProgressReporter,
+    *,
+    kind: JobKind,
+    dedupe_key: str | None,
+) -> Job:
     try:
-        return await pipeline.run(plan, ref, seed=seed, on_event=reporter)
+        return await run_plan(
+            pipeline,
+            plan,
+            ref,
+            records=runtime.records,
+            seed=seed,
+            kind=kind,
+            dedupe_key=dedupe_key,
+            on_event=reporter,
+            lease_ttl_s=runtime.settings.job_lease_s,
+        )
     finally:
         await pipeline.provider.aclose()
-
-
-def _report(state: State, plan: JobPlan, result: JobResult, *, as_json: bool, single: bool) -> None:
-    if as_json:
-        print(json.dumps(single_json(result) if single else all_json(result, plan), indent=2))
-        return
-    if result.items and not state.quiet:
-        state.out.print(result_table(result))
-    state.out.print(
-        f"{len(result.succeeded)} stored, {len(result.failed)} failed, "
-        f"{len(plan.already_done)} already present · cost ${result.cost:.2f}"
-    )
+        runtime.records.close()
 
 
 def register(app: typer.Typer) -> None:
@@ -207,6 +231,8 @@ def register(app: typer.Typer) -> None:
             dry_run=dry_run,
             max_cost=max_cost,
             seed=seed,
+            kind=JobKind.subset if ids else JobKind.all,
+            dedupe_key=None if ids else DEDUPE_ALL,
         )
 
     @app.command("generate-single")
@@ -245,4 +271,5 @@ def register(app: typer.Typer) -> None:
             dry_run=dry_run,
             max_cost=max_cost,
             seed=seed,
+            kind=JobKind.custom,
         )

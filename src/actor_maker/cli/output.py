@@ -8,7 +8,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from actor_maker.pipeline import Event, JobPlan, JobResult
+from actor_maker.jobs.models import ItemState, Job
+from actor_maker.pipeline import JobPlan
 
 
 class ProgressReporter:
@@ -18,6 +19,8 @@ class ProgressReporter:
         self.console = console
         self.done = 0
         self.failed = 0
+        #: The manifest entries stored, by prompt id (the closing table's reasons).
+        self.entries: dict[str, dict[str, Any]] = {}
         self._progress: Progress | None = None
         self._task: Any = None
         if enabled and console.is_terminal and total:
@@ -41,13 +44,13 @@ class ProgressReporter:
         if self._progress:
             self._progress.stop()
 
-    def __call__(self, event: Event) -> None:
-        if event.kind == "item_succeeded":
+    def __call__(self, job_id: str, name: str, data: dict[str, Any]) -> None:
+        if name == "item_succeeded":
             self.done += 1
-        elif event.kind == "item_failed":
+            self.entries[str(data.get("prompt_id"))] = data
+        elif name == "item_failed":
             self.failed += 1
-            if event.item is not None:
-                self.console.print(f"[red]✗[/red] {event.item.prompt_id}: {event.item.error}")
+            self.console.print(f"[red]✗[/red] {data.get('prompt_id')}: {data.get('error')}")
         else:
             return
         if self._progress:
@@ -68,89 +71,22 @@ def plan_table(plan: JobPlan) -> Table:
     return table
 
 
-def result_table(result: JobResult) -> Table:
-    table = Table(
-        title=f"job {result.job_id} · actor {result.actor.actor_id}", title_justify="left"
-    )
+def result_table(job: Job, entries: dict[str, dict[str, Any]] | None = None) -> Table:
+    """The items of a finished run; ``entries`` (by prompt id) give rejected ones' reasons."""
+    table = Table(title=f"job {job.id} · actor {job.actor_id}", title_justify="left")
     table.add_column("prompt id")
     table.add_column("result")
     table.add_column("file / reason", overflow="fold")
-    for item in result.items:
-        if item.state == "succeeded" and item.verdict == "rejected":
-            reasons = "; ".join((item.entry or {}).get("quality", {}).get("reasons", []))
+    for item in job.items:
+        if item.state == ItemState.succeeded and item.verdict == "rejected":
+            entry = (entries or {}).get(item.prompt_id) or {}
+            reasons = "; ".join((entry.get("quality") or {}).get("reasons", []))
             table.add_row(
                 item.prompt_id, "[yellow]stored, rejected[/yellow]", f"{item.filename}: {reasons}"
             )
-        elif item.state == "succeeded":
+        elif item.state == ItemState.succeeded:
             note = " (needs review)" if item.verdict == "review" else ""
             table.add_row(item.prompt_id, "[green]stored[/green]", f"{item.filename or ''}{note}")
         else:
-            table.add_row(item.prompt_id, f"[red]{item.state}[/red]", item.error or "")
+            table.add_row(item.prompt_id, f"[red]{item.state.value}[/red]", item.error or "")
     return table
-
-
-def all_json(result: JobResult, plan: JobPlan) -> dict[str, Any]:
-    """The old generate_all script's result, plus new fields."""
-    results: list[dict[str, Any]] = []
-    for item in result.items:
-        if item.state == "succeeded":
-            results.append(
-                {
-                    "index": item.index,
-                    "filename": item.filename,
-                    "s3_url": item.s3_url,
-                    "key": item.key,
-                    "prompt_id": item.prompt_id,
-                    "prompt_preview": item.prompt_preview,
-                    "quality": item.verdict,
-                }
-            )
-        else:
-            results.append({"prompt_id": item.prompt_id, "error": item.error})
-    return {
-        "success": True,
-        "total": len(result.items),
-        "successful": len(result.succeeded),
-        "failed": len(result.failed),
-        "results": results,
-        "job_id": result.job_id,
-        "actor_id": result.actor.actor_id,
-        "skipped": list(plan.already_done),
-        "estimated_cost": plan.estimated_cost,
-        "cost": result.cost,
-    }
-
-
-def single_json(result: JobResult) -> dict[str, Any]:
-    """The old generate_single script's result, plus new fields."""
-    item = result.items[0]
-    body: dict[str, Any] = {
-        "success": item.state == "succeeded",
-        "s3_url": item.s3_url,
-        "filename": item.filename,
-        "index": item.index,
-        "prompt": item.prompt,
-        "key": item.key,
-        "prompt_id": item.prompt_id,
-        "job_id": result.job_id,
-        "cost": result.cost,
-    }
-    if item.error:
-        body["error"] = item.error
-    return body
-
-
-def dry_run_json(plan: JobPlan) -> dict[str, Any]:
-    return {
-        "success": True,
-        "dry_run": True,
-        "actor_id": plan.actor.actor_id,
-        "total": len(plan.items),
-        "model": plan.model,
-        "estimated_cost": plan.estimated_cost,
-        "skipped": list(plan.already_done),
-        "items": [
-            {"prompt_id": i.prompt_id, "category": i.category, "prompt": i.prompt}
-            for i in plan.items
-        ],
-    }

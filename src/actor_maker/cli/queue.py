@@ -15,27 +15,15 @@ from rich.table import Table
 from actor_maker.cli.state import State
 from actor_maker.config import Settings
 from actor_maker.errors import ConfigError, InputError
-from actor_maker.jobs.models import JobKind, JobState
-from actor_maker.jobs.records import JobRecords
-from actor_maker.jobs.runner import job_from_plan
+from actor_maker.jobs.models import DEDUPE_ALL, JobKind, JobState
 from actor_maker.manifest import MANIFEST_PREFIX, MANIFEST_SUFFIX, Manifest, read_manifest
 from actor_maker.pipeline import Actor, JobPlan, Pipeline
-from actor_maker.runtime import make_pipeline
+from actor_maker.runtime import Runtime, open_records
 from actor_maker.validation import check_actor_id
 
 jobs_app = typer.Typer(
     help="Jobs: list them, watch one (any machine, either mode).", no_args_is_help=True
 )
-
-
-def _records(settings: Settings) -> JobRecords:
-    if settings.redis_url:
-        from actor_maker.jobs.redis import RedisJobRecords
-
-        return RedisJobRecords(settings.redis_url, prefix=settings.queue_prefix)
-    from actor_maker.jobs.sqlite import SQLiteJobRecords
-
-    return SQLiteJobRecords(settings.state_dir / "jobs.sqlite3")
 
 
 def _need_queue(settings: Settings, what: str) -> None:
@@ -57,7 +45,7 @@ def jobs_list(
 ) -> None:
     """Recent jobs, newest first."""
     st: State = ctx.obj
-    records = _records(st.settings)
+    records = open_records(st.settings)
     jobs = records.list(actor_id=actor, states=state, limit=limit)
     if as_json:
         print(json.dumps([j.model_dump(mode="json") for j in jobs], indent=2))
@@ -86,7 +74,7 @@ def jobs_watch(
 ) -> None:
     """Follow a job to its end with a progress bar; exit 0 if every item succeeded, else 1."""
     st: State = ctx.obj
-    records = _records(st.settings)
+    records = open_records(st.settings)
     job = records.get(job_id)
     if job is None:
         raise InputError(f"no job {job_id}")
@@ -201,9 +189,7 @@ def register(app: typer.Typer) -> None:
         settings = st.settings
         if bool(actor_ids) == all_actors:
             raise InputError("give actor ids or --all (not both)")
-        from actor_maker.runtime import make_provider
-
-        pipeline = make_pipeline(settings, provider=make_provider(settings, provider))
+        pipeline = Runtime(settings, provider=provider).pipeline()
         ids = [p.strip() for p in only.split(",") if p.strip()] if only else None
         plans: list[tuple[JobPlan, str]] = []
         skipped: list[str] = []
@@ -244,22 +230,27 @@ async def _submit(
     settings: Settings, plans: list[tuple[JobPlan, str]], provider: str, kind: JobKind
 ) -> list[JobPlan]:
     """Queue the plans; returns those queued (actors with a running job are skipped)."""
-    from actor_maker.jobs.redis import RedisJobRecords
     from actor_maker.queue.broker import make_broker
     from actor_maker.queue.dispatch import QueueRunner
 
-    assert settings.redis_url
-    records = RedisJobRecords(settings.redis_url, prefix=settings.queue_prefix)
+    records = open_records(settings)
     runner = QueueRunner(records=records, broker=make_broker(settings))
     queued = []
     try:
         for plan, key in plans:
             if await runner.active_job(plan.actor.actor_id) is not None:
                 continue  # already being worked on
-            await runner.submit(
-                job_from_plan(plan, kind=kind, provider=provider, base_image_key=key)
+            _, created = await runner.submit(
+                plan.to_job(
+                    kind=kind,
+                    provider=provider,
+                    base_image_key=key,
+                    dedupe_key=DEDUPE_ALL if kind == JobKind.all else None,
+                    context={"via": "enqueue"},
+                )
             )
-            queued.append(plan)
+            if created:
+                queued.append(plan)
     finally:
         records.close()
     return queued

@@ -53,6 +53,14 @@ def new_job_id() -> str:
 #: The fields of an item that say what to make (as opposed to what happened).
 ITEM_INPUT = {"prompt_id", "prompt", "category", "face_visible"}
 
+#: How much of a prompt the old scripts' JSON results show.
+PREVIEW_CHARS = 100
+
+#: Kinds of job of which an actor has at most one queued or running at a time: a second
+#: request answers with the running one (never paying twice for a double click).
+DEDUPE_ALL = "all"
+DEDUPE_BALANCE = "balance"
+
 
 class JobItem(BaseModel):
     prompt_id: str
@@ -69,9 +77,21 @@ class JobItem(BaseModel):
     cost: float | None = None
     #: The quality checks' verdict on the stored image: accepted, rejected or review.
     verdict: str | None = None
-    #: Distributed mode: the worker working on it, and when it last said so.
+    #: The provider's id of the prediction started for it, recorded as soon as the create
+    #: answers: a resumed item polls that prediction instead of paying for another.
+    prediction_id: str | None = None
+    #: Who is working on it (one delivery or one runner), and when they last said so.
     claimed_by: str | None = None
     claimed_at: datetime | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.state in (ItemState.queued, ItemState.running)
+
+    @property
+    def prompt_preview(self) -> str:
+        text = self.prompt
+        return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "..."
 
 
 class Job(BaseModel):
@@ -94,6 +114,12 @@ class Job(BaseModel):
     #: … or the URL it was given as, without its query string (for people to read).
     base_image_url: str | None = None
     error: str | None = None
+    #: The error class of ``error`` (e.g. ``ConfigError``): the API's status comes from it.
+    error_type: str | None = None
+    #: At most one queued or running job per actor and ``dedupe_key`` (see ``DEDUPE_*``).
+    dedupe_key: str | None = None
+    #: Library prompts the plan skipped because the manifest had them already.
+    already_done: list[str] = Field(default_factory=list)
     cancel_requested: bool = False
     #: Free-form context from the caller (the old frontend's workflow/settings).
     context: dict[str, Any] = Field(default_factory=dict)
@@ -145,6 +171,8 @@ class Job(BaseModel):
         ):
             return False
         self.state = self.final_state()
+        if self.error and self.state == JobState.succeeded:
+            self.state = JobState.failed
         self.finished_at = now()
         return True
 
@@ -158,6 +186,9 @@ class Job(BaseModel):
                 "state": JobState.queued,
                 "items": [JobItem(**i.model_dump(include=ITEM_INPUT)) for i in failed],
                 "error": None,
+                "error_type": None,
+                "dedupe_key": None,
+                "already_done": [],
                 "cancel_requested": False,
                 "created_at": now(),
                 "started_at": None,

@@ -16,8 +16,10 @@ from actor_maker.jobs.models import Job, JobEvent, JobState
 
 
 class JobRecords(Protocol):
-    def create(self, job: Job) -> None:
-        """Store a new job; ``InputError`` if its id exists."""
+    def create(self, job: Job) -> Job:
+        """Store a new job and return it; ``InputError`` if its id exists. When
+        ``job.dedupe_key`` is set and the actor has a queued or running job with that key,
+        store nothing and return that job: check and insert are one atomic step."""
         ...
 
     def get(self, job_id: str) -> Job | None: ...

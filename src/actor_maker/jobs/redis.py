@@ -55,8 +55,10 @@ SCAN_BATCH = 500
 
 _UNFINISHED = (JobState.queued, JobState.running)
 
-# KEYS: job hash, p:jobs, new actor set, new state set.
-# ARGV: record, actor_id, state, created_at, cancel_requested, id, prefix, "create"|"save".
+# KEYS: job hash, p:jobs, new actor set, new state set, dedupe slot (p:active:{actor}:{key}).
+# ARGV: record, actor_id, state, created_at, cancel_requested, id, prefix, "create"|"save",
+#       dedupe key ("" for none).
+# A create whose dedupe slot names a queued or running job returns that job's id instead.
 # The old actor's and state's sets are named from the stored hash (standalone Redis only).
 _PUT = """
 local old = redis.call('HMGET', KEYS[1], 'actor_id', 'state', 'cancel_requested')
@@ -68,6 +70,14 @@ if old[1] then
   if old[2] ~= ARGV[3] then
     redis.call('ZREM', ARGV[7] .. ':state:' .. old[2] .. ':jobs', ARGV[6])
   end
+end
+if ARGV[8] == 'create' and ARGV[9] ~= '' then
+  local holder = redis.call('GET', KEYS[5])
+  if holder then
+    local state = redis.call('HGET', ARGV[7] .. ':job:' .. holder, 'state')
+    if state == 'queued' or state == 'running' then return holder end
+  end
+  redis.call('SET', KEYS[5], ARGV[6])
 end
 local cancel = ARGV[5]
 if old[3] == '1' then cancel = '1' end
@@ -184,12 +194,13 @@ class RedisJobRecords:
 
     # -- records ---------------------------------------------------------------------
 
-    def _write(self, job: Job, mode: str) -> bool:
+    def _write(self, job: Job, mode: str) -> object:
         keys = [
             self._job_key(job.id),
             self._all_key,
             self._actor_key(job.actor_id),
             self._state_key(job.state),
+            f"{self._prefix}:active:{job.actor_id}:{job.dedupe_key or ''}",
         ]
         args = [
             job.model_dump_json(),
@@ -200,14 +211,24 @@ class RedisJobRecords:
             job.id,
             self._prefix,
             mode,
+            job.dedupe_key or "",
         ]
         with self._errors():
-            return bool(self._put(keys=keys, args=args))
+            reply: object = self._put(keys=keys, args=args)
+            return reply
 
-    def create(self, job: Job) -> None:
-        """Store a new job; ``InputError`` if its id exists."""
-        if not self._write(job, "create"):
+    def create(self, job: Job) -> Job:
+        """Store a new job, or return the actor's active job with the same dedupe key (one
+        script: checked and created atomically); ``InputError`` if its id exists."""
+        reply = self._write(job, "create")
+        if isinstance(reply, bytes | str):
+            holder = self.get(_text(reply))
+            if holder is not None:
+                return holder
+            reply = 0
+        if not reply:
             raise InputError(f"job {job.id} already exists")
+        return job
 
     def get(self, job_id: str) -> Job | None:
         with self._errors() as client:

@@ -1,10 +1,9 @@
-"""The in-process job runner (embedded mode).
+"""The in-process job runner: the API's embedded mode and the CLI.
 
-Runs each job as an asyncio task holding a lease on its record: a heartbeat
-renews the lease and notices cancel requests made by any process. A watchdog
-resumes jobs whose runner died (lease expired). A resumed job skips the items
-its earlier run already stored (entries carry ``generation.job_id``), so it
-finishes without duplicates.
+Runs each job as an asyncio task holding a lease on its record; the executor's keeper
+thread renews the lease and notices cancel requests made by any process. A watchdog
+resumes jobs whose runner died (lease expired). Items go through ``Pipeline.run_item``,
+so a resumed job skips what an earlier run stored and polls the predictions it started.
 """
 
 from __future__ import annotations
@@ -18,29 +17,15 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from actor_maker import metrics
 from actor_maker.errors import ActorMakerError, ConflictError, NotFoundError
-from actor_maker.jobs.models import ItemState, Job, JobItem, JobKind, JobState, now
+from actor_maker.fetch import redact_url
+from actor_maker.jobs.executor import Keeper, close_job, run_items
+from actor_maker.jobs.models import ItemState, Job, JobKind, JobState, now
 from actor_maker.jobs.records import JobRecords
-from actor_maker.manifest import Entry, read_manifest
-from actor_maker.pipeline import Actor, Event, ItemResult, JobPlan, Pipeline, StoredBase
-from actor_maker.pipeline import JobItem as PlanItem
-from actor_maker.quality import effective_verdict
-from actor_maker.store.base import ObjectStore
+from actor_maker.pipeline.model import BaseImage, JobPlan
+from actor_maker.pipeline.running import EventSink, JobSession, Pipeline
 
 log = logging.getLogger(__name__)
-
-#: Called after every change of a job (the API wakes its event streams with it).
-Listener = Callable[[str], None]
-
-
-async def active_job(records: JobRecords, actor_id: str, kind: JobKind | None) -> Job | None:
-    """A queued or running job of the actor (of ``kind``, if given): to answer a double
-    click with the job already under way instead of paying twice."""
-    jobs = await asyncio.to_thread(
-        records.list, actor_id=actor_id, states=[JobState.queued, JobState.running], limit=100
-    )
-    return next((j for j in jobs if kind is None or j.kind == kind), None)
 
 
 async def retryable(records: JobRecords, job_id: str) -> Job:
@@ -55,12 +40,20 @@ async def retryable(records: JobRecords, job_id: str) -> Job:
     return job.retry()
 
 
+async def active_job(records: JobRecords, actor_id: str, kind: JobKind | None) -> Job | None:
+    """A queued or running job of the actor (of ``kind``, if given)."""
+    jobs = await asyncio.to_thread(
+        records.list, actor_id=actor_id, states=[JobState.queued, JobState.running], limit=100
+    )
+    return next((j for j in jobs if kind is None or j.kind == kind), None)
+
+
 class Runner(Protocol):
     """Where jobs run: in this process (``JobRunner``) or on queue workers (``QueueRunner``)."""
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
-    async def submit(self, job: Job) -> Job: ...
+    async def submit(self, job: Job) -> tuple[Job, bool]: ...
     async def active_job(self, actor_id: str, kind: JobKind | None = None) -> Job | None: ...
     async def cancel(self, job_id: str) -> Job: ...
     async def resume(self, job_id: str) -> Job: ...
@@ -71,25 +64,11 @@ def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-def job_from_plan(plan: JobPlan, **fields: Any) -> Job:
-    """A new job record for ``plan``."""
-    items = [
-        JobItem(
-            prompt_id=i.prompt_id, prompt=i.prompt, category=i.category, face_visible=i.face_visible
-        )
-        for i in plan.items
-    ]
-    return Job(
-        actor_id=plan.actor.actor_id,
-        actor_name=plan.actor.actor_name,
-        actor_type=plan.actor.actor_type,
-        actor_sex=plan.actor.actor_sex,
-        items=items,
-        aspect_ratio=plan.aspect_ratio,
-        model=plan.model,
-        estimated_cost=plan.estimated_cost,
-        **fields,
-    )
+async def create_job(records: JobRecords, job: Job) -> tuple[Job, bool]:
+    """Store ``job`` unless the actor has an active job with its ``dedupe_key`` (one atomic
+    step in the records): returns (the job that holds the slot, whether it is ``job``)."""
+    stored = await asyncio.to_thread(records.create, job)
+    return stored, stored.id == job.id
 
 
 class JobRunner:
@@ -101,6 +80,7 @@ class JobRunner:
         lease_ttl_s: float = 15.0,
         watch_interval_s: float = 5.0,
         owner: str | None = None,
+        watchdog: bool = True,
     ) -> None:
         self.records = records
         #: The pipeline for a job's model.
@@ -108,13 +88,16 @@ class JobRunner:
         self.lease_ttl_s = lease_ttl_s
         self.watch_interval_s = watch_interval_s
         self.owner = owner or default_owner()
+        self.watchdog = watchdog
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._listeners: list[Listener] = []
+        self._sessions: dict[str, JobSession] = {}
+        self._listeners: list[EventSink] = []
         self._watchdog: asyncio.Task[None] | None = None
 
     # --- lifecycle ------------------------------------------------------------------
     async def start(self) -> None:
-        self._watchdog = asyncio.create_task(self._watch())
+        if self.watchdog:
+            self._watchdog = asyncio.create_task(self._watch())
 
     async def stop(self) -> None:
         """Stop running jobs without finishing them: another runner resumes them."""
@@ -123,14 +106,28 @@ class JobRunner:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def add_listener(self, listener: Listener) -> None:
+    def add_listener(self, listener: EventSink) -> None:
         self._listeners.append(listener)
 
     # --- requests -------------------------------------------------------------------
-    async def submit(self, job: Job) -> Job:
-        await asyncio.to_thread(self.records.create, job)
-        self._launch(job.id)
-        return job
+    async def submit(self, job: Job) -> tuple[Job, bool]:
+        stored, created = await create_job(self.records, job)
+        if created:
+            self._launch(job.id)
+        return stored, created
+
+    async def run(self, job: Job) -> Job:
+        """Submit ``job`` and wait for this process's run of it (the CLI)."""
+        stored, created = await self.submit(job)
+        if not created:
+            raise ConflictError(
+                f"actor {job.actor_id} already has job {stored.id} {stored.state.value}; "
+                f"follow it with: actor-maker jobs watch {stored.id}"
+            )
+        task = self._tasks.get(job.id)
+        if task is not None:
+            await task
+        return await self._get(job.id)
 
     async def active_job(self, actor_id: str, kind: JobKind | None = None) -> Job | None:
         return await active_job(self.records, actor_id, kind)
@@ -142,15 +139,20 @@ class JobRunner:
         await asyncio.to_thread(self.records.request_cancel, job_id)
         task = self._tasks.get(job_id)
         if task is not None:
-            task.cancel()
+            session = self._sessions.get(job_id)
+            if session is not None:  # in flight here: its items end canceled, not released
+                session.canceled.set()
+                session.stop.set()
+            self._cancel_task(job_id)
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait({task})
         elif await asyncio.to_thread(
             self.records.acquire_lease, job_id, self.owner, self.lease_ttl_s
         ):
-            # nobody runs it: finish the record here
-            job = await self._get(job_id)
-            await self._finish(job, canceled=True)
+            self._launch(job_id)  # nobody runs it: a run here finishes the record
+            task = self._tasks.get(job_id)
+            if task is not None:
+                await asyncio.wait({task})
         return await self._get(job_id)
 
     async def resume(self, job_id: str) -> Job:
@@ -164,7 +166,8 @@ class JobRunner:
         return job
 
     async def retry_failed(self, job_id: str) -> Job:
-        return await self.submit(await retryable(self.records, job_id))
+        job, _ = await self.submit(await retryable(self.records, job_id))
+        return job
 
     # --- running ----------------------------------------------------------------------
     def _launch(self, job_id: str) -> None:
@@ -173,6 +176,11 @@ class JobRunner:
         task = asyncio.create_task(self._execute(job_id), name=f"job {job_id}")
         self._tasks[job_id] = task
         task.add_done_callback(lambda _t: self._tasks.pop(job_id, None))
+
+    def _cancel_task(self, job_id: str) -> None:
+        task = self._tasks.get(job_id)
+        if task is not None:
+            task.cancel()
 
     async def _watch(self) -> None:
         while True:
@@ -185,158 +193,130 @@ class JobRunner:
                 log.warning("job watchdog: %s", exc)
             await asyncio.sleep(self.watch_interval_s)
 
+    def _emit(self, job_id: str, name: str, data: dict[str, Any]) -> None:
+        for listener in self._listeners:
+            listener(job_id, name, data)
+
     async def _execute(self, job_id: str) -> None:
         if not await asyncio.to_thread(
             self.records.acquire_lease, job_id, self.owner, self.lease_ttl_s
         ):
             return  # someone else runs it
-        job = await self._get(job_id)
-        if job.state.finished:
-            await asyncio.to_thread(self.records.release_lease, job_id, self.owner)
-            return
-        heartbeat = asyncio.create_task(self._heartbeat(job_id, asyncio.current_task()))
         try:
-            if job.cancel_requested:
-                await self._finish(job, canceled=True)
-                return
-            await self._run(job)
-        except asyncio.CancelledError:
-            latest = await self._get(job_id)
-            if not latest.cancel_requested:  # shutting down or lease lost: leave it to resume
-                await asyncio.to_thread(self.records.release_lease, job_id, self.owner)
-                raise
-            job.cancel_requested = True
-            await self._finish(job, canceled=True)
+            job = await self._get(job_id)
+            if not job.state.finished:
+                await self._run(job)
         except ActorMakerError as exc:
-            job.error = str(exc)
-            await self._finish(job)
+            await asyncio.to_thread(self._fail, job_id, exc)
         finally:
-            heartbeat.cancel()
-
-    async def _heartbeat(self, job_id: str, run: asyncio.Task[Any] | None) -> None:
-        while True:
-            await asyncio.sleep(self.lease_ttl_s / 3)
-            kept = await asyncio.to_thread(
-                self.records.renew_lease, job_id, self.owner, self.lease_ttl_s
-            )
-            job = await asyncio.to_thread(self.records.get, job_id)
-            if run is not None and (not kept or (job is not None and job.cancel_requested)):
-                run.cancel()
-                return
+            await asyncio.to_thread(self.records.release_lease, job_id, self.owner)
 
     async def _run(self, job: Job) -> None:
         pipeline = self.pipelines(job.model)
-        self._mark_done_items(job, pipeline)
-        job.state = JobState.running
-        job.started_at = job.started_at or now()
-        await self._save(job, "job_started", job.model_dump(mode="json"))
-        remaining = [i for i in job.items if i.state in (ItemState.queued, ItemState.running)]
-        if remaining:
-            if job.base_image_key is None:
-                raise NotFoundError(f"job {job.id} has no base image to work from")
-            actor = Actor(job.actor_id, job.actor_name, job.actor_type, job.actor_sex)
-            items = [PlanItem(i.prompt_id, i.prompt, i.category, i.face_visible) for i in remaining]
-            plan = pipeline.plan_items(actor, items, aspect_ratio=job.aspect_ratio)
-            by_id = {i.prompt_id: i for i in remaining}
-            result = await pipeline.run(
-                plan,
-                StoredBase(job.base_image_key),
-                seed=job.seed,
-                job_id=job.id,
-                on_event=lambda event: self._on_event(job, by_id, event),
-            )
-            if result.fatal is not None:
-                job.error = str(result.fatal)
-        await self._finish(job)
+        session = await pipeline.open_session(
+            self.records, job, owner=self.owner, emit=self._emit, claim_s=self.lease_ttl_s
+        )
+        if job.cancel_requested:
+            session.canceled.set()
+        self._sessions[job.id] = session
+        loop = asyncio.get_running_loop()
+        keeper = Keeper(session, loop, interval_s=self.lease_ttl_s / 4, lease_s=self.lease_ttl_s)
+        with keeper:
+            if job.state.value == "queued":
+                await asyncio.to_thread(self._started, job)
+            if not session.canceled.is_set():
+                try:
+                    await run_items(pipeline, session, keeper, [i.prompt_id for i in job.items])
+                except asyncio.CancelledError:
+                    if not session.canceled.is_set():
+                        raise  # shutting down: leave the job to be resumed
+            await close_job(session)
+        self._sessions.pop(job.id, None)
+        # An empty job, or every item settled by others meanwhile: finish the record.
+        await asyncio.to_thread(self._settle, job.id, session)
 
-    @staticmethod
-    def _mark_done_items(job: Job, pipeline: Pipeline) -> None:
-        """Items an earlier run of this job stored already count as done."""
-        stored = stored_by_job(pipeline.store, job)
-        for item in job.items:
-            entry = stored.get(item.prompt_id)
-            if entry is not None and item.state != ItemState.succeeded:
-                record_entry(item, entry)
+    def _started(self, job: Job) -> None:
+        def change(current: Job) -> bool:
+            if current.state.value != "queued":
+                return False
+            current.state, current.started_at = JobState.running, now()
+            return True
 
-    def _on_event(self, job: Job, items: dict[str, JobItem], event: Event) -> None:
-        if event.item is None:
-            return
-        item = items[event.item.prompt_id]
-        record_result(item, event.item)
-        if event.kind == "item_started":
-            self._save_sync(
-                job, "item_started", {"prompt_id": item.prompt_id, "prompt": item.prompt}
-            )
-        elif event.kind == "item_succeeded":
-            # data: the new manifest entry
-            self._save_sync(job, "item_succeeded", dict(event.item.entry or {}))
-            self._event_sync(job, "progress", job.progress())
-        elif event.kind == "item_failed":
-            self._save_sync(job, "item_failed", {"prompt_id": item.prompt_id, "error": item.error})
-            self._event_sync(job, "progress", job.progress())
+        stored = self.records.modify(job.id, change)
+        if stored is not None and stored.state == JobState.running:
+            self.records.append_event(job.id, "job_started", stored.model_dump(mode="json"))
+            self._emit(job.id, "job_started", {})
 
-    async def _finish(self, job: Job, *, canceled: bool = False) -> None:
-        for item in job.items:
-            if item.state in (ItemState.queued, ItemState.running):
-                item.state = ItemState.canceled
-                item.error = item.error or ("canceled" if canceled else "not run")
-        job.state = JobState.canceled if canceled else job.final_state()
-        if job.error and job.state == JobState.succeeded:
-            job.state = JobState.failed
-        job.finished_at = now()
-        metrics.observe_job_span(job.state.value, job.started_at or job.created_at, job.finished_at)
-        await self._save(job, "job_finished", job.model_dump(mode="json"))
-        await asyncio.to_thread(self.records.release_lease, job.id, self.owner)
+    def _settle(self, job_id: str, session: Any) -> None:
+        finished = False
 
-    # --- records --------------------------------------------------------------------
+        def change(job: Job) -> bool:
+            nonlocal finished
+            finished = job.settle()
+            return finished
+
+        job = self.records.modify(job_id, change)
+        if job is not None and finished:
+            session.event("job_finished", job.model_dump(mode="json"))
+
+    def _fail(self, job_id: str, exc: ActorMakerError) -> None:
+        """The job could not run at all (e.g. its base image is gone): finish it failed."""
+        finished = False
+
+        def change(job: Job) -> bool:
+            nonlocal finished
+            for item in job.items:
+                if item.open:
+                    item.state, item.error = ItemState.canceled, f"not started: {exc}"
+            job.error, job.error_type = str(exc), type(exc).__name__
+            finished = job.settle()
+            return True
+
+        job = self.records.modify(job_id, change)
+        if job is not None and finished:
+            self.records.append_event(job_id, "job_finished", job.model_dump(mode="json"))
+            self._emit(job_id, "job_finished", {})
+
     async def _get(self, job_id: str) -> Job:
         job = await asyncio.to_thread(self.records.get, job_id)
         if job is None:
             raise NotFoundError(f"no job {job_id}")
         return job
 
-    async def _save(self, job: Job, event: str, data: dict[str, Any]) -> None:
-        await asyncio.to_thread(self._save_sync, job, event, data)
 
-    def _save_sync(self, job: Job, event: str, data: dict[str, Any]) -> None:
-        self.records.save(job)
-        self._event_sync(job, event, data)
-
-    def _event_sync(self, job: Job, event: str, data: dict[str, Any]) -> None:
-        self.records.append_event(job.id, event, data)
-        for listener in self._listeners:
-            listener(job.id)
-
-
-def stored_by_job(store: ObjectStore, job: Job) -> dict[str, Entry]:
-    """The manifest entries this job's runs stored, by prompt id (how a resumed or
-    redelivered item knows it was done already)."""
-    manifest = read_manifest(store, job.actor_id)
-    if manifest is None:
-        return {}
-    return {
-        str(e.get("prompt_id")): e
-        for e in manifest.training_data
-        if isinstance(e.get("generation"), dict) and e["generation"].get("job_id") == job.id
-    }
-
-
-def record_result(item: JobItem, result: ItemResult) -> None:
-    """Copy what the pipeline reported for an item onto the job record's item."""
-    item.state = ItemState(result.state)
-    item.error = result.error
-    item.filename, item.index, item.key, item.s3_url = (
-        result.filename,
-        result.index,
-        result.key,
-        result.s3_url,
+async def run_plan(
+    pipeline: Pipeline,
+    plan: JobPlan,
+    base_image: BaseImage,
+    *,
+    records: JobRecords,
+    seed: int | None = None,
+    kind: JobKind = JobKind.all,
+    dedupe_key: str | None = None,
+    on_event: EventSink | None = None,
+    lease_ttl_s: float = 15.0,
+    context: dict[str, Any] | None = None,
+) -> Job:
+    """Record ``plan`` as a job and run it here to its end (the CLI and the demo): the same
+    records, executor and item rule as the API, so the job id works with ``actor-maker jobs``
+    and shows on the UI's Jobs page."""
+    key = await pipeline.prepare_base(plan.actor, base_image)
+    job = plan.to_job(
+        kind=kind,
+        provider=pipeline.provider.name,
+        seed=seed,
+        base_image_key=key,
+        base_image_url=redact_url(base_image) if isinstance(base_image, str) else None,
+        dedupe_key=dedupe_key,
+        context=context or {"via": "cli"},
     )
-    item.seed, item.cost, item.verdict = result.seed, result.cost, result.verdict
-
-
-def record_entry(item: JobItem, entry: Entry) -> None:
-    """The item is done: an earlier run stored ``entry`` for it."""
-    item.state, item.error = ItemState.succeeded, None
-    item.filename, item.key, item.s3_url = entry["filename"], entry.get("key"), entry.get("s3_url")
-    item.cost = (entry.get("generation") or {}).get("cost")
-    item.verdict = effective_verdict(entry)
+    runner = JobRunner(
+        records=records, pipelines=lambda _model: pipeline, lease_ttl_s=lease_ttl_s, watchdog=False
+    )
+    if on_event is not None:
+        runner.add_listener(on_event)
+    try:
+        return await runner.run(job)
+    except asyncio.CancelledError:  # Ctrl-C: the job ends canceled (paid images are kept)
+        await runner.cancel(job.id)
+        raise

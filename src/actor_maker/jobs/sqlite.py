@@ -58,6 +58,13 @@ CREATE TABLE IF NOT EXISTS events (
 );
 """
 
+#: At most one queued or running job per actor and dedupe key: SQLite refuses the second
+#: insert, so "is one running?" and "create it" cannot race (added to older files too).
+ONE_ACTIVE = """
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_one_active ON jobs (actor_id, dedupe_key)
+WHERE dedupe_key IS NOT NULL AND state IN ('queued', 'running')
+"""
+
 _JOB_COLUMNS = "record, cancel_requested"
 
 _UNFINISHED = (JobState.queued.value, JobState.running.value)
@@ -143,20 +150,35 @@ class SQLiteJobRecords:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            columns = {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}
+            if "dedupe_key" not in columns:
+                conn.execute("ALTER TABLE jobs ADD COLUMN dedupe_key TEXT")
+            conn.execute(ONE_ACTIVE)
 
     # -- records ---------------------------------------------------------------------
 
-    def create(self, job: Job) -> None:
-        """Store a new job; ``InputError`` if its id exists."""
+    def create(self, job: Job) -> Job:
+        """Store a new job, or return the actor's active job with the same dedupe key
+        (decided by the unique index inside one transaction); ``InputError`` if the id
+        exists."""
         with self._write() as conn:
             try:
                 conn.execute(
-                    "INSERT INTO jobs (id, actor_id, state, created_at, cancel_requested, record)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    _job_values(job),
+                    "INSERT INTO jobs (id, actor_id, state, created_at, cancel_requested, record,"
+                    " dedupe_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (*_job_values(job), job.dedupe_key),
                 )
             except sqlite3.IntegrityError as exc:
+                if job.dedupe_key is not None:
+                    row = conn.execute(
+                        f"SELECT {_JOB_COLUMNS} FROM jobs WHERE actor_id = ? AND dedupe_key = ?"
+                        " AND state IN (?, ?)",
+                        (job.actor_id, job.dedupe_key, *_UNFINISHED),
+                    ).fetchone()
+                    if row is not None:
+                        return _job(row)
                 raise InputError(f"job {job.id} already exists") from exc
+        return job
 
     def get(self, job_id: str) -> Job | None:
         rows = self._read(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
+
+#: Called with a prediction's id as soon as the provider has started it (before waiting).
+OnCreated = Callable[[str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -56,9 +60,24 @@ class ImageProvider(Protocol):
 
     name: str
     model: str
+    #: Costs nothing (no price needed to plan a job).
+    free: bool
+    #: Makes placeholders, not training data (the quality checks mark them so).
+    placeholder: bool
 
-    async def generate(self, image: InputImage, params: GenerationParams) -> GeneratedImage:
+    async def generate(
+        self,
+        image: InputImage,
+        params: GenerationParams,
+        *,
+        resume: str | None = None,
+        on_created: OnCreated | None = None,
+    ) -> GeneratedImage:
         """Generate one image and return its bytes, downloaded already.
+
+        ``on_created`` hears the id of the prediction started, before the wait; ``resume``
+        is such an id from an earlier run: that prediction is polled (and its output
+        downloaded if it has not expired) instead of paying for a new one.
 
         Raises ``ContentFlaggedError`` (final), ``ProviderTimeoutError`` or
         ``ProviderError``; retries of transient failures happen inside. When the

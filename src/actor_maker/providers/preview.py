@@ -14,8 +14,8 @@ import io
 
 from PIL import Image, ImageChops, ImageDraw, ImageFont, ImageOps
 
-from actor_maker.manifest import utc_now
-from actor_maker.providers.base import GeneratedImage, GenerationParams, InputImage
+from actor_maker.providers.base import GeneratedImage, GenerationParams, InputImage, OnCreated
+from actor_maker.timeutil import utc_now
 
 SHORT_SIDE = 768
 NOTICE = "preview images are placeholders made offline, not training data"
@@ -83,12 +83,22 @@ class PreviewProvider:
     """Offline placeholders for trying the system and testing without a token."""
 
     name = "preview"
+    free = True
+    placeholder = True
 
     def __init__(self, model: str = "preview", latency: float = 0.0) -> None:
         self.model = model
         self.latency = latency
 
-    async def generate(self, image: InputImage, params: GenerationParams) -> GeneratedImage:
+    async def generate(
+        self,
+        image: InputImage,
+        params: GenerationParams,
+        *,
+        resume: str | None = None,
+        on_created: OnCreated | None = None,
+    ) -> GeneratedImage:
+        """Placeholders are made here and now: nothing to resume or record."""
         started = utc_now()
         if self.latency:
             await asyncio.sleep(self.latency)

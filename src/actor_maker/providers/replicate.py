@@ -41,8 +41,14 @@ from actor_maker.errors import (
 )
 from actor_maker.fetch import redact_url
 from actor_maker.images import data_uri
-from actor_maker.manifest import utc_now
-from actor_maker.providers.base import CreateGate, GeneratedImage, GenerationParams, InputImage
+from actor_maker.providers.base import (
+    CreateGate,
+    GeneratedImage,
+    GenerationParams,
+    InputImage,
+    OnCreated,
+)
+from actor_maker.timeutil import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +110,8 @@ class ReplicateProvider:
     """FLUX Kontext (or any image model with ``prompt`` + ``input_image``) on Replicate."""
 
     name = "replicate"
+    free = False
+    placeholder = False
 
     def __init__(
         self,
@@ -147,13 +155,28 @@ class ReplicateProvider:
         self._upload_lock = asyncio.Lock()
 
     # --- public ----------------------------------------------------------------------
-    async def generate(self, image: InputImage, params: GenerationParams) -> GeneratedImage:
+    async def generate(
+        self,
+        image: InputImage,
+        params: GenerationParams,
+        *,
+        resume: str | None = None,
+        on_created: OnCreated | None = None,
+    ) -> GeneratedImage:
         started = utc_now()
         call = _Call()
         try:
             async with asyncio.timeout(self.deadline_s):
-                input_image = await self._input_image_url(image)
-                prediction = await self._create_cancel_safe(self._input(params, input_image), call)
+                prediction = await self._resumable(resume) if resume else None
+                if prediction is not None:
+                    call.prediction_id = resume
+                else:
+                    input_image = await self._input_image_url(image)
+                    prediction = await self._create_cancel_safe(
+                        self._input(params, input_image), call
+                    )
+                    if on_created is not None:
+                        await on_created(str(prediction["id"]))
                 prediction = await self._until_done(prediction)
                 url = self._output_url(prediction)
                 data = await self._retrying(self._download, url)
@@ -318,6 +341,22 @@ class ReplicateProvider:
         if "E005" in error or "flagged as sensitive" in error.lower():
             raise ContentFlaggedError(f"flagged as sensitive by the model (E005): {error[:300]}")
         raise ProviderError(f"prediction {prediction.get('id')} {status}: {error[:300]}")
+
+    async def _resumable(self, prediction_id: str) -> dict[str, Any] | None:
+        """The prediction an earlier run started, when it can still give its image: running,
+        or succeeded with its output not yet removed. ``None``: start a new one."""
+        try:
+            prediction: dict[str, Any] = await self._retrying(self._get, prediction_id)
+        except ProviderError as exc:
+            log.info("prediction %s cannot be resumed (%s); starting a new one", prediction_id, exc)
+            return None
+        status = prediction.get("status")
+        # A failed one is the item's outcome (the wait below raises its error); a canceled
+        # one was stopped by us, and a succeeded one whose output expired gave nothing.
+        if status == "canceled" or (status == "succeeded" and not prediction.get("output")):
+            log.info("prediction %s ended %s without an output to keep", prediction_id, status)
+            return None
+        return prediction
 
     @staticmethod
     def _finished(prediction: dict[str, Any]) -> bool:

@@ -16,7 +16,7 @@ from dramatiq.brokers.redis import RedisBroker
 from actor_maker.errors import ConflictError, NotFoundError
 from actor_maker.jobs.models import ItemState, Job, JobKind
 from actor_maker.jobs.records import JobRecords
-from actor_maker.jobs.runner import active_job, retryable
+from actor_maker.jobs.runner import active_job, create_job, retryable
 from actor_maker.queue.broker import enqueue_item
 
 
@@ -31,12 +31,14 @@ class QueueRunner:
     async def stop(self) -> None:
         return None
 
-    async def submit(self, job: Job) -> Job:
-        await asyncio.to_thread(self.records.create, job)
+    async def submit(self, job: Job) -> tuple[Job, bool]:
+        stored, created = await create_job(self.records, job)
+        if not created:
+            return stored, False
         if not job.items:
-            return await self._settle(job.id)
+            return await self._settle(job.id), True
         await asyncio.to_thread(self._enqueue, job, [i.prompt_id for i in job.items])
-        return job
+        return job, True
 
     def _enqueue(self, job: Job, prompt_ids: list[str]) -> None:
         for prompt_id in prompt_ids:
@@ -68,7 +70,8 @@ class QueueRunner:
         return job
 
     async def retry_failed(self, job_id: str) -> Job:
-        return await self.submit(await retryable(self.records, job_id))
+        job, _ = await self.submit(await retryable(self.records, job_id))
+        return job
 
     async def _get(self, job_id: str) -> Job:
         job = await asyncio.to_thread(self.records.get, job_id)

@@ -23,14 +23,12 @@ from dramatiq.brokers.redis import RedisBroker
 
 from actor_maker.config import Settings
 from actor_maker.jobs.models import Job
-from actor_maker.jobs.redis import RedisJobRecords
 from actor_maker.jobs.runner import default_owner
 from actor_maker.pipeline import Pipeline
 from actor_maker.queue.broker import ACTOR, QUEUE, enqueue_item, make_broker
 from actor_maker.queue.items import BaseImageCache, ItemProcessor
 from actor_maker.queue.limits import RedisCreateGate, RedisSlots
-from actor_maker.runtime import make_pipeline, make_provider
-from actor_maker.store import open_store
+from actor_maker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,20 +49,22 @@ class WorkerRuntime:
             target=self.loop.run_forever, name="worker-loop", daemon=True
         )
         self._thread.start()
-        self.store = open_store(settings)
-        self.records = RedisJobRecords(settings.redis_url, prefix=settings.queue_prefix)
-        self._pipelines: dict[tuple[str, str], Pipeline] = {}
         self.redis = self.call(self._connect())
-        self.slots = RedisSlots(
-            self.redis,
-            settings.max_concurrent_requests,
-            prefix=settings.queue_prefix,
-            ttl_s=settings.slot_ttl_s,
-            timeout_s=settings.slot_timeout_s,
+        self.runtime = Runtime(
+            settings,
+            provider=provider,
+            slots=RedisSlots(
+                self.redis,
+                settings.max_concurrent_requests,
+                prefix=settings.queue_prefix,
+                ttl_s=settings.slot_ttl_s,
+                timeout_s=settings.slot_timeout_s,
+            ),
+            gate=RedisCreateGate(
+                self.redis, per_minute=settings.create_rate_per_minute, prefix=settings.queue_prefix
+            ),
         )
-        self.gate = RedisCreateGate(
-            self.redis, per_minute=settings.create_rate_per_minute, prefix=settings.queue_prefix
-        )
+        self.records = self.runtime.records
         self.cache = BaseImageCache(settings.base_cache_size)
         self.processor = ItemProcessor(
             records=self.records,
@@ -80,13 +80,7 @@ class WorkerRuntime:
 
     def pipeline(self, job: Job) -> Pipeline:
         """The pipeline for the job's provider and model (``--provider`` overrides)."""
-        name = self.provider_name or job.provider
-        if (name, job.model) not in self._pipelines:
-            provider = make_provider(self.settings, name, job.model, gate=self.gate)
-            self._pipelines[(name, job.model)] = make_pipeline(
-                self.settings, store=self.store, provider=provider, slots=self.slots
-            )
-        return self._pipelines[(name, job.model)]
+        return self.runtime.pipeline(job.model, self.provider_name or job.provider)
 
     def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
@@ -99,14 +93,12 @@ class WorkerRuntime:
 
     def close(self) -> None:
         async def shutdown() -> None:
-            for pipeline in self._pipelines.values():
-                await pipeline.provider.aclose()
+            await self.runtime.aclose()
             await self.redis.aclose()
 
         self.call(shutdown())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=10)
-        self.records.close()
 
 
 def run_worker(settings: Settings, *, concurrency: int, provider: str | None = None) -> None:

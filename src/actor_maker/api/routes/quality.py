@@ -115,12 +115,15 @@ async def fill_balance(
     if not items:
         response.status_code = 200
         return found.to_json()
-    return await services.start_items_job(
+    job, created = await services.start_items_job(
         Actor(actor_id, manifest.actor_name),
         items,
         max_cost=body.max_cost,
         context={"balance": {"target": found.to_json()["target"], "size": body.size}},
     )
+    if not created:  # a concurrent request started it a moment ago
+        response.status_code = 200
+    return job
 
 
 # --- export: the actor's dataset as a downloadable zip ---------------------------------------

@@ -33,19 +33,15 @@ from actor_maker.api.routes.compat.bodies import (
 from actor_maker.api.routes.compat.waiting import (
     check_ran,
     one_image,
-    plan_of,
-    result_of,
     wait_finished,
     wants_async,
 )
 from actor_maker.api.routes.deps import ServicesDep
-from actor_maker.api.services import Services
-from actor_maker.cli.output import all_json, single_json
-from actor_maker.errors import ActorMakerError, InputError, NotFoundError
+from actor_maker.errors import InputError, NotFoundError
 from actor_maker.jobs.models import Job, JobKind
-from actor_maker.manifest import Entry, Manifest, update_manifest
+from actor_maker.manifest import Manifest
 from actor_maker.pipeline import Actor
-from actor_maker.trash import TrashRecord
+from actor_maker.results import all_json, single_json
 
 router = APIRouter(tags=["old frontend"])
 
@@ -77,8 +73,7 @@ async def generate_all_prompts(
             return job.model_dump(mode="json")
         job = await wait_finished(services, job.id, request)
         check_ran(job)
-        library = [t.id for t in services.pipeline(job.model).library]
-        return all_json(result_of(job), plan_of(job, library))
+        return all_json(job)
 
 
 @router.post("/api/actors/{actor_id}/training-data/generate-single")
@@ -92,7 +87,7 @@ async def generate_single(
         job, _ = await one_image(
             services, request, actor, body.prompt, body.aspect_ratio, body.base_image_url
         )
-        return single_json(result_of(job))
+        return single_json(job)
 
 
 @router.post("/api/actors/{actor_id}/training-data/recreate")
@@ -115,7 +110,13 @@ async def recreate(
         job, item = await one_image(services, request, actor, prompt, ratio, body.base_image_url)
         same_prompt = prompt.strip() == str(old.get("prompt") or "").strip()
         new, record = await asyncio.to_thread(
-            _put_in_place, services, manifest.actor_id, old, str(item.filename), same_prompt
+            actor_ops.recreate_entry,
+            services.store,
+            manifest.actor_id,
+            str(old["filename"]),
+            str(item.filename),
+            same_prompt=same_prompt,
+            via=VIA,
         )
     return {
         "success": True,
@@ -130,39 +131,6 @@ async def recreate(
         "trash_id": record.trash_id,
         "job_id": job.id,
     }
-
-
-def _put_in_place(
-    services: Services, actor_id: str, old: Entry, new_filename: str, same_prompt: bool
-) -> tuple[Entry, TrashRecord]:
-    """Move the job's new entry (appended at the end) into the old one's place. When that
-    fails, the new entry goes back to the end: the image was paid for."""
-    store = services.store
-    new = _take_out(services, actor_id, new_filename)
-    if same_prompt and old.get("prompt_id"):  # still the library prompt it was made from
-        new["prompt_id"], new["category"] = old["prompt_id"], old.get("category")
-    try:
-        record = actor_ops.replace_entry(store, actor_id, str(old["filename"]), new, via=VIA)
-    except ActorMakerError:
-        update_manifest(store, actor_id, lambda m: m.add_entry(dict(new)))
-        raise
-    return new, record
-
-
-def _take_out(services: Services, actor_id: str, filename: str) -> Entry:
-    taken: list[Entry] = []
-
-    def change(manifest: Manifest) -> bool:
-        taken.clear()
-        entry = manifest.find(filename)
-        if entry is None:
-            raise NotFoundError(f"the new image {filename} left the manifest; nothing replaced")
-        manifest.training_data.remove(entry)
-        taken.append(entry)
-        return True
-
-    update_manifest(services.store, actor_id, change)
-    return taken[0]
 
 
 @router.post("/api/training-data/generate", status_code=201)

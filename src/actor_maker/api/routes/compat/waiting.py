@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 
 from fastapi import Request
 
 from actor_maker.api.routes.compat._common import failure
 from actor_maker.api.services import Services
-from actor_maker.errors import NotFoundError
+from actor_maker.errors import NotFoundError, error_class
 from actor_maker.jobs.models import ItemState, Job, JobItem, JobKind
-from actor_maker.pipeline import Actor, ItemResult, JobPlan, JobResult
-from actor_maker.pipeline import JobItem as PlanItem
+from actor_maker.pipeline import Actor
 
 #: How often a waiting route looks at its job's record.
 WAIT_POLL_S = 0.2
@@ -35,44 +33,13 @@ async def wait_finished(services: Services, job_id: str, request: Request) -> Jo
         await asyncio.sleep(WAIT_POLL_S)
 
 
-def result_of(job: Job) -> JobResult:
-    """A job record as the pipeline's result, for the CLI's JSON shapes."""
-    items = [
-        ItemResult(
-            i.prompt_id,
-            i.prompt,
-            i.category,
-            state=i.state.value,
-            index=i.index,
-            filename=i.filename,
-            key=i.key,
-            s3_url=i.s3_url,
-            error=i.error,
-            cost=i.cost,
-            seed=i.seed,
-        )
-        for i in job.items
-    ]
-    actor = Actor(job.actor_id, job.actor_name, job.actor_type, job.actor_sex)
-    started = (job.started_at or job.created_at).isoformat()
-    finished = job.finished_at.isoformat() if job.finished_at else None
-    return JobResult(job.id, actor, items, started_at=started, finished_at=finished)
-
-
-def plan_of(job: Job, library_ids: Sequence[str]) -> JobPlan:
-    """A job record as its plan; a "generate all" skipped the library prompts it lacks."""
-    items = tuple(PlanItem(i.prompt_id, i.prompt, i.category, i.face_visible) for i in job.items)
-    asked = {i.prompt_id for i in job.items}
-    skipped = tuple(p for p in library_ids if p not in asked) if job.kind == JobKind.all else ()
-    price = job.estimated_cost / len(items) if items else 0.0
-    actor = Actor(job.actor_id, job.actor_name, job.actor_type, job.actor_sex)
-    return JobPlan(actor, items, job.model, price, job.aspect_ratio, skipped)
-
-
 def check_ran(job: Job) -> None:
-    """A job that stopped as a whole (no base image, the provider refused the token)."""
+    """A job that stopped as a whole (no base image, the provider refused the token): the
+    status comes from the error's type, kept in the record."""
     if job.error:
-        raise failure(job.error, 502, "JobFailed", job_id=job.id)
+        cls = error_class(job.error_type)
+        status = cls.status if job.error_type else 502
+        raise failure(job.error, status, job.error_type or "JobFailed", job_id=job.id)
 
 
 def only_item(job: Job) -> JobItem:

@@ -1,0 +1,327 @@
+"""Running one item of a job: the one place that decides whether an item is paid for.
+
+``Pipeline.run_item`` does, for one prompt of a recorded job:
+
+    item final or job canceled? → acknowledge
+    stored by an earlier run of this job (manifest entry with its job id)? → done
+    claim it in the job record (atomic; refused while another live run holds it)
+    → generate (or poll the prediction an earlier run started) → check → upload
+    create-only → manifest update (CAS) → item state in the record → events
+
+The CLI, the API's in-process runner and the queue workers all call it (through
+``jobs.executor``), so they share one rule for idempotency and one for finishing a job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from actor_maker import metrics
+from actor_maker import prompts as prompt_lib
+from actor_maker.config import Settings
+from actor_maker.errors import ActorMakerError, ConfigError, PreconditionFailed
+from actor_maker.fetch import AddressPolicy
+from actor_maker.images import downscale_for_provider, inspect_image, md5_hex
+from actor_maker.jobs import items as job_items
+from actor_maker.jobs.models import ItemState, Job, JobItem
+from actor_maker.jobs.records import JobRecords
+from actor_maker.manifest import index_of, legacy_now, read_manifest, training_key, training_prefix
+from actor_maker.pipeline.base_image import BaseImages
+from actor_maker.pipeline.model import Actor, StoredBase
+from actor_maker.pipeline.planning import Planning
+from actor_maker.pipeline.storing import EntryAppender, IndexAllocator
+from actor_maker.providers.base import GeneratedImage, GenerationParams, ImageProvider, InputImage
+from actor_maker.quality import effective_verdict
+from actor_maker.quality.checker import QualityChecker
+from actor_maker.slots import RequestSlots
+from actor_maker.store.base import ObjectInfo, ObjectStore
+from actor_maker.timeutil import utc_now
+
+log = logging.getLogger(__name__)
+
+#: Receives each event a run appends to a job's stream: (job id, event name, data).
+EventSink = Callable[[str, str, dict[str, Any]], None]
+
+
+@dataclass
+class JobSession:
+    """One process's hold on one recorded job while it runs items of it."""
+
+    records: JobRecords
+    job: Job
+    #: Who claims items (a runner's or a worker's name); each claim adds a random part.
+    owner: str
+    image: InputImage
+    #: The base image as stored (full size): what the identity check compares with.
+    base: bytes
+    emit: EventSink
+    #: How long a claim on an item lasts without renewal (the keeper renews it).
+    claim_s: float = 60.0
+    #: Set when this process must not start another prediction (lease lost, cancel, stop).
+    stop: threading.Event = field(default_factory=threading.Event)
+    #: Set when the job was canceled (by anyone): items in flight end as canceled.
+    canceled: threading.Event = field(default_factory=threading.Event)
+    #: The items this session holds a claim on right now: prompt id → claim.
+    held: dict[str, str] = field(default_factory=dict)
+    #: A configuration error (e.g. the provider refused the token) that stops the job.
+    fatal: ConfigError | None = None
+
+    def event(self, name: str, data: dict[str, Any]) -> None:
+        self.records.append_event(self.job.id, name, data)
+        self.emit(self.job.id, name, data)
+
+
+class Pipeline(Planning, BaseImages):
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: ObjectStore,
+        provider: ImageProvider,
+        slots: RequestSlots,
+        policy: AddressPolicy | None = None,
+        http: httpx.AsyncClient | None = None,
+        library: list[prompt_lib.PromptTemplate] | None = None,
+        checker: QualityChecker | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.provider = provider
+        self.slots = slots
+        self.policy = policy or AddressPolicy(allow_private=settings.allow_private_urls)
+        self._http = http
+        #: Quality checks on every generated image (``None``: checks off).
+        self.checker = checker
+        self.library = library if library is not None else prompt_lib.load_library()
+        #: Per actor, shared by every job of this pipeline (a worker runs items of many jobs
+        #: at once): one index allocator and one group-commit appender.
+        self._actors: dict[str, tuple[IndexAllocator, EntryAppender]] = {}
+        self._actors_lock = threading.Lock()
+
+    # --- a job's session -------------------------------------------------------------
+    async def open_session(
+        self,
+        records: JobRecords,
+        job: Job,
+        *,
+        owner: str,
+        emit: EventSink | None = None,
+        base: StoredBase | None = None,
+        claim_s: float = 60.0,
+    ) -> JobSession:
+        """Read the job's base image (already stored when the job was created) once."""
+        if base is None:
+            if job.base_image_key is None:
+                raise ConfigError(f"job {job.id} has no base image to work from")
+            base = StoredBase(job.base_image_key)
+        data, info, key = await self.load_base_image(base)
+        provider_data, provider_info = await asyncio.to_thread(downscale_for_provider, data, info)
+        # A hosted model can fetch a presigned URL only from a store on the internet;
+        # otherwise the provider gets the bytes (data URI or its files API).
+        fetchable = provider_data is data and self.store.reachable_from_internet
+        url = self.store.presigned_url(key) if key and fetchable else None
+        return JobSession(
+            records=records,
+            job=job,
+            owner=owner,
+            image=InputImage(provider_data, provider_info.content_type, url),
+            base=data,
+            emit=emit or (lambda *_: None),
+            claim_s=claim_s,
+        )
+
+    # --- one item ----------------------------------------------------------------------
+    async def run_item(self, session: JobSession, prompt_id: str) -> bool:
+        """Run one item. ``False``: another live run holds it right now (look again later)."""
+        job = await asyncio.to_thread(session.records.get, session.job.id)
+        item = job.item(prompt_id) if job else None
+        if job is None or item is None or not item.open:
+            return True
+        if job.cancel_requested:
+            await job_items.finish(session, prompt_id, ItemState.canceled, error="canceled")
+            return True
+        entry = await asyncio.to_thread(job_items.stored_by_job, self.store, job, prompt_id)
+        if entry is not None:  # an earlier run stored it; its record update was lost
+            await job_items.finish(session, prompt_id, ItemState.succeeded, entry=entry)
+            return True
+        if session.stop.is_set():
+            return True  # not ours to start any more; whoever runs the job next will
+        claim = f"{session.owner}:{uuid.uuid4().hex[:8]}"
+        claimed = await job_items.claim(session, prompt_id, claim)
+        if claimed is None:
+            return await asyncio.to_thread(job_items.settled, session, prompt_id)
+        session.held[prompt_id] = claim
+        try:
+            await self._generate(session, claimed)
+        finally:
+            session.held.pop(prompt_id, None)
+        return True
+
+    async def _generate(self, session: JobSession, item: JobItem) -> None:
+        job = session.job
+        seed = job.seed if job.seed is not None else (item.seed or random.randrange(2**31))
+        params = GenerationParams(
+            prompt=item.prompt,
+            aspect_ratio=job.aspect_ratio,
+            seed=seed,
+            output_format=self.settings.output_format,
+            category=item.category,
+        )
+
+        async def created(prediction_id: str) -> None:
+            await asyncio.to_thread(job_items.record_prediction, session, item, prediction_id)
+
+        try:
+            async with metrics.slot_wait(self.slots.slot()):
+                with metrics.provider_timer(self.provider.name):
+                    generated = await self.provider.generate(
+                        session.image, params, resume=item.prediction_id, on_created=created
+                    )
+            # The image is paid for: keep it even if the job is canceled from here on.
+            entry = await asyncio.shield(asyncio.to_thread(self._keep, session, item, generated))
+        except ActorMakerError as exc:
+            metrics.record_failure(exc)
+            log.info("%s: %s failed: %s", job.actor_id, item.prompt_id, exc)
+            if isinstance(exc, ConfigError):
+                session.fatal = session.fatal or exc
+                session.stop.set()
+            await job_items.finish(session, item.prompt_id, ItemState.failed, error=str(exc))
+            return
+        except asyncio.CancelledError:
+            if session.canceled.is_set():
+                done = job_items.finish(
+                    session, item.prompt_id, ItemState.canceled, error="canceled"
+                )
+            else:  # this process stops: whoever runs the job next takes the item over
+                done = job_items.release(session, item.prompt_id)
+            await asyncio.shield(done)
+            raise
+        except Exception as exc:  # a bug must not sink the other items
+            metrics.record_failure(exc)
+            log.exception("%s: %s failed unexpectedly", job.actor_id, item.prompt_id)
+            error = f"internal error: {type(exc).__name__}"
+            await job_items.finish(session, item.prompt_id, ItemState.failed, error=error)
+            return
+        await job_items.finish(
+            session, item.prompt_id, ItemState.succeeded, entry=entry, cost=generated.cost
+        )
+
+    # --- storing -------------------------------------------------------------------------
+    def _actor_state(self, actor: Actor) -> tuple[IndexAllocator, EntryAppender]:
+        with self._actors_lock:
+            known = self._actors.get(actor.actor_id)
+        if known is not None:
+            return known
+        fresh = (
+            IndexAllocator(self._start_index(actor)),
+            EntryAppender(self.store, actor.actor_id),
+        )
+        with self._actors_lock:
+            return self._actors.setdefault(actor.actor_id, fresh)
+
+    def _start_index(self, actor: Actor) -> int:
+        manifest = read_manifest(self.store, actor.actor_id)
+        highest = manifest.highest_index() if manifest else -1
+        for obj in self.store.list(training_prefix(actor.actor_name)):
+            index = index_of(obj.key.rsplit("/", 1)[-1])
+            if index is not None:
+                highest = max(highest, index)
+        return highest + 1
+
+    def _keep(
+        self, session: JobSession, item: JobItem, generated: GeneratedImage
+    ) -> dict[str, Any]:
+        """Check, upload create-only at the next free index, add the entry: one thread,
+        so a cancellation cannot stop it half way. A rejected image is stored too (it was
+        paid for, and a person may overrule the checks); its entry says why."""
+        job = session.job
+        actor = Actor.of(job)
+        info = inspect_image(
+            generated.data,
+            max_bytes=self.settings.max_image_bytes,
+            max_pixels=self.settings.max_image_pixels,
+            what="generated image",
+        )
+        quality = (
+            self.checker.check(
+                generated.data,
+                base=session.base,
+                actor_type=actor.type,
+                face_visible=item.face_visible,
+                category=item.category,
+                placeholder=self.provider.placeholder,
+            ).record()
+            if self.checker is not None
+            else None
+        )
+        metadata = {
+            "actor-id": actor.actor_id,
+            "prompt-id": item.prompt_id,
+            "prompt-sha256": hashlib.sha256(item.prompt.encode()).hexdigest()[:32],
+            "job-id": job.id,
+            "seed": str(generated.seed),
+            "provider": generated.provider,
+            "model": generated.model,
+            "prediction-id": generated.prediction_id or "",
+            "aspect-ratio": job.aspect_ratio,
+            "category": item.category or "",
+        }
+        indices, entries = self._actor_state(actor)
+        while True:
+            index = indices.take()
+            key = training_key(actor.actor_name, index, info.extension)
+            try:
+                stored = self.store.put_if_absent(
+                    key, generated.data, content_type=info.content_type, metadata=metadata
+                )
+                break
+            except PreconditionFailed:
+                mine = self._already_mine(key, metadata, len(generated.data))
+                if mine is not None:  # our own write, retried after its answer was lost
+                    stored = mine
+                    break
+                log.debug("%s is taken; trying the next index", key)
+                indices.raise_to(self._start_index(actor))  # others wrote meanwhile
+        size = len(generated.data)
+        entry = {
+            "filename": key.rsplit("/", 1)[-1],
+            "s3_url": self.store.public_url(key),
+            "key": key,
+            "md5_hash": md5_hex(generated.data),
+            "size_bytes": size,
+            "size_mb": round(size / (1024 * 1024), 2),
+            "modified_timestamp": stored.modified,
+            "modified_date": legacy_now(),
+            "status": "synced",
+            "prompt": item.prompt,
+            "prompt_id": item.prompt_id,
+            "category": item.category,
+            "face_visible": item.face_visible,
+            "aspect_ratio": job.aspect_ratio,
+            "generation": {**generated.provenance(), "job_id": job.id},
+            "good": False,
+            "quality": quality,
+            "caption": None,
+            "created_at": utc_now(),
+        }
+        written = entries.append(entry)
+        metrics.record_generated(generated.provider, generated.model)  # stored, even if canceled
+        log.debug("%s: stored %s (%s)", job.actor_id, key, effective_verdict(written))
+        return written
+
+    def _already_mine(self, key: str, metadata: dict[str, str], size: int) -> ObjectInfo | None:
+        head = self.store.head(key)
+        if head is None or head.size != size:
+            return None
+        same = all(head.metadata.get(k) == metadata[k] for k in ("job-id", "prompt-id", "seed"))
+        return head if same else None
