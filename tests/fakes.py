@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from actor_maker.errors import ContentFlaggedError
-from actor_maker.providers.base import GeneratedImage, GenerationParams, InputImage
+from actor_maker.providers.base import GeneratedImage, GenerationParams, InputImage, OnCreated
 from actor_maker.providers.preview import render_preview
 
 
@@ -14,6 +14,8 @@ class CountingProvider:
 
     name = "fake"
     model = "fake/model"
+    free = False
+    placeholder = False
 
     def __init__(self, latency: float = 0.0, flag: str | None = None) -> None:
         self.latency = latency
@@ -24,12 +26,21 @@ class CountingProvider:
         self.canceled = 0
         self.image_urls: list[str | None] = []
 
-    async def generate(self, image: InputImage, params: GenerationParams) -> GeneratedImage:
+    async def generate(
+        self,
+        image: InputImage,
+        params: GenerationParams,
+        *,
+        resume: str | None = None,
+        on_created: OnCreated | None = None,
+    ) -> GeneratedImage:
         self.calls += 1
         self.image_urls.append(image.url)
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
         try:
+            if on_created is not None:
+                await on_created(f"p{self.calls}")
             await asyncio.sleep(self.latency)
             if self.flag and self.flag in params.prompt:
                 raise ContentFlaggedError("flagged as sensitive (E005)")

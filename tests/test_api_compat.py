@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from actor_maker import actors
-from actor_maker.results import all_json
 from actor_maker.manifest import read_manifest, update_manifest
 from actor_maker.pipeline import Actor, JobPlan
 from actor_maker.prompts import load_library
+from actor_maker.results import all_json
 from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
 
 from .apiserver import serve_in_thread, standin_settings

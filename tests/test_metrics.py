@@ -69,7 +69,7 @@ async def test_a_pipeline_run_counts_images_failures_and_latencies(local_store):
     pipeline = make(local_store, CountingProvider(latency=0.05, flag="charcoal"), limit=1)
     before = snapshot()
     result = await pipeline.run(pipeline.plan_all(ACTOR, only=PROMPTS), BASE)
-    assert len(result.succeeded) == 2
+    assert result.succeeded == 2
     delta = moved(before, snapshot())
     assert delta["generated"] == 2
     assert delta["flagged"] == 1

@@ -41,7 +41,7 @@ async def test_generate_all_creates_manifest_and_entries(store):
     plan = pipeline.plan_all(
         ACTOR, only=["photo-rain-platform", "bw-charcoal-portrait", "color-oil-portrait"]
     )
-    result = await pipeline.run(plan, BASE, job_id="job1")
+    result = await pipeline.run(plan, BASE)
     assert [i.state for i in result.items] == ["succeeded"] * 3
     manifest = read_manifest(store, ACTOR.actor_id)
     assert manifest is not None
@@ -60,7 +60,7 @@ async def test_generate_all_creates_manifest_and_entries(store):
         head = store.head(entry["key"])
         assert head is not None and head.size == entry["size_bytes"]
         assert head.metadata["prompt-id"] == entry["prompt_id"]
-        assert head.metadata["job-id"] == "job1"
+        assert head.metadata["job-id"] == result.id
         assert head.metadata["seed"] == str(entry["generation"]["seed"])
     assert manifest.data["statistics"]["training_images_count"] == 3
 
@@ -128,7 +128,7 @@ async def test_a_failed_item_does_not_block_the_others(local_store):
     states = {i.prompt_id: i.state for i in result.items}
     assert states["bw-charcoal-portrait"] == "failed"
     assert "E005" in next(i.error for i in result.items if i.state == "failed")
-    assert len(result.succeeded) == 2
+    assert result.succeeded == 2
     manifest = read_manifest(local_store, ACTOR.actor_id)
     assert {e["prompt_id"] for e in manifest.training_data} == {
         "photo-rain-platform",
@@ -142,7 +142,7 @@ async def test_concurrency_is_bounded(local_store):
     provider = CountingProvider(latency=0.05)
     pipeline = make(local_store, provider, limit=3)
     result = await pipeline.run(pipeline.plan_all(ACTOR), BASE)
-    assert len(result.succeeded) == len(result.items) > 10
+    assert result.succeeded == len(result.items) > 10
     assert provider.peak == 3
 
 
@@ -237,13 +237,13 @@ async def test_a_rejected_token_stops_the_job(local_store):
     from actor_maker.errors import ConfigError
 
     class Refusing(CountingProvider):
-        async def generate(self, image, params):
+        async def generate(self, image, params, **_):
             self.calls += 1
             raise ConfigError("Replicate rejected REPLICATE_API_TOKEN (HTTP 401)")
 
     provider = Refusing()
     pipeline = make(local_store, provider, limit=1)
     result = await pipeline.run(pipeline.plan_all(ACTOR), BASE)
-    assert isinstance(result.fatal, ConfigError)
+    assert result.error_type == "ConfigError" and result.state == "failed"
     assert provider.calls == 1
     assert {i.state for i in result.items} == {"failed", "canceled"}

@@ -83,7 +83,7 @@ def test_ctrl_c_cancels_in_flight_keeps_finished_and_exits_130(env, standin, tmp
     assert standin.canceled >= 1, err
     assert standin.creates == 2  # nothing new started
     manifest = read_manifest(LocalStore(tmp_path / "store"), "0800")
-    assert [e["prompt_id"] for e in manifest.training_data] == ["photo-rain-platform"]
+    assert len(manifest.training_data) == 1  # the one that finished; nothing after it
 
 
 def test_demo_runs_offline_and_says_where_things_are(tmp_path):

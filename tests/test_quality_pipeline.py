@@ -46,12 +46,16 @@ class ScriptedProvider:
 
     name = "scripted"
     model = "scripted/model"
+    free = True
+    placeholder = False
 
     def __init__(self, images: dict[str, bytes], delay: float = 0.0) -> None:
         self.images = images
         self.delay = delay
 
-    async def generate(self, image: InputImage, params: GenerationParams) -> GeneratedImage:
+    async def generate(
+        self, image: InputImage, params: GenerationParams, **_: object
+    ) -> GeneratedImage:
         await asyncio.sleep(self.delay)
         data = next(v for k, v in self.images.items() if k in params.prompt)
         return GeneratedImage(data, self.name, self.model, params.seed, None, "s", "f", 0.0)

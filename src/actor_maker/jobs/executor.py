@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+from actor_maker import metrics
 from actor_maker.errors import ActorMakerError
 from actor_maker.jobs import items as job_items
 from actor_maker.jobs.models import ItemState, Job
@@ -134,6 +135,7 @@ async def close_job(session: JobSession) -> Job | None:
                 item.state == ItemState.running and not job_items.fresh(item, session.claim_s)
             ):
                 item.state, item.error = ItemState.canceled, reason
+                metrics.record_canceled()
         if fatal is not None and job.error is None:
             job.error, job.error_type = str(fatal), type(fatal).__name__
         finished = job.settle()

@@ -125,8 +125,8 @@ class JobRunner:
                 f"follow it with: actor-maker jobs watch {stored.id}"
             )
         task = self._tasks.get(job.id)
-        if task is not None:
-            await task
+        if task is not None:  # shielded: the caller's cancel goes through ``cancel``
+            await asyncio.shield(task)
         return await self._get(job.id)
 
     async def active_job(self, actor_id: str, kind: JobKind | None = None) -> Job | None:

@@ -37,7 +37,7 @@ from actor_maker.jobs.models import ItemState, Job, JobItem
 from actor_maker.jobs.records import JobRecords
 from actor_maker.manifest import index_of, legacy_now, read_manifest, training_key, training_prefix
 from actor_maker.pipeline.base_image import BaseImages
-from actor_maker.pipeline.model import Actor, StoredBase
+from actor_maker.pipeline.model import Actor, BaseImage, JobPlan, StoredBase
 from actor_maker.pipeline.planning import Planning
 from actor_maker.pipeline.storing import EntryAppender, IndexAllocator
 from actor_maker.providers.base import GeneratedImage, GenerationParams, ImageProvider, InputImage
@@ -107,6 +107,30 @@ class Pipeline(Planning, BaseImages):
         #: at once): one index allocator and one group-commit appender.
         self._actors: dict[str, tuple[IndexAllocator, EntryAppender]] = {}
         self._actors_lock = threading.Lock()
+
+    async def run(
+        self,
+        plan: JobPlan,
+        base_image: BaseImage,
+        *,
+        seed: int | None = None,
+        records: JobRecords | None = None,
+        on_event: EventSink | None = None,
+    ) -> Job:
+        """Record ``plan`` as a job and run it to its end here, through the one executor
+        (``jobs.runner.run_plan``); without ``records``, in this process's memory."""
+        from actor_maker.jobs.memory import MemoryJobRecords
+        from actor_maker.jobs.runner import run_plan
+
+        return await run_plan(
+            self,
+            plan,
+            base_image,
+            records=records or MemoryJobRecords(),
+            seed=seed,
+            on_event=on_event,
+            lease_ttl_s=self.settings.job_lease_s,
+        )
 
     # --- a job's session -------------------------------------------------------------
     async def open_session(
@@ -183,6 +207,9 @@ class Pipeline(Planning, BaseImages):
 
         try:
             async with metrics.slot_wait(self.slots.slot()):
+                if session.stop.is_set():  # decided while waiting: start nothing new
+                    await job_items.release(session, item.prompt_id)
+                    return
                 with metrics.provider_timer(self.provider.name):
                     generated = await self.provider.generate(
                         session.image, params, resume=item.prediction_id, on_created=created
