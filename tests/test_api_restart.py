@@ -3,6 +3,7 @@ duplicates; a job a live server runs is never taken over by another."""
 
 from __future__ import annotations
 
+import multiprocessing
 import subprocess
 import sys
 import time
@@ -131,3 +132,101 @@ def test_serve_refuses_a_public_address_without_a_token(env, tmp_path):
         timeout=30,
     )
     assert proc.returncode == 2 and "ACTOR_MAKER_API_TOKEN" in proc.stderr
+
+
+def _burn(stop: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
+    while not stop.is_set():
+        sum(i * i for i in range(10_000))
+
+
+@pytest.fixture
+def busy_cpu():
+    """Two processes burning CPU beside the test, as on a loaded 2-core machine."""
+    ctx = multiprocessing.get_context("spawn")
+    stop = ctx.Event()
+    burners = [ctx.Process(target=_burn, args=(stop,)) for _ in range(2)]
+    for proc in burners:
+        proc.start()
+    yield
+    stop.set()
+    for proc in burners:
+        proc.join(timeout=10)
+
+
+def test_a_live_job_is_never_taken_over_with_the_cpu_busy(env, tmp_path, standin, busy_cpu):
+    standin.faults = Faults(latency=2.0)  # 3 waves of 2 s: several lease periods
+    first = ServerProcess(env, str(tmp_path))
+    second = ServerProcess(env, str(tmp_path))
+    try:
+        job_id = start_job(first)
+        final = wait_job(second.base_url, job_id, timeout=90)
+        assert final["state"] == "succeeded", (
+            final.get("error"),
+            [i.get("error") for i in final["items"]],
+        )
+    finally:
+        first.stop()
+        second.stop()
+    assert standin.creates == len(PROMPTS), "a prompt was paid for twice"
+    manifest = read_manifest(LocalStore(tmp_path / "store"), "0800")
+    assert sorted(e["prompt_id"] for e in manifest.training_data) == sorted(PROMPTS)
+
+
+def test_resume_after_kill_polls_the_predictions_in_flight(env, tmp_path, standin):
+    standin.faults = Faults(latency=1.5)
+    first = ServerProcess(env, str(tmp_path))
+    try:
+        job_id = start_job(first)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # predictions started, none finished yet
+            job = httpx.get(f"{first.base_url}/api/jobs/{job_id}").json()
+            if sum(1 for i in job["items"] if i.get("prediction_id")) >= 2:
+                break
+            time.sleep(0.02)
+        in_flight = [i["prompt_id"] for i in job["items"] if i.get("prediction_id")]
+        assert in_flight, job
+        first.kill()
+    finally:
+        first.stop()
+    second = ServerProcess(env, str(tmp_path))
+    try:
+        final = wait_job(second.base_url, job_id, timeout=90)
+    finally:
+        second.stop()
+    assert final["state"] == "succeeded", final
+    assert standin.creates == len(PROMPTS), "predictions in flight were paid twice"
+    manifest = read_manifest(LocalStore(tmp_path / "store"), "0800")
+    assert sorted(e["prompt_id"] for e in manifest.training_data) == sorted(PROMPTS)
+    resumed = {i["prompt_id"]: i["prediction_id"] for i in final["items"]}
+    for prompt_id in in_flight:
+        assert resumed[prompt_id] == next(
+            i["prediction_id"] for i in job["items"] if i["prompt_id"] == prompt_id
+        )
+
+
+def test_resume_after_expired_outputs_pays_only_for_those(env, tmp_path, standin):
+    """Outputs removed before the resumed run could download them are the only repeats."""
+    standin.faults = Faults(latency=0.8, output_ttl=0.5)
+    first = ServerProcess(env, str(tmp_path))
+    try:
+        job_id = start_job(first)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            job = httpx.get(f"{first.base_url}/api/jobs/{job_id}").json()
+            if sum(1 for i in job["items"] if i.get("prediction_id")) >= 2:
+                break
+            time.sleep(0.02)
+        first.kill()
+    finally:
+        first.stop()
+    time.sleep(2.5)  # the dead run's outputs finish and expire meanwhile
+    second = ServerProcess(env, str(tmp_path))
+    try:
+        final = wait_job(second.base_url, job_id, timeout=90)
+    finally:
+        second.stop()
+    assert final["state"] == "succeeded", final
+    started_before = sum(1 for i in job["items"] if i.get("prediction_id"))
+    assert len(PROMPTS) <= standin.creates <= len(PROMPTS) + started_before
+    manifest = read_manifest(LocalStore(tmp_path / "store"), "0800")
+    assert sorted(e["prompt_id"] for e in manifest.training_data) == sorted(PROMPTS)
