@@ -32,18 +32,30 @@ from __future__ import annotations
 from enum import IntEnum
 
 
+class ExitCode(IntEnum):
+    """How the CLI ends: every ``raise typer.Exit`` and ``sys.exit`` uses one of these."""
+
+    OK = 0
+    #: Some items failed (the others were stored), or a check found problems.
+    FAILED = 1
+    #: Bad input or configuration: nothing was done.
+    USAGE = 2
+    #: Interrupted (Ctrl-C).
+    INTERRUPTED = 130
+
+
 class ActorMakerError(Exception):
     """Root of every error this package raises on purpose."""
 
     #: HTTP status used when this error reaches the API edge.
     status: int = 500
     #: Process exit code used when this error reaches the CLI edge.
-    exit_code: int = 1
+    exit_code: int = ExitCode.FAILED
 
 
 class InputError(ActorMakerError):
     status = 422
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class UnsafeURLError(InputError):
@@ -60,7 +72,7 @@ class UnknownActorTypeError(InputError):
 
 class ConfigError(ActorMakerError):
     status = 500
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class ManifestError(ActorMakerError):
@@ -69,7 +81,7 @@ class ManifestError(ActorMakerError):
 
 class CorruptManifestError(ManifestError):
     status = 409
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class ManifestConflictError(ManifestError):
@@ -78,14 +90,14 @@ class ManifestConflictError(ManifestError):
 
 class NotFoundError(ActorMakerError):
     status = 404
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class StoreError(ActorMakerError):
     """The store is unreachable or refuses us: at the CLI edge that is configuration."""
 
     status = 502
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class PreconditionFailed(StoreError):
@@ -122,31 +134,19 @@ class SlotTimeoutError(ActorMakerError):
 
 class BudgetError(ActorMakerError):
     status = 422
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class FetchError(ActorMakerError):
     status = 422
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class ConflictError(ActorMakerError):
     """The request conflicts with the current state (a job another process runs, a finished job)."""
 
     status = 409
-    exit_code = 2
-
-
-class ExitCode(IntEnum):
-    """How the CLI ends: every ``raise typer.Exit`` and ``sys.exit`` uses one of these."""
-
-    OK = 0
-    #: Some items failed (the others were stored), or a check found problems.
-    FAILED = 1
-    #: Bad input or configuration: nothing was done.
-    USAGE = 2
-    #: Interrupted (Ctrl-C).
-    INTERRUPTED = 130
+    exit_code = ExitCode.USAGE
 
 
 def error_class(name: str | None) -> type[ActorMakerError]:

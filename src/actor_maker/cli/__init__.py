@@ -28,12 +28,7 @@ from actor_maker.cli import (
     trash,
 )
 from actor_maker.cli.state import State
-from actor_maker.errors import ActorMakerError
-
-EXIT_OK = 0  # every item succeeded
-EXIT_FAILED_ITEMS = 1
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
+from actor_maker.errors import ActorMakerError, ExitCode
 
 app = typer.Typer(
     name="actor-maker",
@@ -105,17 +100,17 @@ def main(argv: Sequence[str] | None = None) -> None:
             standalone_mode=True,
         )
     except SystemExit as exc:
-        if exc.code == EXIT_INTERRUPTED:
+        if exc.code == ExitCode.INTERRUPTED:
             print("interrupted (anything already stored is kept)", file=sys.stderr)
         raise
     except SettingsError as exc:
         print(f"error: invalid setting: {str(exc).splitlines()[0]}", file=sys.stderr)
-        sys.exit(EXIT_BAD_INPUT)
+        sys.exit(ExitCode.USAGE)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
         print(f"error: invalid setting {where}: {first.get('msg')}", file=sys.stderr)
-        sys.exit(EXIT_BAD_INPUT)
+        sys.exit(ExitCode.USAGE)
     except ActorMakerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)

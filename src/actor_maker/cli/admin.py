@@ -14,7 +14,7 @@ from actor_maker.cli.generate import build, execute
 from actor_maker.cli.state import State
 from actor_maker.demo import DEMO_ACTOR, DEMO_DESCRIPTION, DEMO_OUTFIT, demo_base_image
 from actor_maker.doctor import run_checks
-from actor_maker.errors import NotFoundError
+from actor_maker.errors import ExitCode, NotFoundError
 from actor_maker.jobs.models import DEDUPE_ALL
 from actor_maker.legacy import import_legacy
 from actor_maker.manifest import (
@@ -152,7 +152,7 @@ def register(app: typer.Typer) -> None:
         for error in report.errors:
             state.err.print(f"[red]error:[/red] {error}")
         if report.errors:
-            raise typer.Exit(1)
+            raise typer.Exit(ExitCode.FAILED)
 
     @app.command("doctor")
     def doctor_cmd(ctx: typer.Context) -> None:
@@ -163,7 +163,7 @@ def register(app: typer.Typer) -> None:
             mark = "[green]ok[/green]  " if check.ok else "[red]FAIL[/red]"
             state.out.print(f"{mark} {check.name}: {check.detail}")
         if not all(c.ok for c in checks):
-            raise typer.Exit(2)
+            raise typer.Exit(ExitCode.USAGE)
 
     @app.command("demo")
     def demo_cmd(

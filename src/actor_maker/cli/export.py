@@ -9,13 +9,11 @@ import typer
 from rich.table import Table
 
 from actor_maker.cli.state import State
-from actor_maker.errors import InputError
+from actor_maker.errors import ExitCode, InputError
 from actor_maker.export import FORMATS, ExportReport, export
 from actor_maker.reconcile import actor_ids
 from actor_maker.store import open_store
 from actor_maker.validation import check_actor_id
-
-EXIT_FAILED_ITEMS = 1
 
 
 def register(app: typer.Typer) -> None:
@@ -69,7 +67,7 @@ def register(app: typer.Typer) -> None:
         else:
             _print(state, report)
         if report.failed:
-            raise typer.Exit(EXIT_FAILED_ITEMS)
+            raise typer.Exit(ExitCode.FAILED)
 
 
 def _print(state: State, report: ExportReport) -> None:

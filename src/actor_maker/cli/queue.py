@@ -14,7 +14,7 @@ from rich.table import Table
 
 from actor_maker.cli.state import State
 from actor_maker.config import Settings
-from actor_maker.errors import ConfigError, InputError
+from actor_maker.errors import ConfigError, ExitCode, InputError
 from actor_maker.jobs.models import DEDUPE_ALL, JobKind, JobState
 from actor_maker.manifest import MANIFEST_PREFIX, MANIFEST_SUFFIX, Manifest, read_manifest
 from actor_maker.pipeline import Actor, JobPlan, Pipeline
@@ -108,7 +108,7 @@ def jobs_watch(
         f"{job_id}: {job.state.value} · {job.succeeded}/{job.total} stored · ${job.cost:.2f}"
     )
     if job.state != JobState.succeeded:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def _manifests(pipeline: Pipeline, ids: list[str]) -> list[Manifest]:

@@ -11,12 +11,10 @@ from typing import Annotated
 import typer
 
 from actor_maker.cli.state import State
-from actor_maker.errors import InputError
+from actor_maker.errors import ExitCode, InputError
 from actor_maker.reconcile import DEFAULT_MIN_AGE, Report, reconcile, reconcile_all
 from actor_maker.store import open_store
 from actor_maker.validation import check_actor_id
-
-EXIT_DRIFT = 1
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -122,7 +120,7 @@ def reconcile_cmd(
                 highlight=False,
             )
     if not all(r.ok for r in reports):
-        raise typer.Exit(EXIT_DRIFT)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def register(app: typer.Typer) -> None:

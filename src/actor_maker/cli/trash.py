@@ -13,7 +13,7 @@ from rich import box
 from rich.table import Table
 
 from actor_maker.cli.state import State
-from actor_maker.errors import InputError
+from actor_maker.errors import ExitCode, InputError
 from actor_maker.store import open_store
 from actor_maker.trash import list_trash, purge, purgeable, restore
 from actor_maker.validation import check_actor_id
@@ -100,7 +100,7 @@ def trash_purge(
         f"delete {len(ids)} deletion(s) older than {older_than_days:g} day(s) for good?"
     ):
         state.out.print("nothing purged")
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
     purged = purge(store, older_than_days=older_than_days, now=now)
     state.out.print(f"purged {len(purged)} deletion(s) from the trash")
     for trash_id in purged:
