@@ -200,6 +200,15 @@ class Settings(BaseSettings):
         description="Largest JSON request body; uploads are bounded by MAX_IMAGE_BYTES.",
     )
 
+    index_max_age_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=3600,
+        validation_alias=AliasChoices("ACTOR_MAKER_INDEX_MAX_AGE"),
+        description="Seconds the API reuses its listing of the actors (changes made through "
+        "the same server show at once; other processes' within this time).",
+    )
+
     # --- distributed mode (ACTOR_MAKER_QUEUE) ------------------------------------------------
     queue_prefix: str = Field(
         default="actor-maker",

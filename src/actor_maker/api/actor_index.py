@@ -1,18 +1,29 @@
 """A cached summary of every actor, so listing thousands stays fast.
 
-Listing the manifest prefix is one cheap call per thousand keys and gives each
-manifest's version; only manifests whose version changed since the last look
-are read again (in parallel). Summaries hold what the actors grid needs.
+Listing the manifest prefix is one call per thousand keys and gives each manifest's
+version; only manifests whose version changed since the last look are read again (in
+parallel). The listing itself is reused for ``max_age_s`` (one S3 listing of 10,000 keys
+takes ten requests), and a change made through this server (``invalidate``) makes the next
+read list again at once; other processes' changes show within ``max_age_s``. Summaries
+hold what the actors grid needs, sorted once per refresh.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from actor_maker.errors import CorruptManifestError, NotFoundError
-from actor_maker.manifest import MANIFEST_PREFIX, MANIFEST_SUFFIX, Manifest, parse_manifest
+from actor_maker.manifest import (
+    MANIFEST_PREFIX,
+    MANIFEST_SUFFIX,
+    Manifest,
+    manifest_key,
+    parse_manifest,
+)
 from actor_maker.quality import effective_verdict, is_usable
 from actor_maker.store.base import ObjectStore
 
@@ -54,11 +65,72 @@ def _base_key(manifest: Manifest) -> str | None:
 
 
 class ActorIndex:
-    def __init__(self, store: ObjectStore, workers: int = 16) -> None:
+    """Summaries of every actor, kept fresh without listing the store on every request.
+
+    - The first ``all`` lists and reads everything (the cold start).
+    - An actor changed through this server (``invalidate(actor_id)``) is read again, alone,
+      by the next ``all``; ``invalidate()`` without an id makes the next ``all`` list again.
+    - Older than ``max_age_s``, the listing is refreshed in the background while requests
+      are answered from the summaries at hand (changes by other processes show then).
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        workers: int = 16,
+        *,
+        max_age_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store = store
+        self.max_age_s = max_age_s
+        self._clock = clock
         self._cache: dict[str, tuple[str, dict[str, Any]]] = {}  # key → (version, summary)
         self._lock = threading.Lock()
+        self._refreshing = threading.Lock()
+        self._listed_at: float | None = None
+        self._dirty: set[str] = set()
+        self._background: threading.Thread | None = None
+        self._sorted: list[dict[str, Any]] = []
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="actor-index")
+
+    def invalidate(self, actor_id: str | None = None) -> None:
+        """Something changed here: that actor is read again (or, without an id, the store is
+        listed again) before the next ``all`` answers."""
+        with self._lock:
+            if actor_id is None:
+                self._listed_at = None
+            else:
+                self._dirty.add(manifest_key(actor_id))
+
+    def all(self) -> list[dict[str, Any]]:
+        """Every readable actor, sorted by id (corrupt manifests are left out). The list is
+        shared: callers filter and page it, they never change it."""
+        with self._refreshing:  # one refresh at a time; the others wait for its result
+            with self._lock:
+                listed_at, dirty, self._dirty = self._listed_at, self._dirty, set()
+            if listed_at is None:
+                started = self._clock()
+                self._refresh()
+                self._listed_at = started
+            elif dirty:
+                self._reread(dirty)
+            elif self._clock() - listed_at > self.max_age_s:
+                self._refresh_in_background()
+            return self._sorted
+
+    def _refresh_in_background(self) -> None:
+        if self._background is not None and self._background.is_alive():
+            return
+
+        def run() -> None:
+            started = self._clock()
+            with self._refreshing:
+                self._refresh()
+                self._listed_at = started
+
+        self._background = threading.Thread(target=run, name="actor-index refresh", daemon=True)
+        self._background.start()
 
     def _read(self, key: str) -> tuple[str, dict[str, Any]] | None:
         try:
@@ -70,8 +142,19 @@ class ActorIndex:
         summary["id"] = summary["id"] or key[len(MANIFEST_PREFIX) : -len(MANIFEST_SUFFIX)]
         return obj.info.version, summary
 
-    def all(self) -> list[dict[str, Any]]:
-        """Every readable actor, sorted by id (corrupt manifests are left out)."""
+    def _store_read(self, keys: list[str]) -> None:
+        for key, fresh in zip(keys, self._pool.map(self._read, keys), strict=True):
+            with self._lock:
+                if fresh is None:
+                    self._cache.pop(key, None)
+                else:
+                    self._cache[key] = fresh
+
+    def _reread(self, keys: set[str]) -> None:
+        self._store_read(sorted(keys))
+        self._resort()
+
+    def _refresh(self) -> None:
         listed = {
             o.key: o.version
             for o in self.store.list(MANIFEST_PREFIX)
@@ -79,17 +162,16 @@ class ActorIndex:
         }
         with self._lock:
             stale = [k for k, v in listed.items() if self._cache.get(k, ("",))[0] != v]
-        for key, fresh in zip(stale, self._pool.map(self._read, stale), strict=True):
-            with self._lock:
-                if fresh is None:
-                    self._cache.pop(key, None)
-                else:
-                    self._cache[key] = fresh
+        self._store_read(stale)
         with self._lock:
             for key in set(self._cache) - set(listed):
                 del self._cache[key]
+        self._resort()
+
+    def _resort(self) -> None:
+        with self._lock:
             summaries = [s for _, s in self._cache.values()]
-        return sorted(summaries, key=lambda s: str(s["id"]))
+        self._sorted = sorted(summaries, key=lambda s: str(s["id"]))
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)

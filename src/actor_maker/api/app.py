@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
@@ -46,7 +47,7 @@ def create_app(
         runtime=runtime,
         runner=runner,
         sessions=Sessions(token) if token else None,
-        index=ActorIndex(runtime.store),
+        index=ActorIndex(runtime.store, max_age_s=settings.index_max_age_s),
     )
 
     @asynccontextmanager
@@ -65,6 +66,18 @@ def create_app(
     )
     app.state.services = services
     errors.install(app)
+
+    @app.middleware("http")
+    async def changes_refresh_the_actor_list(request: Request, call_next: Any) -> Any:
+        """A state-changing request may change an actor: the next listing reads it again
+        (or lists the store again when the path names no actor)."""
+        response = await call_next(request)
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            parts = request.url.path.split("/")
+            named = len(parts) > 3 and parts[1:3] == ["api", "actors"] and parts[3]
+            services.index.invalidate(parts[3] if named else None)
+        return response
+
     for module in (meta, actors, files, quality, datasets, jobs, compat):
         app.include_router(module.router)
     app.include_router(web.router)  # the web UI's pages

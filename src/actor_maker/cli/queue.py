@@ -14,7 +14,7 @@ from rich.table import Table
 
 from actor_maker.cli.state import State
 from actor_maker.config import Settings
-from actor_maker.errors import ConfigError, ExitCode, InputError
+from actor_maker.errors import ConfigError, CorruptManifestError, ExitCode, InputError
 from actor_maker.jobs.models import DEDUPE_ALL, JobKind, JobState
 from actor_maker.manifest import MANIFEST_PREFIX, MANIFEST_SUFFIX, Manifest, read_manifest
 from actor_maker.pipeline import Actor, JobPlan, Pipeline
@@ -111,20 +111,48 @@ def jobs_watch(
         raise typer.Exit(ExitCode.FAILED)
 
 
-def _manifests(pipeline: Pipeline, ids: list[str]) -> list[Manifest]:
+#: How many skipped actors ``enqueue`` names before it only counts them.
+SKIPPED_SHOWN = 20
+
+
+def _plans(
+    pipeline: Pipeline, ids: list[str], only: list[str] | None
+) -> tuple[list[tuple[JobPlan, str]], list[str]]:
+    """Each actor's plan and base image key, read and planned 32 at a time (10,000 actors
+    are 10,000 manifest reads and base image checks); the actors skipped, with why."""
     store = pipeline.store
-    if not ids:
+    every = not ids
+    if every:
         ids = [
             o.key[len(MANIFEST_PREFIX) : -len(MANIFEST_SUFFIX)]
             for o in store.list(MANIFEST_PREFIX)
             if o.key.endswith(MANIFEST_SUFFIX)
         ]
-    with ThreadPoolExecutor(16) as pool:
-        found = list(pool.map(lambda i: read_manifest(store, check_actor_id(i)), ids))
-    missing = [i for i, m in zip(ids, found, strict=True) if m is None]
-    if missing:
-        raise InputError(f"no manifest for actor(s): {', '.join(missing[:10])}")
-    return [m for m in found if m is not None]
+
+    def plan_one(actor_id: str) -> tuple[JobPlan, str] | str:
+        try:
+            manifest = read_manifest(store, check_actor_id(actor_id))
+        except CorruptManifestError as exc:
+            if not every:
+                raise
+            return f"{actor_id} (manifest unreadable: {exc})"
+        if manifest is None:
+            return f"{actor_id} (no manifest)"
+        key = _base_key(pipeline, manifest)
+        if key is None:
+            return f"{manifest.actor_id} (no base image in the store)"
+        actor = Actor(manifest.actor_id, manifest.actor_name)
+        return pipeline.plan_all(actor, only=only, manifest=manifest), key
+
+    with ThreadPoolExecutor(32) as pool:
+        found = list(pool.map(plan_one, ids))
+    missing = [f for f in found if isinstance(f, str) and f.endswith("(no manifest)")]
+    if missing and not every:
+        raise InputError(
+            f"no manifest for actor(s): {', '.join(m.split()[0] for m in missing[:10])}"
+        )
+    plans = [f for f in found if not isinstance(f, str) and f[0].items]
+    return plans, [f for f in found if isinstance(f, str)]
 
 
 def _base_key(pipeline: Pipeline, manifest: Manifest) -> str | None:
@@ -191,16 +219,7 @@ def register(app: typer.Typer) -> None:
             raise InputError("give actor ids or --all (not both)")
         pipeline = Runtime(settings, provider=provider).pipeline()
         ids = [p.strip() for p in only.split(",") if p.strip()] if only else None
-        plans: list[tuple[JobPlan, str]] = []
-        skipped: list[str] = []
-        for manifest in _manifests(pipeline, list(actor_ids or [])):
-            key = _base_key(pipeline, manifest)
-            if key is None:
-                skipped.append(f"{manifest.actor_id} (no base image in the store)")
-                continue
-            plan = pipeline.plan_all(Actor(manifest.actor_id, manifest.actor_name), only=ids)
-            if plan.items:
-                plans.append((plan, key))
+        plans, skipped = _plans(pipeline, list(actor_ids or []), ids)
         total = round(sum(p.estimated_cost for p, _ in plans), 4)
         images = sum(len(p.items) for p, _ in plans)
         ceiling = settings.max_job_cost if max_cost is None else max_cost
@@ -208,8 +227,10 @@ def register(app: typer.Typer) -> None:
             f"{len(plans)} actor(s), {images} image(s), estimated ${total:.2f} "
             f"(ceiling ${ceiling:.2f})"
         )
-        for line in skipped:
+        for line in skipped[:SKIPPED_SHOWN]:
             st.err.print(f"[yellow]skipped[/yellow] {line}")
+        if len(skipped) > SKIPPED_SHOWN:
+            st.err.print(f"[yellow]skipped[/yellow] … and {len(skipped) - SKIPPED_SHOWN} more")
         if total > ceiling + 1e-9:
             raise InputError(
                 f"estimated ${total:.2f} is over the ceiling ${ceiling:.2f}; raise --max-cost"

@@ -50,10 +50,13 @@ class Planning:
             actor, tuple(items), self.provider.model, self._price(), aspect_ratio, already_done
         )
 
-    def _prepare(self, actor: Actor) -> tuple[Actor, Manifest | None]:
-        """Validate ``actor`` and complete it from its manifest, if it has one."""
+    def _prepare(
+        self, actor: Actor, manifest: Manifest | None = None
+    ) -> tuple[Actor, Manifest | None]:
+        """Validate ``actor`` and complete it from its manifest (read here unless given)."""
         actor.validated()  # ids are checked before they are used in a key
-        manifest = read_manifest(self.store, actor.actor_id)
+        if manifest is None:
+            manifest = read_manifest(self.store, actor.actor_id)
         if manifest is not None and manifest.actor_name and manifest.actor_name != actor.actor_name:
             raise InputError(
                 f"actor {actor.actor_id} is named {manifest.actor_name!r} in its manifest, "
@@ -68,9 +71,12 @@ class Planning:
         only: list[str] | None = None,
         force: bool = False,
         aspect_ratio: str = "1:1",
+        manifest: Manifest | None = None,
     ) -> JobPlan:
+        """Every library prompt (or ``only`` those) the manifest lacks; ``manifest`` when the
+        caller has just read it (batch planning reads each manifest once)."""
         check_aspect_ratio(aspect_ratio)
-        actor, manifest = self._prepare(actor)
+        actor, manifest = self._prepare(actor, manifest)
         templates = self.library
         if only:
             known = {t.id for t in templates}

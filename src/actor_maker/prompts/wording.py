@@ -8,6 +8,7 @@ the actor's pronoun.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -234,6 +235,7 @@ def _outfit_phrase(outfit: str) -> str:
     return _fix_articles(f"a {text}")
 
 
+@functools.lru_cache(maxsize=4096)  # pure; every prompt of an actor asks the same
 def _appearance_sentence(
     subject: str,
     pronoun: _Pronoun,
