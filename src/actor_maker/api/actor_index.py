@@ -7,14 +7,18 @@ are read again (in parallel). Summaries hold what the actors grid needs.
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from actor_maker.errors import CorruptManifestError, NotFoundError
-from actor_maker.manifest import MANIFEST_PREFIX, MANIFEST_SUFFIX, Manifest, parse_manifest
+from actor_maker.layout import actor_id_of, manifest_versions
+from actor_maker.manifest import Manifest, parse_manifest
 from actor_maker.quality import effective_verdict, is_usable
 from actor_maker.store.base import ObjectStore
+
+log = logging.getLogger(__name__)
 
 LEGACY_FIELDS = ("sex", "age", "ethnicity", "outfit", "face_prompt")
 
@@ -46,6 +50,23 @@ def summarize(manifest: Manifest) -> dict[str, Any]:
     return summary
 
 
+def unreadable(actor_id: str, exc: Exception) -> dict[str, Any]:
+    """The list item of an actor whose manifest cannot be read."""
+    reason = str(exc) if isinstance(exc, CorruptManifestError) else "manifest has an odd shape"
+    return {
+        "id": actor_id,
+        "name": None,
+        "error": reason,
+        "training_count": 0,
+        "usable_count": 0,
+        "rejected_count": 0,
+        "review_count": 0,
+        "good_count": 0,
+        "base_image_key": None,
+        "base_image_url": None,
+    }
+
+
 def _base_key(manifest: Manifest) -> str | None:
     if not manifest.base_images:
         return None
@@ -61,22 +82,24 @@ class ActorIndex:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="actor-index")
 
     def _read(self, key: str) -> tuple[str, dict[str, Any]] | None:
+        actor_id = actor_id_of(key) or ""
         try:
             obj = self.store.get(key)
-            manifest = parse_manifest(obj.data, key=key, version=obj.info.version)
-        except (NotFoundError, CorruptManifestError):
+        except NotFoundError:
             return None
-        summary = summarize(manifest)
-        summary["id"] = summary["id"] or key[len(MANIFEST_PREFIX) : -len(MANIFEST_SUFFIX)]
+        try:
+            manifest = parse_manifest(obj.data, key=key, version=obj.info.version)
+            summary = summarize(manifest)
+        except (CorruptManifestError, TypeError, ValueError, AttributeError) as exc:
+            log.warning("actor %s is listed with an error: %s", actor_id, exc)
+            return obj.info.version, unreadable(actor_id, exc)
+        summary["id"] = summary["id"] or actor_id
         return obj.info.version, summary
 
     def all(self) -> list[dict[str, Any]]:
-        """Every readable actor, sorted by id (corrupt manifests are left out)."""
-        listed = {
-            o.key: o.version
-            for o in self.store.list(MANIFEST_PREFIX)
-            if o.key.endswith(MANIFEST_SUFFIX) and "/" not in o.key[len(MANIFEST_PREFIX) :]
-        }
+        """Every actor, sorted by id; one whose manifest cannot be read is listed with an
+        ``error`` instead of its summary (it never takes the list down)."""
+        listed = manifest_versions(self.store)
         with self._lock:
             stale = [k for k, v in listed.items() if self._cache.get(k, ("",))[0] != v]
         for key, fresh in zip(stale, self._pool.map(self._read, stale), strict=True):

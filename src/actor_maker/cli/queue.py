@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated
 
 import typer
@@ -16,7 +15,8 @@ from actor_maker.cli.state import State
 from actor_maker.config import Settings
 from actor_maker.errors import ConfigError, ExitCode, InputError
 from actor_maker.jobs.models import DEDUPE_ALL, JobKind, JobState
-from actor_maker.manifest import MANIFEST_PREFIX, MANIFEST_SUFFIX, Manifest, read_manifest
+from actor_maker.layout import actor_ids, base_key
+from actor_maker.manifest import Manifest, read_many
 from actor_maker.pipeline import Actor, JobPlan, Pipeline
 from actor_maker.runtime import Runtime, open_records
 from actor_maker.validation import check_actor_id
@@ -111,30 +111,21 @@ def jobs_watch(
         raise typer.Exit(ExitCode.FAILED)
 
 
-def _manifests(pipeline: Pipeline, ids: list[str]) -> list[Manifest]:
+def _manifests(pipeline: Pipeline, ids: list[str]) -> tuple[list[Manifest], dict[str, str]]:
+    """The actors' manifests. Named actors must all be readable; with ``--all`` (no ids)
+    an actor whose manifest cannot be read is skipped: id → why."""
     store = pipeline.store
-    if not ids:
-        ids = [
-            o.key[len(MANIFEST_PREFIX) : -len(MANIFEST_SUFFIX)]
-            for o in store.list(MANIFEST_PREFIX)
-            if o.key.endswith(MANIFEST_SUFFIX)
-        ]
-    with ThreadPoolExecutor(16) as pool:
-        found = list(pool.map(lambda i: read_manifest(store, check_actor_id(i)), ids))
-    missing = [i for i, m in zip(ids, found, strict=True) if m is None]
-    if missing:
-        raise InputError(f"no manifest for actor(s): {', '.join(missing[:10])}")
-    return [m for m in found if m is not None]
+    named = bool(ids)
+    for actor_id in ids:
+        check_actor_id(actor_id)
+    manifests, skipped = read_many(store, ids or actor_ids(store))
+    if named and skipped:
+        raise InputError("; ".join(list(skipped.values())[:10]))
+    return manifests, skipped
 
 
 def _base_key(pipeline: Pipeline, manifest: Manifest) -> str | None:
-    for base in manifest.base_images:
-        key = base.get("key") or (
-            pipeline.store.key_for_url(str(base["s3_url"])) if base.get("s3_url") else None
-        )
-        if key and pipeline.store.head(str(key)) is not None:
-            return str(key)
-    return None
+    return base_key(pipeline.store, manifest.base_images)
 
 
 def register(app: typer.Typer) -> None:
@@ -192,8 +183,9 @@ def register(app: typer.Typer) -> None:
         pipeline = Runtime(settings, provider=provider).pipeline()
         ids = [p.strip() for p in only.split(",") if p.strip()] if only else None
         plans: list[tuple[JobPlan, str]] = []
-        skipped: list[str] = []
-        for manifest in _manifests(pipeline, list(actor_ids or [])):
+        manifests, unreadable = _manifests(pipeline, list(actor_ids or []))
+        skipped = [f"{i} ({why})" for i, why in unreadable.items()]
+        for manifest in manifests:
             key = _base_key(pipeline, manifest)
             if key is None:
                 skipped.append(f"{manifest.actor_id} (no base image in the store)")
