@@ -47,7 +47,7 @@ def seed(store: object, n: int) -> float:
 
     from PIL import Image
 
-    from actor_maker.manifest import base_image_key, manifest_key
+    from actor_maker.layout import base_image_key, manifest_key
 
     shapes = templates()
     buffer = io.BytesIO()

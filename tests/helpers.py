@@ -50,7 +50,8 @@ def store_training_image(
 ) -> dict:  # type: ignore[type-arg]
     """Store an image create-only and add its entry, as the pipeline does (for seeding tests)."""
     from actor_maker.images import md5_hex
-    from actor_maker.manifest import training_key, update_manifest
+    from actor_maker.layout import training_key
+    from actor_maker.manifest import update_manifest
 
     key = training_key(actor_name, index, "jpg")
     store.put_if_absent(key, data, content_type="image/jpeg", metadata=metadata)

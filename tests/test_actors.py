@@ -6,16 +6,15 @@ import threading
 import pytest
 
 from actor_maker import actors
-from actor_maker.errors import InputError, InvalidImageError, NotFoundError, UnknownActorTypeError
-from actor_maker.manifest import (
-    Manifest,
-    base_image_key,
-    manifest_key,
-    read_manifest,
-    training_key,
-    training_prefix,
-    update_manifest,
+from actor_maker.errors import (
+    InputError,
+    InvalidImageError,
+    NameTakenError,
+    NotFoundError,
+    UnknownActorTypeError,
 )
+from actor_maker.layout import base_image_key, manifest_key, training_key, training_prefix
+from actor_maker.manifest import Manifest, read_manifest, update_manifest
 from actor_maker.trash import TRASH_PREFIX, restore
 
 from .helpers import fixture_manifest, sample_image, store_training_image
@@ -97,14 +96,14 @@ def test_create_actor_stores_base_image_and_manifest(store):
     assert stored.data["statistics"]["training_images_count"] == 0
 
 
-def test_create_actor_refuses_existing_actor_and_foreign_base_image(store):
+def test_create_actor_refuses_existing_actor_and_a_taken_name(store):
     make_actor(store, images=0)
     with pytest.raises(InputError, match="exists already"):
         actors.create_actor(
             store, actor_id=ID, actor_name=NAME, base_image=small_image(99), **LIMITS
         )
     before = keys_in(store)
-    with pytest.raises(InputError, match="already has a base image"):
+    with pytest.raises(NameTakenError, match="is taken by actor 0500"):
         actors.create_actor(
             store, actor_id="0501", actor_name=NAME, base_image=small_image(5), **LIMITS
         )

@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from actor_maker.cli import main
-from actor_maker.manifest import manifest_key, read_manifest
+from actor_maker.layout import manifest_key
+from actor_maker.manifest import read_manifest
 from actor_maker.testing.replicate_server import Faults
 
 from .conftest import S3_REGION, STANDIN_TOKEN

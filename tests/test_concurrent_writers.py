@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from actor_maker.manifest import index_of, read_manifest, training_prefix
+from actor_maker.layout import index_of, training_prefix
+from actor_maker.manifest import read_manifest
 
 from .conftest import S3_REGION
 from .helpers import sample_image

@@ -22,13 +22,8 @@ from actor_maker.cli import main
 from actor_maker.config import Settings
 from actor_maker.errors import InputError
 from actor_maker.export import CARD_MARK, export
-from actor_maker.manifest import (
-    Manifest,
-    new_manifest,
-    read_manifest,
-    training_key,
-    update_manifest,
-)
+from actor_maker.layout import training_key
+from actor_maker.manifest import Manifest, new_manifest, read_manifest, update_manifest
 from actor_maker.store.base import ObjectStore
 from actor_maker.store.local import LocalStore
 

@@ -3,10 +3,9 @@ import json
 import pytest
 
 from actor_maker.errors import CorruptManifestError, NotFoundError
+from actor_maker.layout import index_of, manifest_key
 from actor_maker.manifest import (
     Manifest,
-    index_of,
-    manifest_key,
     new_manifest,
     parse_manifest,
     read_manifest,

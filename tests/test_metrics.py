@@ -21,7 +21,8 @@ from actor_maker.errors import (
     SlotTimeoutError,
     StoreError,
 )
-from actor_maker.manifest import manifest_key, new_manifest, serialize_manifest, update_manifest
+from actor_maker.layout import manifest_key
+from actor_maker.manifest import new_manifest, serialize_manifest, update_manifest
 from actor_maker.pipeline import Actor, Pipeline
 from actor_maker.slots import ProcessSlots
 

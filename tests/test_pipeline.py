@@ -5,13 +5,8 @@ import pytest
 
 from actor_maker.config import Settings
 from actor_maker.errors import BudgetError, InputError, InvalidImageError, UnknownActorTypeError
-from actor_maker.manifest import (
-    index_of,
-    manifest_key,
-    read_manifest,
-    training_key,
-    training_prefix,
-)
+from actor_maker.layout import index_of, manifest_key, training_key, training_prefix
+from actor_maker.manifest import read_manifest
 from actor_maker.pipeline import Actor, Pipeline
 from actor_maker.slots import ProcessSlots
 

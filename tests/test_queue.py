@@ -17,7 +17,8 @@ from actor_maker import actors
 from actor_maker.config import Settings
 from actor_maker.jobs.models import JobKind
 from actor_maker.jobs.redis import RedisJobRecords
-from actor_maker.manifest import read_manifest, training_prefix
+from actor_maker.layout import training_prefix
+from actor_maker.manifest import read_manifest
 from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
 
 from .apiserver import clean_environ, read_sse, serve_in_thread

@@ -8,14 +8,12 @@ import pytest
 from actor_maker.cli import main
 from actor_maker.errors import CorruptManifestError, InputError, NotFoundError
 from actor_maker.images import md5_hex
+from actor_maker.layout import manifest_key, training_key, training_prefix
 from actor_maker.manifest import (
-    manifest_key,
     new_manifest,
     read_manifest,
     recompute_statistics,
     serialize_manifest,
-    training_key,
-    training_prefix,
 )
 from actor_maker.reconcile import reconcile, reconcile_all
 from actor_maker.store.local import LocalStore
@@ -211,20 +209,28 @@ def test_fix_repairs_the_safe_kinds_and_leaves_external_entries_alone(store):
     assert [d.filename for d in again.duplicates] == [filename_of(105)]
 
 
-def test_delete_orphans_moves_the_foreign_orphan_to_the_trash(store):
+def test_delete_orphans_moves_only_orphans_whose_metadata_names_the_actor(store):
     seed_drift(store)
+    put(store, 108, 108, metadata={"actor-id": ID})  # ours, but not adoptable
+    put(store, 109, 109, metadata={"actor-id": "0999"})  # another actor's (a reused name)
     with pytest.raises(InputError):
         reconcile(store, ID, delete_orphans=True)
     report = reconcile(store, ID, fix=True, delete_orphans=True, min_age=0)
-    assert store.head(key_of(107)) is None
+    assert store.head(key_of(108)) is None
+    assert store.get(key_of(107)).data == image(107)  # no metadata: never by prefix alone
+    assert store.get(key_of(109)).data == image(109)
     assert store.head(key_of(106)) is not None  # adopted, not moved
     (record,) = list_trash(store, actor_id=ID)
     assert record.reason == "orphan" and record.via == "cli"
-    assert [o["key"] for o in record.objects] == [key_of(107)]
-    assert {o.key: o.action for o in report.orphans}[key_of(107)].startswith("moved to the trash")
+    assert [o["key"] for o in record.objects] == [key_of(108)]
+    assert {o.key: o.action for o in report.orphans}[key_of(108)].startswith("moved to the trash")
     restore(store, record.trash_id)
-    assert store.get(key_of(107)).data == image(107)
-    assert [o.key for o in reconcile(store, ID, min_age=0).orphans] == [key_of(107)]
+    assert store.get(key_of(108)).data == image(108)
+    assert [o.key for o in reconcile(store, ID, min_age=0).orphans] == [
+        key_of(107),
+        key_of(108),
+        key_of(109),
+    ]
 
 
 def test_young_orphans_are_reported_and_left_alone(store):
@@ -261,7 +267,8 @@ def test_adoptable_needs_this_actor_a_prompt_and_a_job(store):
     fixed = reconcile(store, aid, fix=True, delete_orphans=True, min_age=0)
     assert {o.key: o.action for o in fixed.orphans}[key_of(2, name)] == "adopted"
     assert store.head(key_of(4, name)) is not None  # claimed by an entry's name: never moved
-    assert store.head(key_of(1, name)) is None  # moved to the trash
+    assert store.get(key_of(1, name)).data == image(1)  # another actor's: never moved
+    assert store.head(key_of(3, name)) is None  # ours, not adoptable: moved to the trash
     after = read_manifest(store, aid)
     assert after.training_data[0] == manifest.training_data[0]
     assert after.find(filename_of(2, name))["generation"]["prediction_id"] == "x"
@@ -408,7 +415,7 @@ def test_cli_fix_exits_zero_once_everything_is_fixed(cli_env, capsys):
     manifest.training_data.append(entry(store, 1, put(store, 1, 1, name=name), name, size_bytes=9))
     store.put_if_absent(manifest_key(aid), serialize_manifest(manifest))
     put(store, 2, 2, pipeline_metadata(2, aid), name)
-    put(store, 3, 3, name=name)
+    put(store, 3, 3, {"actor-id": aid}, name=name)
     assert cli(capsys, "reconcile", aid, "--fix", "--min-age", "0")[0] == 1  # foreign orphan
     code, out, _ = cli(capsys, "reconcile", aid, "--fix", "--delete-orphans", "--min-age", "0")
     assert code == 0 and "trash" in out

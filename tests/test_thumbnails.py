@@ -221,7 +221,7 @@ def test_deleting_an_image_drops_its_thumbnail_and_restore_remakes_it(store):
     import json
 
     from actor_maker import actors, trash
-    from actor_maker.manifest import manifest_key
+    from actor_maker.layout import manifest_key
     from actor_maker.thumbnails import ensure_thumbnail
 
     key = "system_actors/training_data/t_actor/t_actor_0.jpg"

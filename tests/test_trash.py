@@ -11,12 +11,8 @@ from actor_maker import actors, trash
 from actor_maker.cli import app, main
 from actor_maker.cli import trash as trash_cli
 from actor_maker.errors import InputError, NotFoundError
-from actor_maker.manifest import (
-    base_image_key,
-    manifest_key,
-    read_manifest,
-    training_key,
-)
+from actor_maker.layout import base_image_key, manifest_key, training_key
+from actor_maker.manifest import read_manifest, update_manifest
 from actor_maker.store.local import LocalStore
 from actor_maker.trash import TRASH_PREFIX, list_trash, move_to_trash, purge, restore
 
@@ -54,6 +50,12 @@ def outside_trash(store) -> dict[str, bytes]:
 def test_move_to_trash_copies_with_metadata_then_deletes(store):
     entries = make_actor(store, images=1)
     key = entries[0]["key"]
+    listed = move_to_trash(
+        store, keys=[key], actor_id=ID, actor_name=NAME, reason="delete", via="cli"
+    )
+    assert store.get(key).data == image(0)  # the manifest still lists it: left in place
+    trash.discard(store, listed.trash_id)
+    update_manifest(store, ID, lambda m: bool(m.data.update(training_data=[])) or True)
     record = move_to_trash(
         store, keys=[key], actor_id=ID, actor_name=NAME, reason="delete", via="cli"
     )

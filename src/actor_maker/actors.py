@@ -12,49 +12,42 @@ from __future__ import annotations
 import copy
 import logging
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from actor_maker import prompts
-from actor_maker.errors import InputError, NotFoundError
-from actor_maker.images import ImageInfo, inspect_image, md5_hex
-from actor_maker.manifest import (
+from actor_maker.errors import ActorMakerError, InputError, NameTakenError, NotFoundError
+from actor_maker.images import ImageInfo, inspect_image
+from actor_maker.layout import (
+    ACTOR_ID_FIELD,
     BASE_IMAGE_PREFIX,
+    actor_ids,
+    base_image_item,
+    filename_of,
+    manifest_key,
+    object_key_of,
+    owned_key,
+    store_base_image,
+    training_prefix,
+)
+from actor_maker.manifest import (
     Change,
     Entry,
     Manifest,
-    base_image_key,
-    manifest_key,
     new_manifest,
     read_manifest,
-    training_prefix,
+    require_manifest,
     update_manifest,
 )
 from actor_maker.store.base import ObjectStore
-from actor_maker.trash import (
-    TrashRecord,
-    copy_to_trash,
-    delete_originals,
-    discard,
-    move_to_trash,
-    numbered_keys,
-    object_key_of,
-    put_first_free,
-    stored_key_of,
-)
+from actor_maker.trash import TrashRecord, copy_to_trash, delete_originals, discard, move_to_trash
 from actor_maker.validation import MAX_PROMPT_LENGTH, check_actor_id, check_actor_name, check_name
 
 log = logging.getLogger(__name__)
 
 
 # --- shared bits ---------------------------------------------------------------------
-
-
-def load_actor(store: ObjectStore, actor_id: str) -> Manifest:
-    manifest = read_manifest(store, check_actor_id(actor_id))
-    if manifest is None:
-        raise NotFoundError(f"actor {actor_id} does not exist")
-    return manifest
 
 
 def check_filename(filename: str) -> str:
@@ -92,28 +85,6 @@ def _set_or_clear(target: dict[str, Any], field: str, value: str) -> None:
         target[field] = value
     else:
         target.pop(field, None)
-
-
-def _store_base_image(
-    store: ObjectStore, actor_id: str, keys: Iterable[str], data: bytes, info: ImageInfo
-) -> dict[str, Any] | None:
-    """Store a base image create-only at the first free key; its ``base_images`` item."""
-    key = put_first_free(
-        store,
-        keys,
-        data,
-        content_type=info.content_type,
-        metadata={"actor-id": actor_id, "md5": md5_hex(data)},
-    )
-    if key is None:
-        return None
-    return {
-        "filename": key.rsplit("/", 1)[-1],
-        "s3_url": store.public_url(key),
-        "status": "synced",
-        "format": {"jpg": "jpeg"}.get(info.extension, info.extension),
-        "key": key,
-    }
 
 
 def _position(manifest: Manifest, filename: str) -> int:
@@ -160,6 +131,32 @@ def _commit(store: ObjectStore, record: TrashRecord, actor_id: str, change: Chan
 # --- creating and editing ------------------------------------------------------------------
 
 
+def actor_named(store: ObjectStore, actor_name: str, *, other_than: str = "") -> str | None:
+    """The id of an actor of ``store`` named ``actor_name`` (other than ``other_than``),
+    or ``None``. Manifests that cannot be read are skipped."""
+    ids = [i for i in actor_ids(store) if i != other_than]
+
+    def name_of(actor_id: str) -> str | None:
+        try:
+            manifest = read_manifest(store, actor_id)
+        except ActorMakerError:
+            return None
+        return manifest.actor_name if manifest else None
+
+    with ThreadPoolExecutor(16) as pool:
+        for actor_id, name in zip(ids, pool.map(name_of, ids), strict=True):
+            if name == actor_name:
+                return actor_id
+    return None
+
+
+def check_name_free(store: ObjectStore, actor_name: str, actor_id: str) -> None:
+    """Names are unique in a store: ``ConflictError`` when another actor has this one."""
+    owner = actor_named(store, actor_name, other_than=actor_id)
+    if owner is not None:
+        raise NameTakenError(f"actor name {actor_name} is taken by actor {owner}")
+
+
 def create_actor(
     store: ObjectStore,
     *,
@@ -181,10 +178,8 @@ def create_actor(
     info = inspect_image(base_image, max_bytes=max_bytes, max_pixels=max_pixels, what="base image")
     if read_manifest(store, actor_id) is not None:
         raise InputError(f"actor {actor_id} exists already")
-    keys = [base_image_key(actor_name, info.extension)]
-    base = _store_base_image(store, actor_id, keys, base_image, info)
-    if base is None:
-        raise InputError(f"actor name {actor_name} already has a base image ({keys[0]})")
+    check_name_free(store, actor_name, actor_id)
+    base = store_base_image(store, actor_id, actor_name, base_image, info)
     manifest = new_manifest(
         actor_id=actor_id,
         actor_name=actor_name,
@@ -203,6 +198,53 @@ def create_actor(
     return update_manifest(store, actor_id, only_if_new, create=manifest.copy)
 
 
+def ensure_actor(
+    store: ObjectStore,
+    *,
+    actor_id: str,
+    actor_name: str,
+    actor_type: str | None,
+    actor_sex: str | None,
+    data: bytes,
+    info: ImageInfo,
+    key: str | None,
+) -> str:
+    """What a job for an actor that may not exist yet does first: create the manifest when
+    missing (``ConflictError`` when another actor has the name) and make sure the base
+    image is stored (create-only, beside any other one). Returns the base image's key."""
+    if read_manifest(store, actor_id) is None:
+        check_name_free(store, actor_name, actor_id)
+    if key is None:
+        base = store_base_image(store, actor_id, actor_name, data, info)
+        key = str(base["key"])
+    else:
+        base = base_image_item(store, key, info.extension)
+
+    def change(manifest: Manifest) -> bool:
+        changed = False
+        if not manifest.base_images:
+            manifest.base_images.append(dict(base))
+            changed = True
+        for field_name, value in (("actor_type", actor_type), ("actor_sex", actor_sex)):
+            if field_name not in manifest.data and value:
+                manifest.data[field_name] = value
+                changed = True
+        return changed
+
+    update_manifest(
+        store,
+        actor_id,
+        change,
+        create=lambda: new_manifest(
+            actor_id=actor_id,
+            actor_name=actor_name,
+            actor_type=actor_type or "person",
+            actor_sex=actor_sex,
+        ),
+    )
+    return key
+
+
 def update_actor(
     store: ObjectStore,
     actor_id: str,
@@ -218,7 +260,7 @@ def update_actor(
 ) -> Manifest:
     """Change type, sex, description, outfit (``None`` leaves a field, ``""`` clears it)
     and/or the base image, which goes to a new key and becomes ``base_images[0]``."""
-    current = load_actor(store, actor_id)
+    current = require_manifest(store, actor_id)
     kind, sex = _type_and_sex(actor_type or current.actor_type, actor_sex)
     texts = {"description": _text(description, "description"), "outfit": _text(outfit, "outfit")}
     base = None
@@ -227,9 +269,7 @@ def update_actor(
             base_image, max_bytes=max_bytes, max_pixels=max_pixels, what="base image"
         )
         name = check_actor_name(current.actor_name)
-        keys = numbered_keys(base_image_key(name, info.extension))
-        base = _store_base_image(store, actor_id, keys, base_image, info)
-        assert base is not None  # numbered keys never run out
+        base = store_base_image(store, actor_id, name, base_image, info)
 
     def change(manifest: Manifest) -> bool:
         meta = _metadata(manifest)
@@ -257,17 +297,11 @@ def delete_actor(store: ObjectStore, actor_id: str, *, confirm: str, via: str) -
     """Move the manifest, the base images and every training object to the trash."""
     if confirm != actor_id:
         raise InputError(f"to delete actor {actor_id}, confirm with its id {actor_id!r}")
-    manifest = load_actor(store, actor_id)
+    manifest = require_manifest(store, actor_id)
     name = check_actor_name(manifest.actor_name)
-    keys = [manifest_key(actor_id)]
-    for base in manifest.base_images:
-        key = stored_key_of(store, base, BASE_IMAGE_PREFIX)
-        if key and key.rsplit("/", 1)[-1].startswith(f"{name}_base"):
-            keys.append(key)
-    keys += [info.key for info in store.list(training_prefix(name))]
     return move_to_trash(
         store,
-        keys=keys,
+        keys=[manifest_key(actor_id), *actor_objects(store, manifest)],
         actor_id=actor_id,
         actor_name=name,
         reason="delete-actor",
@@ -275,6 +309,28 @@ def delete_actor(store: ObjectStore, actor_id: str, *, confirm: str, via: str) -
         entries=manifest.training_data,
         manifest=manifest.data,
     )
+
+
+def actor_objects(store: ObjectStore, manifest: Manifest) -> list[str]:
+    """The keys of an actor's own objects: what its base images and entries name (inside
+    its own prefixes), plus objects under its training prefix whose metadata names its
+    id. Never an object whose metadata names another actor, never by name prefix alone."""
+    actor_id, name = manifest.actor_id, check_actor_name(manifest.actor_name)
+    keys: list[str] = []
+    for base in manifest.base_images:
+        key = owned_key(store, base, BASE_IMAGE_PREFIX, actor_id)
+        if key and filename_of(key).startswith(f"{name}_base"):
+            keys.append(key)
+    prefix = training_prefix(name)
+    keys += [k for e in manifest.training_data if (k := owned_key(store, e, prefix, actor_id))]
+    named = set(keys)
+    for info in store.list(prefix):
+        if info.key in named or "/" in info.key[len(prefix) :]:
+            continue
+        head = store.head(info.key)
+        if head is not None and head.metadata.get(ACTOR_ID_FIELD) == actor_id:
+            keys.append(info.key)
+    return keys
 
 
 def _delete_entries(
@@ -288,7 +344,7 @@ def _delete_entries(
 ) -> TrashRecord:
     name = check_actor_name(manifest.actor_name)
     prefix = training_prefix(name)
-    keys = [k for e in entries if (k := stored_key_of(store, e, prefix))]
+    keys = [k for e in entries if (k := owned_key(store, e, prefix, manifest.actor_id))]
     record = copy_to_trash(
         store,
         keys=keys,
@@ -307,14 +363,14 @@ def delete_image(
 ) -> TrashRecord:
     """Remove one entry and move its object (when it is in this store) to the trash."""
     check_filename(filename)
-    manifest = load_actor(store, actor_id)
+    manifest = require_manifest(store, actor_id)
     entry = manifest.training_data[_position(manifest, filename)]
     return _delete_entries(store, manifest, [entry], reason=reason, via=via, must_exist=True)
 
 
 def delete_all_images(store: ObjectStore, actor_id: str, *, via: str) -> TrashRecord:
     """Remove every entry and move their objects to the trash; the actor stays."""
-    manifest = load_actor(store, actor_id)
+    manifest = require_manifest(store, actor_id)
     entries = list(manifest.training_data)
     return _delete_entries(store, manifest, entries, reason="delete-all", via=via, must_exist=False)
 
@@ -328,13 +384,13 @@ def replace_entry(
     new_filename = check_name(str(new_entry.get("filename") or ""), "new filename")
     if new_filename == old_filename:
         raise InputError(f"the new image must have a new filename, not {old_filename}")
-    manifest = load_actor(store, actor_id)
+    manifest = require_manifest(store, actor_id)
     prefix = training_prefix(check_actor_name(manifest.actor_name))
     old = manifest.training_data[_position(manifest, old_filename)]
     new_key = object_key_of(store, new_entry, prefix)
     if new_key is not None and store.head(new_key) is None:
         raise InputError(f"store the new image {new_key} before replacing {old_filename}")
-    old_key = stored_key_of(store, old, prefix)
+    old_key = owned_key(store, old, prefix, actor_id)
     record = copy_to_trash(
         store,
         keys=[old_key] if old_key else [],
@@ -372,10 +428,10 @@ def recreate_entry(
     the change fails, the manifest is untouched: the new entry stays at the end (paid for)."""
     check_filename(old_filename)
     check_filename(new_filename)
-    manifest = load_actor(store, actor_id)
+    manifest = require_manifest(store, actor_id)
     prefix = training_prefix(check_actor_name(manifest.actor_name))
     old = manifest.training_data[_position(manifest, old_filename)]
-    old_key = stored_key_of(store, old, prefix)
+    old_key = owned_key(store, old, prefix, actor_id)
     record = copy_to_trash(
         store,
         keys=[old_key] if old_key else [],

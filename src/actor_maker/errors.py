@@ -16,6 +16,7 @@ ever see this tree::
     │   └── ManifestConflictError  gave up after too many concurrent-update retries
     ├── NotFoundError              an actor, object or prompt that does not exist (HTTP 404)
     ├── ConflictError              clashes with the current state, e.g. a running job (HTTP 409)
+    │   └── NameTakenError         another actor has this name (exit 2)
     ├── StoreError                 the object store failed (network, permissions)
     │   └── PreconditionFailed     put-if-absent / put-if-version lost the race
     ├── ProviderError              the image model failed for one item
@@ -162,3 +163,7 @@ def error_class(name: str | None) -> type[ActorMakerError]:
         return None
 
     return walk(ActorMakerError) or ActorMakerError
+
+
+class NameTakenError(ConflictError):
+    """Another actor of the store has this name (names are unique per store)."""

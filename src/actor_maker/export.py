@@ -42,10 +42,10 @@ from actor_maker.captions import caption_for, class_word, trigger_word
 from actor_maker.config import Settings
 from actor_maker.errors import InputError, NotFoundError, PreconditionFailed, StoreError
 from actor_maker.images import md5_hex
-from actor_maker.manifest import Entry, Manifest, index_of, read_manifest
+from actor_maker.layout import entry_key, index_of
+from actor_maker.manifest import Entry, Manifest, read_many, require_manifest
 from actor_maker.quality import effective_verdict, is_usable
 from actor_maker.store.base import ObjectStore, check_key
-from actor_maker.validation import check_actor_id
 
 if TYPE_CHECKING:
     from actor_maker.store.s3 import S3Store
@@ -108,6 +108,8 @@ class ExportReport:
     format: Format
     out: str
     actors: list[ActorExport] = field(default_factory=list)
+    #: Actors left out because their manifest cannot be read (``skip_unreadable``): id → why.
+    unreadable: dict[str, str] = field(default_factory=dict)
 
     @property
     def files_written(self) -> int:
@@ -122,6 +124,7 @@ class ExportReport:
             "format": self.format,
             "out": self.out,
             "files_written": self.files_written,
+            "unreadable": dict(self.unreadable),
             "actors": [
                 {
                     "actor_id": a.actor_id,
@@ -157,13 +160,16 @@ def export(
     include_review: bool = False,
     good_only: bool = False,
     repeats: int = 10,
+    skip_unreadable: bool = False,
 ) -> ExportReport:
     """Write the actors' usable images and captions to ``out`` in the layout ``fmt``.
 
     ``out`` is a directory, a ``.zip`` path or ``s3://bucket/prefix/``. A kohya or
     ai-toolkit export into a zip holds the same tree as a directory export. replicate-zip
     writes one zip per actor: with one actor, ``out`` may name the zip; otherwise each
-    goes into the directory or prefix ``out`` as ``{actor_name}.zip``.
+    goes into the directory or prefix ``out`` as ``{actor_name}.zip``. With
+    ``skip_unreadable`` (``--all``), an actor whose manifest cannot be read is left out and
+    listed in ``unreadable``; otherwise it stops the export before anything is written.
     """
     if fmt not in FORMATS:
         raise InputError(f"format {fmt!r}: choose one of {', '.join(FORMATS)}")
@@ -172,14 +178,14 @@ def export(
     if not 1 <= repeats <= 10_000:
         raise InputError(f"repeats {repeats}: give a number from 1 to 10000")
     options = Options(fmt, include_review, good_only, repeats)
-    manifests = []
-    for actor_id in actor_ids:
-        manifest = read_manifest(store, check_actor_id(actor_id))
-        if manifest is None:
-            raise NotFoundError(f"actor {actor_id} has no manifest")
-        manifests.append(manifest)
+    if skip_unreadable:
+        manifests, unreadable = read_many(store, actor_ids)
+        if not manifests:
+            raise InputError("no actor with a readable manifest to export")
+    else:
+        manifests, unreadable = [require_manifest(store, i) for i in actor_ids], {}
     dest = Destination.parse(out, settings)
-    report = ExportReport(fmt, out)
+    report = ExportReport(fmt, out, unreadable=unreadable)
     if fmt == "replicate-zip":
         if dest.is_zip and len(manifests) > 1:
             raise InputError(
@@ -274,9 +280,13 @@ def _select(
         if not _safe_filename(filename):
             skipped.append(Skipped(filename, "not a plain image filename"))
             continue
-        key = _key_of(store, entry)
+        key = entry_key(store, entry, manifest.actor_name)
         if key is None:
-            skipped.append(Skipped(filename, "not in this store"))
+            outside = bool(entry.get("key")) or bool(
+                entry.get("s3_url") and store.key_for_url(str(entry["s3_url"]))
+            )
+            why = "outside the actor's own prefix" if outside else "not in this store"
+            skipped.append(Skipped(filename, why))
             continue
         yield entry, key
 
@@ -297,18 +307,6 @@ def _left_out(entry: Entry, options: Options) -> str | None:
     if options.good_only and entry.get("good") is not True:
         return "not marked good"
     return None
-
-
-def _key_of(store: ObjectStore, entry: Entry) -> str | None:
-    key = entry.get("key")
-    if not key and entry.get("s3_url"):
-        key = store.key_for_url(str(entry["s3_url"]))
-    if not key:
-        return None
-    try:
-        return check_key(str(key))
-    except InputError:
-        return None
 
 
 def _safe_filename(filename: str) -> bool:

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from actor_maker.errors import ActorMakerError, InputError
-from actor_maker.manifest import MANIFEST_SUFFIX, Manifest, parse_manifest, update_manifest
+from actor_maker.layout import MANIFEST_SUFFIX
+from actor_maker.manifest import Manifest, parse_manifest, update_manifest
 from actor_maker.store.base import ObjectStore
 from actor_maker.validation import check_actor_id
 

@@ -1,4 +1,4 @@
-"""Actor manifests: the model, the key layout and the one update path.
+"""Actor manifests: the model, the shapes we read and the one update path.
 
 A manifest is kept as the raw JSON object it was read as, so fields this code
 does not know survive every write unchanged and in order. ``Manifest`` adds
@@ -16,56 +16,28 @@ import copy
 import json
 import logging
 import random
-import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from actor_maker.errors import (
     CorruptManifestError,
+    InputError,
     ManifestConflictError,
     NotFoundError,
     PreconditionFailed,
 )
+from actor_maker.layout import index_of, manifest_key
 from actor_maker.metrics import manifest_conflict
 from actor_maker.store.base import ObjectStore
 from actor_maker.timeutil import legacy_now as legacy_now
 from actor_maker.timeutil import utc_now as utc_now
+from actor_maker.validation import check_actor_id
 
 log = logging.getLogger(__name__)
 
-ROOT = "system_actors"
-MANIFEST_PREFIX = f"{ROOT}/manifests/"
-MANIFEST_SUFFIX = "_manifest.json"
-TRAINING_PREFIX = f"{ROOT}/training_data/"
-BASE_IMAGE_PREFIX = f"{ROOT}/base_images/"
-
-#: ``{actor_name}_{index}.{ext}``
-_INDEX_RE = re.compile(r"_(\d+)\.(?:jpe?g|png|webp)$", re.IGNORECASE)
-
 Entry = dict[str, Any]
-
-
-def manifest_key(actor_id: str) -> str:
-    return f"{MANIFEST_PREFIX}{actor_id}{MANIFEST_SUFFIX}"
-
-
-def training_prefix(actor_name: str) -> str:
-    return f"{TRAINING_PREFIX}{actor_name}/"
-
-
-def training_key(actor_name: str, index: int, extension: str) -> str:
-    return f"{training_prefix(actor_name)}{actor_name}_{index}.{extension}"
-
-
-def base_image_key(actor_name: str, extension: str) -> str:
-    return f"{BASE_IMAGE_PREFIX}{actor_name}_base.{extension}"
-
-
-def index_of(filename: str) -> int | None:
-    """The image index in a training filename, or ``None`` when it has none."""
-    match = _INDEX_RE.search(filename)
-    return int(match.group(1)) if match else None
 
 
 class Manifest:
@@ -198,8 +170,73 @@ def recompute_statistics(manifest: Manifest) -> None:
     manifest.data["training_data_updated"] = legacy_now()
 
 
+#: Entry fields we read, and the JSON types each may hold (``None`` is always allowed).
+_ENTRY_FIELDS: dict[str, tuple[type, ...]] = {
+    "key": (str,),
+    "s3_url": (str,),
+    "status": (str,),
+    "prompt_id": (str,),
+    "prompt": (str,),
+    "category": (str,),
+    "caption": (str,),
+    "md5_hash": (str,),
+    "size_bytes": (int,),
+    "generation": (dict,),
+    "quality": (dict,),
+}
+_BASE_FIELDS: dict[str, tuple[type, ...]] = {"filename": (str,), "key": (str,), "s3_url": (str,)}
+#: Top-level fields we read: each must be absent, ``null`` or of these types.
+_TOP_FIELDS: dict[str, tuple[type, ...]] = {
+    "character_id": (str,),
+    "character_name": (str,),
+    "metadata": (dict,),
+    "statistics": (dict,),
+    "last_index": (int,),
+    "actor_type": (str,),
+    "actor_sex": (str,),
+}
+
+
+def _shape_error(item: object, fields: dict[str, tuple[type, ...]]) -> str | None:
+    """What is wrong with ``item``'s fields, or ``None`` when their types are ones we read."""
+    if not isinstance(item, dict):
+        return f"is a JSON {type(item).__name__}, not an object"
+    for name, types in fields.items():
+        value = item.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, types):
+            return f"field {name!r} is a {type(value).__name__}"
+    return None
+
+
+def check_shape(data: dict[str, Any]) -> str | None:
+    """Why a manifest's JSON does not have the shape this code reads, or ``None``."""
+    problem = _shape_error(data, _TOP_FIELDS)
+    if problem:
+        return problem
+    entries = data.get("training_data", [])
+    if not isinstance(entries, list):
+        return "training_data must be a list"
+    for position, entry in enumerate(entries):
+        problem = _shape_error(entry, _ENTRY_FIELDS)
+        if problem is None and not (isinstance(entry.get("filename"), str) and entry["filename"]):
+            problem = "has no filename string"
+        if problem:
+            return f"training_data[{position}] {problem}"
+    bases = data.get("base_images", [])
+    if not isinstance(bases, list):
+        return "base_images must be a list"
+    for position, base in enumerate(bases):
+        problem = _shape_error(base, _BASE_FIELDS)
+        if problem:
+            return f"base_images[{position}] {problem}"
+    return None
+
+
 def parse_manifest(raw: bytes, *, key: str, version: str | None = None) -> Manifest:
-    """Parse and sanity-check a manifest; ``CorruptManifestError`` names the key."""
+    """Parse and check the shape of a manifest; ``CorruptManifestError`` names the key
+    and what is wrong. A manifest that fails is never rewritten."""
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -208,19 +245,9 @@ def parse_manifest(raw: bytes, *, key: str, version: str | None = None) -> Manif
         ) from exc
     if not isinstance(data, dict):
         raise CorruptManifestError(f"manifest {key} is not a JSON object; left untouched")
-    if not isinstance(data.get("character_id", ""), str) or not isinstance(
-        data.get("character_name", ""), str
-    ):
-        raise CorruptManifestError(f"manifest {key}: character_id/character_name must be strings")
-    entries = data.get("training_data", [])
-    if not isinstance(entries, list) or not all(
-        isinstance(e, dict) and isinstance(e.get("filename"), str) for e in entries
-    ):
-        raise CorruptManifestError(
-            f"manifest {key}: training_data must be a list of objects with a filename"
-        )
-    if not isinstance(data.get("base_images", []), list):
-        raise CorruptManifestError(f"manifest {key}: base_images must be a list")
+    problem = check_shape(data)
+    if problem:
+        raise CorruptManifestError(f"manifest {key}: {problem}; left untouched")
     return Manifest(data, version)
 
 
@@ -236,6 +263,43 @@ def read_manifest(store: ObjectStore, actor_id: str) -> Manifest | None:
     except NotFoundError:
         return None
     return parse_manifest(obj.data, key=key, version=obj.info.version)
+
+
+def require_manifest(store: ObjectStore, actor_id: str) -> Manifest:
+    """The actor's manifest; ``NotFoundError`` (one message everywhere) when it has none,
+    ``CorruptManifestError`` when it cannot be read."""
+    check_actor_id(actor_id)
+    manifest = read_manifest(store, actor_id)
+    if manifest is None:
+        raise NotFoundError(no_manifest(actor_id))
+    return manifest
+
+
+def no_manifest(actor_id: str) -> str:
+    """The one message for an actor that has no manifest."""
+    return f"actor {actor_id} does not exist (it has no manifest)"
+
+
+def read_many(
+    store: ObjectStore, actor_ids: Sequence[str], *, workers: int = 16
+) -> tuple[list[Manifest], dict[str, str]]:
+    """Read manifests concurrently, for batch commands: the readable ones in order, and
+    actor id → why for each one that is missing or cannot be read (logged as a warning).
+    One odd manifest never stops a batch."""
+
+    def one(actor_id: str) -> Manifest | str:
+        try:
+            return require_manifest(store, actor_id)
+        except (CorruptManifestError, NotFoundError, InputError) as exc:
+            return str(exc)
+
+    with ThreadPoolExecutor(max(1, min(workers, len(actor_ids)))) as pool:
+        found = list(pool.map(one, actor_ids))
+    manifests = [m for m in found if isinstance(m, Manifest)]
+    skipped = {i: m for i, m in zip(actor_ids, found, strict=True) if isinstance(m, str)}
+    for actor_id, why in skipped.items():
+        log.warning("skipped actor %s: %s", actor_id, why)
+    return manifests, skipped
 
 
 #: A change function edits the manifest in place and says whether to write it.
@@ -263,7 +327,7 @@ def update_manifest(
         current = read_manifest(store, actor_id)
         if current is None:
             if create is None:
-                raise NotFoundError(f"actor {actor_id} has no manifest ({key})")
+                raise NotFoundError(no_manifest(actor_id))
             manifest = create()
         else:
             manifest = current

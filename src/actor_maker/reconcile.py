@@ -4,7 +4,8 @@
 
 - **orphans**: objects under the actor's training prefix that no entry names; an orphan is
   *adoptable* when its own metadata (written by the pipeline before the manifest update)
-  names this actor, a prompt id and a job or prediction id;
+  names this actor, a prompt id and a job or prediction id; it is *owned* when its
+  metadata names this actor's id;
 - **missing**: entries that point into this store whose object is gone;
 - **mismatched**: entries whose ``size_bytes`` / ``md5_hash`` disagree with the object
   (md5 only where the object's version is a plain md5: S3 multipart ETags are skipped),
@@ -18,9 +19,11 @@ Entries that point into another bucket, or have no ``s3_url`` (the old system's
 With ``fix`` one ``update_manifest`` change adopts adoptable orphans, marks entries
 whose object is missing ``status: "missing"`` (entries are never deleted), corrects
 size/md5 from the object, drops exact duplicate entries and (by writing) recomputes the
-statistics. Objects are never deleted: with ``delete_orphans`` the orphans that cannot
-be adopted are moved to the trash (reason ``orphan``), from where ``trash restore``
-brings them back. Orphans younger than ``min_age`` seconds may be uploads whose
+statistics. Objects are never deleted: with ``delete_orphans`` the owned orphans that
+cannot be adopted are moved to the trash (reason ``orphan``), from where ``trash restore``
+brings them back. Orphans whose metadata names another actor or no actor (an actor that
+reuses a name, an upload by hand) are reported and never moved: a name prefix alone never
+selects an object for deletion. Orphans younger than ``min_age`` seconds may be uploads whose
 manifest update is still in flight: they are reported and left alone.
 """
 
@@ -36,17 +39,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from actor_maker.errors import ActorMakerError, CorruptManifestError, InputError, NotFoundError
+from actor_maker.errors import ActorMakerError, CorruptManifestError, InputError
 from actor_maker.images import md5_hex
+from actor_maker.layout import ACTOR_ID_FIELD, actor_ids, entry_key, training_prefix
 from actor_maker.manifest import (
-    MANIFEST_PREFIX,
-    MANIFEST_SUFFIX,
     Change,
     Entry,
     Manifest,
-    read_manifest,
     recompute_statistics,
-    training_prefix,
+    require_manifest,
     update_manifest,
     utc_now,
 )
@@ -78,6 +79,8 @@ class Orphan:
     recent: bool = False
     #: Its filename is an entry's already (e.g. a ``local_only`` one): never moved.
     claimed: bool = False
+    #: Its metadata names this actor: the only orphans ``delete_orphans`` may move.
+    owned: bool = False
     action: str | None = None
 
 
@@ -186,21 +189,25 @@ class Report:
 # --- where an entry's object is ------------------------------------------------------
 
 
-def locate(store: ObjectStore, entry: Entry) -> tuple[str | None, str | None]:
-    """``(key, None)`` for an entry whose object is in ``store``; ``(None, why)`` for an
-    external one (``local_only``, no ``s3_url``, another bucket)."""
+def locate(store: ObjectStore, entry: Entry, name: str) -> tuple[str | None, str | None]:
+    """``(key, None)`` for an entry of actor ``name`` whose object is in ``store`` under the
+    actor's own training prefix; ``(None, why)`` for an external one (``local_only``, no
+    ``s3_url``, another bucket) or one that points outside the actor's own prefix."""
     if entry.get("status") == "local_only":
         return None, "local_only"
     key, url = entry.get("key"), entry.get("s3_url")
     if isinstance(key, str) and key:
         try:
-            return check_key(key), None
+            check_key(key)
         except InputError:
-            return None, f"invalid key {key!r}"
-    if isinstance(url, str) and url:
-        mapped = store.key_for_url(url)
-        return (mapped, None) if mapped else (None, "another bucket")
-    return None, "no s3_url"
+            return None, "invalid key"
+    elif isinstance(url, str) and url:
+        if store.key_for_url(url) is None:
+            return None, "another bucket"
+    else:
+        return None, "no s3_url"
+    found = entry_key(store, entry, name)
+    return (found, None) if found else (None, "outside the actor's own prefix")
 
 
 def _plain_md5(version: str) -> str | None:
@@ -249,7 +256,7 @@ def _survey(store: ObjectStore, manifest: Manifest, actor_id: str, min_age: floa
     by_name: dict[str, list[tuple[Entry, str | None]]] = {}
     for position, entry in enumerate(manifest.training_data):
         filename = str(entry.get("filename"))
-        key, why = locate(store, entry)
+        key, why = locate(store, entry, name)
         by_name.setdefault(filename, []).append((entry, why))
         if key is None:
             report.external.append(
@@ -307,7 +314,9 @@ def _orphan(
 ) -> Orphan:
     filename = head.key[len(prefix) :]
     meta = head.metadata
-    orphan = Orphan(head.key, head.size, adoptable=False)
+    orphan = Orphan(
+        head.key, head.size, adoptable=False, owned=meta.get(ACTOR_ID_FIELD) == actor_id
+    )
     if "/" in filename:
         orphan.reason = "not directly under the training prefix"
     elif filename in by_name:
@@ -431,7 +440,7 @@ def _change(store: ObjectStore, plan: _Plan) -> Change:
         plan.stats = False
         _drop_copies(store, manifest, plan)
         for entry in manifest.training_data:
-            _repair_entry(store, entry, plan)
+            _repair_entry(store, entry, manifest.actor_name, plan)
         _adopt(store, manifest, plan)
         if _stat_drift(manifest):
             plan.stats = True
@@ -447,7 +456,7 @@ def _drop_copies(store: ObjectStore, manifest: Manifest, plan: _Plan) -> None:
     kept: list[Entry] = []
     for entry in manifest.training_data:
         canonical = _canonical(entry)
-        if locate(store, entry)[0] is not None and canonical in seen:
+        if locate(store, entry, manifest.actor_name)[0] is not None and canonical in seen:
             filename = str(entry.get("filename"))
             plan.dropped.add(filename)
             plan.actions.append(f"dropped an exact duplicate entry of {filename}")
@@ -457,8 +466,8 @@ def _drop_copies(store: ObjectStore, manifest: Manifest, plan: _Plan) -> None:
     manifest.data["training_data"] = kept
 
 
-def _repair_entry(store: ObjectStore, entry: Entry, plan: _Plan) -> None:
-    key = locate(store, entry)[0]
+def _repair_entry(store: ObjectStore, entry: Entry, name: str, plan: _Plan) -> None:
+    key = locate(store, entry, name)[0]
     if key is None:
         return
     filename = str(entry.get("filename"))
@@ -489,7 +498,7 @@ def _repair_entry(store: ObjectStore, entry: Entry, plan: _Plan) -> None:
 
 
 def _adopt(store: ObjectStore, manifest: Manifest, plan: _Plan) -> None:
-    claimed = {locate(store, e)[0] for e in manifest.training_data}
+    claimed = {locate(store, e, manifest.actor_name)[0] for e in manifest.training_data}
     for key, entry in plan.adopt.items():
         if key not in claimed and manifest.add_entry(copy.deepcopy(entry)):
             plan.adopted.add(key)
@@ -518,12 +527,13 @@ def _record(report: Report, plan: _Plan) -> None:
 
 def _trash_orphans(store: ObjectStore, report: Report, written: Manifest, via: str) -> None:
     """Move the orphans nobody can account for to the trash, in one trash folder."""
-    still_claimed = {locate(store, e)[0] for e in written.training_data}
+    still_claimed = {locate(store, e, written.actor_name)[0] for e in written.training_data}
     names = {str(e.get("filename")) for e in written.training_data}
     victims = [
         o
         for o in report.orphans
         if o.action is None
+        and o.owned  # by the object's own metadata, never by its name prefix alone
         and not (o.adoptable or o.recent or o.claimed)
         and o.key not in still_claimed
         and o.key.rsplit("/", 1)[-1] not in names
@@ -577,9 +587,7 @@ def reconcile(
     """
     _check_options(fix, delete_orphans, via, min_age)
     check_actor_id(actor_id)
-    manifest = read_manifest(store, actor_id)
-    if manifest is None:
-        raise NotFoundError(f"actor {actor_id} does not exist")
+    manifest = require_manifest(store, actor_id)
     try:
         check_actor_name(manifest.actor_name)
     except InputError as exc:
@@ -596,15 +604,6 @@ def reconcile(
     if report.fixed:
         log.info("reconciled actor %s: %s", actor_id, "; ".join(report.fixed))
     return report
-
-
-def actor_ids(store: ObjectStore) -> list[str]:
-    """Ids of every manifest in the store, sorted."""
-    return sorted(
-        info.key[len(MANIFEST_PREFIX) : -len(MANIFEST_SUFFIX)]
-        for info in store.list(MANIFEST_PREFIX)
-        if info.key.endswith(MANIFEST_SUFFIX) and "/" not in info.key[len(MANIFEST_PREFIX) :]
-    )
 
 
 def reconcile_all(

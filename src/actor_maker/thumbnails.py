@@ -17,7 +17,7 @@ import warnings
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from actor_maker.errors import InputError, InvalidImageError, NotFoundError, PreconditionFailed
-from actor_maker.manifest import ROOT
+from actor_maker.layout import ROOT
 from actor_maker.store.base import ObjectStore, check_key
 
 #: The longest side of a thumbnail, in pixels.

@@ -26,18 +26,24 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from actor_maker.errors import InputError, NotFoundError, PreconditionFailed
-from actor_maker.images import md5_hex
-from actor_maker.manifest import (
+from actor_maker.errors import ActorMakerError, InputError, NotFoundError, PreconditionFailed
+from actor_maker.layout import (
     BASE_IMAGE_PREFIX,
     ROOT,
-    Entry,
-    Manifest,
     index_of,
     manifest_key,
-    read_manifest,
+    numbered_keys,
+    object_key_of,
+    put_first_free,
+    same_bytes,
     training_key,
     training_prefix,
+)
+from actor_maker.manifest import (
+    Entry,
+    Manifest,
+    no_manifest,
+    read_manifest,
     update_manifest,
     utc_now,
 )
@@ -123,88 +129,12 @@ def record_key(trash_id: str) -> str:
     return f"{trash_folder(trash_id)}{RECORD_NAME}"
 
 
-# --- which object an entry names ---------------------------------------------------------
-
-
-def object_key_of(store: ObjectStore, entry: Entry, prefix: str) -> str | None:
-    """The key in ``store`` of the object a manifest entry (or base image) names.
-
-    ``entry["key"]``, else the key its ``s3_url`` maps to in this store, else
-    ``prefix`` + filename when it has no URL at all. ``None`` when the object is
-    elsewhere (another bucket) or the key would fall outside ``prefix``: objects
-    outside our layout are never moved.
-    """
-    key, url, filename = entry.get("key"), entry.get("s3_url"), entry.get("filename")
-    if isinstance(key, str) and key:
-        candidate: str | None = key
-    elif isinstance(url, str) and url:
-        candidate = store.key_for_url(url)
-    elif isinstance(filename, str) and filename:
-        candidate = f"{prefix}{filename}"
-    else:
-        return None
-    if candidate is None or not candidate.startswith(prefix):
-        return None
-    try:
-        return check_key(candidate)
-    except InputError:
-        return None
-
-
-def stored_key_of(store: ObjectStore, entry: Entry, prefix: str) -> str | None:
-    """``object_key_of`` when that object exists in ``store`` now, else ``None``."""
-    key = object_key_of(store, entry, prefix)
-    return key if key is not None and store.head(key) is not None else None
-
-
-def same_bytes(store: ObjectStore, key: str, data: bytes) -> bool:
-    """Whether ``key`` holds exactly ``data`` (multipart ETags are checked by reading)."""
-    head = store.head(key)
-    if head is None or head.size != len(data):
-        return False
-    if head.version == md5_hex(data):
-        return True
-    return "-" in head.version and store.get(key).data == data
-
-
-def put_first_free(
-    store: ObjectStore,
-    candidates: Iterable[str],
-    data: bytes,
-    *,
-    content_type: str | None = None,
-    metadata: dict[str, str] | None = None,
-) -> str | None:
-    """Store ``data`` create-only at the first candidate key that is free (or that
-    already holds these bytes); returns that key, or ``None`` when every one is taken."""
-    for key in candidates:
-        try:
-            store.put_if_absent(key, data, content_type=content_type, metadata=metadata)
-            return key
-        except PreconditionFailed:
-            if same_bytes(store, key, data):
-                return key
-    return None
-
-
 def _storable(metadata: dict[str, str]) -> dict[str, str]:
     """Metadata our stores accept; odd metadata of a foreign object stays in the record only."""
     try:
         return check_metadata(metadata)
     except InputError:
         return {}
-
-
-def numbered_keys(key: str, start: int = 2) -> Iterator[str]:
-    """``key``, then ``{stem}_{n}.{ext}`` for n = start, start + 1, ..."""
-    yield key
-    stem, dot, ext = key.rpartition(".")
-    if not dot:
-        stem, ext = key, ""
-    n = start
-    while True:
-        yield f"{stem}_{n}{dot}{ext}"
-        n += 1
 
 
 # --- moving to the trash ---------------------------------------------------------------
@@ -269,17 +199,65 @@ def copy_to_trash(
 
 
 def delete_originals(store: ObjectStore, record: TrashRecord) -> None:
-    """Second half of a move. An object changed since it was copied (a manifest
-    updated meanwhile) is left in place: its newer content is not in the trash."""
-    for obj in record.objects:
-        head = store.head(obj["key"])
+    """Second half of a move, after the manifest change. An object changed since it was
+    copied (its newer content is not in the trash) is left in place, and so is an object
+    the actor's manifest lists (again) now: a concurrent update re-added it. One that a
+    manifest update landing during the deletes lists again is put back from the trash
+    copy. The manifest itself (a whole actor's deletion) goes first."""
+    own_manifest = manifest_key(record.actor_id)
+    ordered = sorted(record.objects, key=lambda o: o["key"] != own_manifest)
+    listed: set[str] | None = None
+    deleted: list[dict[str, Any]] = []
+    for obj in ordered:
+        key = str(obj["key"])
+        if key != own_manifest:
+            listed = _listed_keys(store, record) if listed is None else listed
+            if key in listed:
+                log.warning("%s is listed by the manifest again; left in place", key)
+                continue
+        head = store.head(key)
         if head is None:
             continue
         if head.version != obj.get("version"):
-            log.warning("%s changed after it was copied to the trash; left in place", obj["key"])
+            log.warning("%s changed after it was copied to the trash; left in place", key)
             continue
-        store.delete(obj["key"])
-        _drop_thumbnail(store, obj["key"])
+        store.delete(key)
+        deleted.append(obj)
+    relisted = _listed_keys(store, record) if deleted else set()
+    for obj in deleted:
+        if obj["key"] in relisted:
+            _put_back(store, record, obj)
+        else:
+            _drop_thumbnail(store, str(obj["key"]))
+
+
+def _listed_keys(store: ObjectStore, record: TrashRecord) -> set[str]:
+    """Keys the actor's manifest names now (entries and base images, in its own prefixes)."""
+    try:
+        manifest = read_manifest(store, record.actor_id)
+    except ActorMakerError:
+        return set()  # unreadable: nothing it lists can be known, and it is left as it is
+    if manifest is None:
+        return set()
+    prefix = training_prefix(record.actor_name)
+    keys = {object_key_of(store, e, prefix) for e in manifest.training_data}
+    keys |= {object_key_of(store, b, BASE_IMAGE_PREFIX) for b in manifest.base_images}
+    return {k for k in keys if k is not None}
+
+
+def _put_back(store: ObjectStore, record: TrashRecord, obj: dict[str, Any]) -> None:
+    key = str(obj["key"])
+    try:
+        data = store.get(f"{trash_folder(record.trash_id)}{key}").data
+        store.put_if_absent(
+            key,
+            data,
+            content_type=obj.get("content_type"),
+            metadata=_storable(obj.get("metadata") or {}),
+        )
+    except PreconditionFailed:
+        return  # already back
+    log.warning("%s was listed by the manifest again while it was deleted; put back", key)
 
 
 def _drop_thumbnail(store: ObjectStore, key: str) -> None:
@@ -444,9 +422,7 @@ def restore(store: ObjectStore, trash_id: str) -> TrashRecord:
     current = read_manifest(store, record.actor_id)
     whole_actor = record.reason == "delete-actor" and record.manifest is not None
     if current is None and not whole_actor:
-        raise InputError(
-            f"actor {record.actor_id} has no manifest; restore the deletion of the actor first"
-        )
+        raise InputError(f"{no_manifest(record.actor_id)}; restore the deletion of the actor first")
     restorer = _Restorer(store, record, current)
     restorer.restore_objects()
     prefix = training_prefix(record.actor_name)

@@ -10,6 +10,7 @@ hold what the actors grid needs, sorted once per refresh.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -17,15 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from actor_maker.errors import CorruptManifestError, NotFoundError
-from actor_maker.manifest import (
-    MANIFEST_PREFIX,
-    MANIFEST_SUFFIX,
-    Manifest,
-    manifest_key,
-    parse_manifest,
-)
+from actor_maker.layout import actor_id_of, manifest_key, manifest_versions
+from actor_maker.manifest import Manifest, parse_manifest
 from actor_maker.quality import effective_verdict, is_usable
 from actor_maker.store.base import ObjectStore
+
+log = logging.getLogger(__name__)
 
 LEGACY_FIELDS = ("sex", "age", "ethnicity", "outfit", "face_prompt")
 
@@ -55,6 +53,23 @@ def summarize(manifest: Manifest) -> dict[str, Any]:
         training_data_updated=manifest.data.get("training_data_updated"),
     )
     return summary
+
+
+def unreadable(actor_id: str, exc: Exception) -> dict[str, Any]:
+    """The list item of an actor whose manifest cannot be read."""
+    reason = str(exc) if isinstance(exc, CorruptManifestError) else "manifest has an odd shape"
+    return {
+        "id": actor_id,
+        "name": None,
+        "error": reason,
+        "training_count": 0,
+        "usable_count": 0,
+        "rejected_count": 0,
+        "review_count": 0,
+        "good_count": 0,
+        "base_image_key": None,
+        "base_image_url": None,
+    }
 
 
 def _base_key(manifest: Manifest) -> str | None:
@@ -104,42 +119,55 @@ class ActorIndex:
                 self._dirty.add(manifest_key(actor_id))
 
     def all(self) -> list[dict[str, Any]]:
-        """Every readable actor, sorted by id (corrupt manifests are left out). The list is
-        shared: callers filter and page it, they never change it."""
+        """Every actor, sorted by id. The list is shared: callers filter and page it, they
+        never change it. Only the cold start and changes made here wait for the store."""
+        with self._lock:
+            listed_at, dirty = self._listed_at, bool(self._dirty)
+        if listed_at is not None and not dirty:  # a background refresh never blocks a read
+            if self._clock() - listed_at > self.max_age_s:
+                self._refresh_in_background()
+            return self._sorted
         with self._refreshing:  # one refresh at a time; the others wait for its result
             with self._lock:
-                listed_at, dirty, self._dirty = self._listed_at, self._dirty, set()
+                listed_at, keys, self._dirty = self._listed_at, self._dirty, set()
             if listed_at is None:
                 started = self._clock()
                 self._refresh()
                 self._listed_at = started
-            elif dirty:
-                self._reread(dirty)
-            elif self._clock() - listed_at > self.max_age_s:
-                self._refresh_in_background()
+            elif keys:
+                self._reread(keys)
             return self._sorted
 
     def _refresh_in_background(self) -> None:
-        if self._background is not None and self._background.is_alive():
-            return
+        with self._lock:
+            if self._background is not None and self._background.is_alive():
+                return
+            self._background = threading.Thread(
+                target=self._background_refresh, name="actor-index refresh", daemon=True
+            )
+            self._background.start()
 
-        def run() -> None:
-            started = self._clock()
-            with self._refreshing:
-                self._refresh()
-                self._listed_at = started
-
-        self._background = threading.Thread(target=run, name="actor-index refresh", daemon=True)
-        self._background.start()
+    def _background_refresh(self) -> None:
+        started = self._clock()
+        with self._refreshing:
+            self._refresh()
+            with self._lock:
+                if self._listed_at is not None:  # an invalidate() meanwhile still counts
+                    self._listed_at = started
 
     def _read(self, key: str) -> tuple[str, dict[str, Any]] | None:
+        actor_id = actor_id_of(key) or ""
         try:
             obj = self.store.get(key)
-            manifest = parse_manifest(obj.data, key=key, version=obj.info.version)
-        except (NotFoundError, CorruptManifestError):
+        except NotFoundError:
             return None
-        summary = summarize(manifest)
-        summary["id"] = summary["id"] or key[len(MANIFEST_PREFIX) : -len(MANIFEST_SUFFIX)]
+        try:
+            manifest = parse_manifest(obj.data, key=key, version=obj.info.version)
+            summary = summarize(manifest)
+        except (CorruptManifestError, TypeError, ValueError, AttributeError) as exc:
+            log.warning("actor %s is listed with an error: %s", actor_id, exc)
+            return obj.info.version, unreadable(actor_id, exc)
+        summary["id"] = summary["id"] or actor_id
         return obj.info.version, summary
 
     def _store_read(self, keys: list[str]) -> None:
@@ -155,11 +183,10 @@ class ActorIndex:
         self._resort()
 
     def _refresh(self) -> None:
-        listed = {
-            o.key: o.version
-            for o in self.store.list(MANIFEST_PREFIX)
-            if o.key.endswith(MANIFEST_SUFFIX) and "/" not in o.key[len(MANIFEST_PREFIX) :]
-        }
+        """List the manifests and read those whose version changed. An actor whose manifest
+        cannot be read is listed with an ``error`` instead of its summary (it never takes the
+        list down)."""
+        listed = manifest_versions(self.store)
         with self._lock:
             stale = [k for k, v in listed.items() if self._cache.get(k, ("",))[0] != v]
         self._store_read(stale)

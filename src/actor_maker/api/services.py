@@ -20,6 +20,7 @@ from actor_maker.fetch import AddressPolicy, redact_url
 from actor_maker.jobs.models import DEDUPE_ALL, DEDUPE_BALANCE, Job, JobItem, JobKind
 from actor_maker.jobs.records import JobRecords
 from actor_maker.jobs.runner import JobRunner, Runner
+from actor_maker.layout import base_key
 from actor_maker.manifest import read_manifest
 from actor_maker.pipeline import Actor, BaseImage, JobPlan, Pipeline, StoredBase
 from actor_maker.runtime import Runtime
@@ -169,12 +170,9 @@ class Services:
 
     def _manifest_base(self, actor: Actor) -> BaseImage:
         manifest = read_manifest(self.store, actor.actor_id)
-        for base in manifest.base_images if manifest else []:
-            key = base.get("key") or (
-                self.store.key_for_url(str(base["s3_url"])) if base.get("s3_url") else None
-            )
-            if key:
-                return StoredBase(str(key))
+        key = base_key(self.store, manifest.base_images) if manifest else None
+        if key is not None:
+            return StoredBase(key)
         raise InputError(
             f"actor {actor.actor_id} has no base image in the store; give base_image_url"
         )

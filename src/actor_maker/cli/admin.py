@@ -10,23 +10,18 @@ import typer
 from rich.table import Table
 
 from actor_maker import prompts as prompt_lib
+from actor_maker.actors import check_name_free
 from actor_maker.cli.generate import build, execute
 from actor_maker.cli.state import State
 from actor_maker.demo import DEMO_ACTOR, DEMO_DESCRIPTION, DEMO_OUTFIT, demo_base_image
 from actor_maker.doctor import run_checks
-from actor_maker.errors import ExitCode, NotFoundError
+from actor_maker.errors import ExitCode
 from actor_maker.jobs.models import DEDUPE_ALL
+from actor_maker.layout import manifest_key, training_prefix
 from actor_maker.legacy import import_legacy
-from actor_maker.manifest import (
-    manifest_key,
-    new_manifest,
-    read_manifest,
-    training_prefix,
-    update_manifest,
-)
+from actor_maker.manifest import new_manifest, read_manifest, require_manifest, update_manifest
 from actor_maker.quality import effective_verdict
 from actor_maker.store import open_store
-from actor_maker.validation import check_actor_id
 
 prompts_app = typer.Typer(help="The scene prompt library.", no_args_is_help=True)
 manifest_app = typer.Typer(help="Actor manifests in the store.", no_args_is_help=True)
@@ -91,9 +86,7 @@ def manifest_show(
     """Show an actor's manifest: identity, base image and training entries."""
     state: State = ctx.obj
     store = open_store(state.settings)
-    manifest = read_manifest(store, check_actor_id(actor_id))
-    if manifest is None:
-        raise NotFoundError(f"actor {actor_id} has no manifest in {store.description}")
+    manifest = require_manifest(store, actor_id)
     if as_json:
         print(json.dumps(manifest.data, indent=2, ensure_ascii=False))
         return
@@ -177,6 +170,8 @@ def register(app: typer.Typer) -> None:
         state: State = ctx.obj
         pipeline = build(state, provider, None)
         actor = DEMO_ACTOR
+        if read_manifest(pipeline.store, actor.actor_id) is None:
+            check_name_free(pipeline.store, actor.actor_name, actor.actor_id)
         update_manifest(
             pipeline.store,
             actor.actor_id,

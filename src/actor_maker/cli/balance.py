@@ -28,12 +28,12 @@ from actor_maker.cli.generate import (
     execute,
 )
 from actor_maker.cli.state import State
-from actor_maker.errors import InputError, NotFoundError
+from actor_maker.errors import InputError
 from actor_maker.jobs.models import DEDUPE_BALANCE, JobKind
-from actor_maker.manifest import Manifest, read_manifest
+from actor_maker.layout import base_key
+from actor_maker.manifest import Manifest, require_manifest
 from actor_maker.pipeline import Actor, StoredBase
 from actor_maker.store.base import ObjectStore
-from actor_maker.validation import check_actor_id
 
 
 def report_table(found: BalanceReport) -> Table:
@@ -61,12 +61,9 @@ def report_table(found: BalanceReport) -> Table:
 
 def stored_base(store: ObjectStore, manifest: Manifest) -> StoredBase:
     """The actor's base image in the store, from its manifest (as the API finds it)."""
-    for base in manifest.base_images:
-        key = base.get("key") or (
-            store.key_for_url(str(base["s3_url"])) if base.get("s3_url") else None
-        )
-        if key:
-            return StoredBase(str(key))
+    key = base_key(store, manifest.base_images)
+    if key is not None:
+        return StoredBase(key)
     raise InputError(f"actor {manifest.actor_id} has no base image in the store")
 
 
@@ -96,9 +93,7 @@ def register(app: typer.Typer) -> None:
         state: State = ctx.obj
         goal = Target(size=size, mix=parse_mix(target))
         pipeline = build(state, provider, None)
-        manifest = read_manifest(pipeline.store, check_actor_id(actor_id))
-        if manifest is None:
-            raise NotFoundError(f"actor {actor_id} has no manifest")
+        manifest = require_manifest(pipeline.store, actor_id)
         found = report(manifest, goal)
         if not (fill or dry_run):
             if as_json:

@@ -12,10 +12,8 @@ from rich.text import Text
 
 from actor_maker import captions
 from actor_maker.cli.state import State
-from actor_maker.errors import NotFoundError
-from actor_maker.manifest import read_manifest
+from actor_maker.manifest import require_manifest
 from actor_maker.store import open_store
-from actor_maker.validation import check_actor_id
 
 ActorArg = Annotated[str, typer.Argument(help="Actor id.")]
 
@@ -35,9 +33,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show the trigger word, class word and every image's caption."""
         state: State = ctx.obj
-        manifest = read_manifest(open_store(state.settings), check_actor_id(actor_id))
-        if manifest is None:
-            raise NotFoundError(f"actor {actor_id} has no manifest")
+        manifest = require_manifest(open_store(state.settings), actor_id)
         rows = [
             {"filename": str(e["filename"]), "caption": e.get("caption")}
             for e in manifest.training_data

@@ -11,7 +11,7 @@ from rich.table import Table
 from actor_maker.cli.state import State
 from actor_maker.errors import ExitCode, InputError
 from actor_maker.export import FORMATS, ExportReport, export
-from actor_maker.reconcile import actor_ids
+from actor_maker.layout import actor_ids
 from actor_maker.store import open_store
 from actor_maker.validation import check_actor_id
 
@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
         store = open_store(state.settings)
         ids = actor_ids(store) if all_actors else [check_actor_id(str(actor_id))]
         if not ids:
-            raise InputError(f"no actors in {store.description}")
+            raise InputError("no actors in the store")
         report = export(
             store,
             ids,
@@ -61,6 +61,7 @@ def register(app: typer.Typer) -> None:
             include_review=include_review,
             good_only=good_only,
             repeats=repeats,
+            skip_unreadable=all_actors,
         )
         if as_json:
             print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
@@ -84,6 +85,8 @@ def _print(state: State, report: ExportReport) -> None:
             actor.location,
         )
     state.out.print(table)
+    for actor_id, why in report.unreadable.items():
+        state.err.print(f"[yellow]skipped[/yellow] {actor_id}: {why}")
     for actor in report.actors:
         for skipped in actor.skipped:
             if skipped.failed:

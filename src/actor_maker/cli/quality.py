@@ -9,13 +9,12 @@ import typer
 from rich.table import Table
 
 from actor_maker.cli.state import State
-from actor_maker.errors import InputError, NotFoundError
-from actor_maker.manifest import read_manifest
+from actor_maker.errors import InputError
+from actor_maker.manifest import require_manifest
 from actor_maker.quality import effective_verdict
 from actor_maker.quality.review import base_image_bytes, recheck, set_override, summary
 from actor_maker.runtime import make_checker
 from actor_maker.store import open_store
-from actor_maker.validation import check_actor_id
 
 
 def register(app: typer.Typer) -> None:
@@ -30,9 +29,7 @@ def register(app: typer.Typer) -> None:
         store = open_store(state.settings)
         checker = make_checker(state.settings.model_copy(update={"checks": True}))
         assert checker is not None
-        manifest = read_manifest(store, check_actor_id(actor_id))
-        if manifest is None:
-            raise NotFoundError(f"actor {actor_id} has no manifest")
+        manifest = require_manifest(store, actor_id)
         entries = recheck(store, actor_id, checker, base=base_image_bytes(store, manifest))
         if as_json:
             print(

@@ -14,9 +14,10 @@ from rich.table import Table
 
 from actor_maker.cli.state import State
 from actor_maker.config import Settings
-from actor_maker.errors import ConfigError, CorruptManifestError, ExitCode, InputError
+from actor_maker.errors import ConfigError, ExitCode, InputError
 from actor_maker.jobs.models import DEDUPE_ALL, JobKind, JobState
-from actor_maker.manifest import MANIFEST_PREFIX, MANIFEST_SUFFIX, Manifest, read_manifest
+from actor_maker.layout import actor_ids, base_key
+from actor_maker.manifest import Manifest, read_many
 from actor_maker.pipeline import Actor, JobPlan, Pipeline
 from actor_maker.runtime import Runtime, open_records
 from actor_maker.validation import check_actor_id
@@ -119,25 +120,17 @@ def _plans(
     pipeline: Pipeline, ids: list[str], only: list[str] | None
 ) -> tuple[list[tuple[JobPlan, str]], list[str]]:
     """Each actor's plan and base image key, read and planned 32 at a time (10,000 actors
-    are 10,000 manifest reads and base image checks); the actors skipped, with why."""
+    are 10,000 manifest reads and base image checks), each manifest read once. Named actors
+    must all be readable; with ``--all`` an unreadable one is skipped. Returns the plans
+    with something to do, and the skipped actors with why."""
     store = pipeline.store
-    every = not ids
-    if every:
-        ids = [
-            o.key[len(MANIFEST_PREFIX) : -len(MANIFEST_SUFFIX)]
-            for o in store.list(MANIFEST_PREFIX)
-            if o.key.endswith(MANIFEST_SUFFIX)
-        ]
+    for actor_id in ids:
+        check_actor_id(actor_id)
+    manifests, unreadable = read_many(store, ids or actor_ids(store), workers=32)
+    if ids and unreadable:
+        raise InputError("; ".join(list(unreadable.values())[:10]))
 
-    def plan_one(actor_id: str) -> tuple[JobPlan, str] | str:
-        try:
-            manifest = read_manifest(store, check_actor_id(actor_id))
-        except CorruptManifestError as exc:
-            if not every:
-                raise
-            return f"{actor_id} (manifest unreadable: {exc})"
-        if manifest is None:
-            return f"{actor_id} (no manifest)"
+    def plan_one(manifest: Manifest) -> tuple[JobPlan, str] | str:
         key = _base_key(pipeline, manifest)
         if key is None:
             return f"{manifest.actor_id} (no base image in the store)"
@@ -145,24 +138,14 @@ def _plans(
         return pipeline.plan_all(actor, only=only, manifest=manifest), key
 
     with ThreadPoolExecutor(32) as pool:
-        found = list(pool.map(plan_one, ids))
-    missing = [f for f in found if isinstance(f, str) and f.endswith("(no manifest)")]
-    if missing and not every:
-        raise InputError(
-            f"no manifest for actor(s): {', '.join(m.split()[0] for m in missing[:10])}"
-        )
-    plans = [f for f in found if not isinstance(f, str) and f[0].items]
-    return plans, [f for f in found if isinstance(f, str)]
+        found = list(pool.map(plan_one, manifests))
+    skipped = [f"{i} ({why})" for i, why in unreadable.items()]
+    skipped += [f for f in found if isinstance(f, str)]
+    return [f for f in found if not isinstance(f, str) and f[0].items], skipped
 
 
 def _base_key(pipeline: Pipeline, manifest: Manifest) -> str | None:
-    for base in manifest.base_images:
-        key = base.get("key") or (
-            pipeline.store.key_for_url(str(base["s3_url"])) if base.get("s3_url") else None
-        )
-        if key and pipeline.store.head(str(key)) is not None:
-            return str(key)
-    return None
+    return base_key(pipeline.store, manifest.base_images)
 
 
 def register(app: typer.Typer) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from actor_maker import metrics
 from actor_maker.jobs.models import ItemState, Job, JobItem, JobState, now
+from actor_maker.layout import index_of
 from actor_maker.manifest import Entry, read_manifest
 from actor_maker.quality import effective_verdict
 from actor_maker.store.base import ObjectStore
@@ -51,8 +52,6 @@ def record_entry(item: JobItem, entry: Entry) -> None:
 
 
 def _index(filename: str) -> int | None:
-    from actor_maker.manifest import index_of
-
     return index_of(filename)
 
 

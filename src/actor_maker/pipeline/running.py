@@ -35,7 +35,8 @@ from actor_maker.images import downscale_for_provider, inspect_image, md5_hex
 from actor_maker.jobs import items as job_items
 from actor_maker.jobs.models import ItemState, Job, JobItem
 from actor_maker.jobs.records import JobRecords
-from actor_maker.manifest import index_of, legacy_now, read_manifest, training_key, training_prefix
+from actor_maker.layout import highest_stored_index, training_key
+from actor_maker.manifest import legacy_now, read_manifest
 from actor_maker.pipeline.base_image import BaseImages
 from actor_maker.pipeline.model import Actor, BaseImage, JobPlan, StoredBase
 from actor_maker.pipeline.planning import Planning
@@ -259,11 +260,7 @@ class Pipeline(Planning, BaseImages):
     def _start_index(self, actor: Actor) -> int:
         manifest = read_manifest(self.store, actor.actor_id)
         highest = manifest.highest_index() if manifest else -1
-        for obj in self.store.list(training_prefix(actor.actor_name)):
-            index = index_of(obj.key.rsplit("/", 1)[-1])
-            if index is not None:
-                highest = max(highest, index)
-        return highest + 1
+        return max(highest, highest_stored_index(self.store, actor.actor_name)) + 1
 
     def _keep(
         self, session: JobSession, item: JobItem, generated: GeneratedImage

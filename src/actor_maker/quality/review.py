@@ -6,7 +6,8 @@ import copy
 from typing import Any
 
 from actor_maker.errors import InputError, NotFoundError
-from actor_maker.manifest import Manifest, read_manifest, update_manifest, utc_now
+from actor_maker.layout import base_key, entry_key
+from actor_maker.manifest import Manifest, require_manifest, update_manifest, utc_now
 from actor_maker.quality import CheckResult, effective_verdict
 from actor_maker.quality.checker import QualityChecker, decide_duplicate
 from actor_maker.store.base import ObjectStore
@@ -48,17 +49,13 @@ def recheck(
 ) -> list[dict[str, Any]]:
     """Run the checks again on every image of the actor that is in this store (in index
     order, so the earlier of two near-copies is the one kept). Overrides stay."""
-    manifest = read_manifest(store, check_actor_id(actor_id))
-    if manifest is None:
-        raise NotFoundError(f"actor {actor_id} has no manifest")
+    manifest = require_manifest(store, actor_id)
     results: dict[str, dict[str, Any]] = {}
     for entry in manifest.training_data:
-        key = entry.get("key") or (
-            store.key_for_url(str(entry["s3_url"])) if entry.get("s3_url") else None
-        )
-        if not key or store.head(str(key)) is None:
+        key = entry_key(store, entry, manifest.actor_name)
+        if key is None or store.head(key) is None:
             continue
-        data = store.get(str(key)).data
+        data = store.get(key).data
         category = entry.get("category")
         generation = entry.get("generation") if isinstance(entry.get("generation"), dict) else {}
         result = checker.check(
@@ -90,13 +87,8 @@ def recheck(
 
 def base_image_bytes(store: ObjectStore, manifest: Manifest) -> bytes | None:
     """The actor's base image from this store (by key, or an s3_url of this store)."""
-    for base in manifest.base_images:
-        key = base.get("key") or (
-            store.key_for_url(str(base["s3_url"])) if base.get("s3_url") else None
-        )
-        if key and store.head(str(key)) is not None:
-            return store.get(str(key)).data
-    return None
+    key = base_key(store, manifest.base_images)
+    return store.get(key).data if key is not None else None
 
 
 def summary(entries: list[dict[str, Any]]) -> dict[str, int]:

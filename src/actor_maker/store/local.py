@@ -80,7 +80,7 @@ class LocalStore(ObjectStore):
                     data = fh.read()
                     st = os.fstat(fh.fileno())
             except _ABSENT as exc:
-                raise NotFoundError(f"no object {key!r} in {self.description}") from exc
+                raise NotFoundError(f"no object {key!r} in the local store") from exc
             sidecar = self._read_sidecar(key)
         return StoredObject(data, _info(key, st, _md5(data), sidecar))
 
@@ -183,7 +183,7 @@ class LocalStore(ObjectStore):
         path = self._root / key
         root = os.path.realpath(self._root)
         if os.path.commonpath([root, os.path.realpath(path)]) != root:
-            raise InputError(f"invalid object key {key!r}: resolves outside {self._root}")
+            raise InputError(f"invalid object key {key!r}: resolves outside the local store")
         return path
 
     def _sidecar_path(self, key: str) -> Path:
@@ -222,7 +222,7 @@ class LocalStore(ObjectStore):
             try:
                 portalocker.lock(fh, portalocker.LockFlags.EXCLUSIVE)
             except portalocker.LockException as exc:
-                raise StoreError(f"local store: cannot lock {key!r}: {exc}") from exc
+                raise StoreError(f"local store: cannot lock {key!r}: {type(exc).__name__}") from exc
             try:
                 yield
             finally:

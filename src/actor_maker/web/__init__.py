@@ -23,8 +23,7 @@ from fastapi.templating import Jinja2Templates
 
 from actor_maker import __version__
 from actor_maker.api.routes.deps import ServicesDep
-from actor_maker.errors import NotFoundError
-from actor_maker.manifest import read_manifest
+from actor_maker.manifest import require_manifest
 from actor_maker.pipeline import Actor
 from actor_maker.prompts import ACTOR_TYPES
 from actor_maker.validation import ASPECT_RATIOS, check_actor_id
@@ -77,9 +76,7 @@ async def plan(
     aspect_ratio: Annotated[str, Query(max_length=20)] = "1:1",
 ) -> dict[str, Any]:
     """What "generate all missing prompts" would make now, without starting anything."""
-    manifest = await asyncio.to_thread(read_manifest, services.store, check_actor_id(actor_id))
-    if manifest is None:
-        raise NotFoundError(f"actor {actor_id} has no manifest")
+    manifest = await asyncio.to_thread(require_manifest, services.store, actor_id)
     pipeline = services.pipeline()
     found = await asyncio.to_thread(
         pipeline.plan_all, Actor(actor_id, manifest.actor_name), aspect_ratio=aspect_ratio

@@ -16,7 +16,7 @@ from actor_maker import trash
 from actor_maker.api.routes.deps import ServicesDep
 from actor_maker.api.services import Services
 from actor_maker.errors import InputError, NotFoundError
-from actor_maker.manifest import read_manifest
+from actor_maker.manifest import require_manifest
 from actor_maker.validation import check_actor_id
 
 router = APIRouter(tags=["actors"])
@@ -25,9 +25,7 @@ VIA = "api"
 
 
 def manifest_or_404(services: Services, actor_id: str) -> dict[str, Any]:
-    manifest = read_manifest(services.store, check_actor_id(str(actor_id)))
-    if manifest is None:
-        raise NotFoundError(f"actor {actor_id} has no manifest")
+    manifest = require_manifest(services.store, str(actor_id))
     return manifest.data
 
 
@@ -200,9 +198,7 @@ async def list_prompts(
     usage: dict[str, int] = {}
     description = outfit = None
     if actor_id:
-        manifest = await asyncio.to_thread(read_manifest, services.store, check_actor_id(actor_id))
-        if manifest is None:
-            raise NotFoundError(f"actor {actor_id} has no manifest")
+        manifest = await asyncio.to_thread(require_manifest, services.store, actor_id)
         usage = actor_ops.prompt_id_usage(manifest)
         actor_type, actor_sex = manifest.actor_type, actor_sex or manifest.actor_sex
         description, outfit = manifest.description, manifest.outfit

@@ -11,11 +11,12 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field, model_validator
 from sse_starlette.sse import EventSourceResponse
 
+from actor_maker import actors as actor_ops
 from actor_maker.api.routes.deps import ServicesDep
 from actor_maker.api.services import Services
 from actor_maker.errors import NotFoundError
 from actor_maker.jobs.models import Job, JobKind, JobState
-from actor_maker.manifest import read_manifest
+from actor_maker.manifest import no_manifest, read_manifest
 from actor_maker.pipeline import Actor
 from actor_maker.validation import MAX_PROMPT_LENGTH, check_actor_id
 
@@ -62,7 +63,9 @@ async def start_job(
     manifest_name = await _actor_name(services, actor_id)
     name = body.actor_name or manifest_name
     if not name:
-        raise NotFoundError(f"actor {actor_id} has no manifest; give actor_name and base_image_url")
+        raise NotFoundError(f"{no_manifest(actor_id)}; give actor_name and base_image_url")
+    if manifest_name is None:  # a first job creates the actor: its name must be free
+        await asyncio.to_thread(actor_ops.check_name_free, services.store, name, actor_id)
     job, created = await services.start_job(
         Actor(actor_id, name),
         kind=body.kind,

@@ -12,9 +12,9 @@ from actor_maker import balance as balance_lib
 from actor_maker.api.routes.actors import VIA
 from actor_maker.api.routes.deps import ServicesDep
 from actor_maker.api.services import Services
-from actor_maker.errors import ConflictError, NotFoundError
+from actor_maker.errors import ConflictError
 from actor_maker.jobs.models import Job
-from actor_maker.manifest import Manifest, read_manifest
+from actor_maker.manifest import Manifest, require_manifest
 from actor_maker.pipeline import Actor
 from actor_maker.quality.review import base_image_bytes, recheck, set_override, summary
 from actor_maker.runtime import make_checker
@@ -44,9 +44,7 @@ async def check_actor_images(actor_id: str, services: ServicesDep) -> dict[str, 
     """Run the quality checks again on every image of the actor; overrides stay."""
     checker = make_checker(services.settings.model_copy(update={"checks": True}))
     assert checker is not None
-    manifest = await asyncio.to_thread(read_manifest, services.store, check_actor_id(actor_id))
-    if manifest is None:
-        raise NotFoundError(f"actor {actor_id} has no manifest")
+    manifest = await asyncio.to_thread(require_manifest, services.store, actor_id)
     base = await asyncio.to_thread(base_image_bytes, services.store, manifest)
     entries = await asyncio.to_thread(recheck, services.store, actor_id, checker, base=base)
     return {"checked": len(entries), "summary": summary(entries), "entries": entries}
@@ -68,9 +66,7 @@ def _balance(
     services: Services, actor_id: str, target: str, size: int
 ) -> tuple[Manifest, balance_lib.BalanceReport]:
     goal = balance_lib.Target(size=size, mix=balance_lib.parse_mix(target))
-    manifest = read_manifest(services.store, check_actor_id(actor_id))
-    if manifest is None:
-        raise NotFoundError(f"actor {actor_id} has no manifest")
+    manifest = require_manifest(services.store, actor_id)
     return manifest, balance_lib.report(manifest, goal)
 
 

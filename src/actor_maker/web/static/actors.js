@@ -61,7 +61,9 @@
           stat(actor.review_count, "to review"),
           stat(actor.rejected_count, "rejected")),
         running ? el("span", { class: "badge badge-running", "data-testid": "job-running" },
-          "Job running") : null));
+          "Job running") : null,
+        actor.error ? el("span", { class: "badge", title: actor.error,
+          "data-testid": "manifest-error" }, "Manifest unreadable") : null));
   }
 
   async function load() {

@@ -7,12 +7,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from actor_maker import actors as actor_ops
 from actor_maker import prompts as prompt_lib
 from actor_maker.api.errors import ProblemWithFields
 from actor_maker.api.services import Services
 from actor_maker.errors import ActorMakerError, InputError
-from actor_maker.manifest import Manifest, read_manifest
+from actor_maker.manifest import Manifest, read_manifest, require_manifest
 from actor_maker.validation import check_actor_id, check_actor_name
 
 #: Recorded in trash records: the change came through the API.
@@ -40,7 +39,7 @@ def failure(message: str, status: int, error_type: str, **fields: Any) -> Proble
 
 
 async def load_manifest(services: Services, actor_id: str) -> Manifest:
-    return await asyncio.to_thread(actor_ops.load_actor, services.store, actor_id)
+    return await asyncio.to_thread(require_manifest, services.store, actor_id)
 
 
 def same_name(manifest: Manifest, actor_name: str) -> None:

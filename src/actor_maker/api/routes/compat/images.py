@@ -17,9 +17,10 @@ from actor_maker.api.routes.compat._common import (
 from actor_maker.api.routes.compat.bodies import ActorRefBody, DeleteBody, ForActor
 from actor_maker.api.routes.deps import ServicesDep
 from actor_maker.api.services import Services
-from actor_maker.manifest import BASE_IMAGE_PREFIX, Entry, Manifest, index_of, training_prefix
+from actor_maker.layout import BASE_IMAGE_PREFIX, index_of, object_key_of, training_prefix
+from actor_maker.manifest import Entry, Manifest
 from actor_maker.quality import effective_verdict
-from actor_maker.trash import TrashRecord, object_key_of
+from actor_maker.trash import TrashRecord
 from actor_maker.validation import check_actor_id
 
 router = APIRouter(tags=["old frontend"])
