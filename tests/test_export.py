@@ -17,11 +17,11 @@ import pytest
 import yaml
 from PIL import Image
 
-from actor_maker.captions import caption_for
+from actor_maker.captions import caption_for, trigger_first
 from actor_maker.cli import main
 from actor_maker.config import Settings
 from actor_maker.errors import InputError
-from actor_maker.export import CARD_MARK, RECORD, export, trigger_first
+from actor_maker.export import CARD_MARK, RECORD, export
 from actor_maker.manifest import (
     Manifest,
     new_manifest,
@@ -646,9 +646,13 @@ def test_cli_export(clean_env, tmp_path, capsys):
     assert read_replicate(zip_files((tmp_path / "a.zip").read_bytes())) == expected(store, USABLE)
 
     code, out, err = cli(
-        capsys, "export", "--all", "--format", "kohya", "--out", "sets", "--good-only", "--json"
+        capsys,
+        *("export", "--all", "--format", "kohya", "--out", "sets", "--good-only", "--json"),
+        "--shuffle-caption",
     )
     assert code == 0, err
+    toml = (tmp_path / "sets" / NAME / "dataset.toml").read_text()
+    assert tomllib.loads(toml)["general"]["shuffle_caption"] is True
     body = json.loads(out)
     assert [a["actor_id"] for a in body["actors"]] == [ACTOR, "0013"]
     assert [a["images"] for a in body["actors"]] == [1, 1]

@@ -38,7 +38,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal, get_args
 
 from actor_maker.balance import category_of
-from actor_maker.captions import caption_for, class_word, trigger_word
+from actor_maker.captions import caption_for, class_word, trigger_first, trigger_word
 from actor_maker.config import Settings
 from actor_maker.errors import InputError, NotFoundError, PreconditionFailed, StoreError
 from actor_maker.images import md5_hex
@@ -272,18 +272,6 @@ def _write_actor(
         sink.delete(path)
     sink.record(root, result.files)
     return result
-
-
-def trigger_first(caption: str, trigger: str) -> str:
-    """``caption`` starting with the trigger word: moved to the front when it is elsewhere,
-    added when it is missing (kohya trains a caption as it is; ``keep_tokens = 1`` keeps the
-    first token in place)."""
-    words = caption.split()
-    if words and words[0].rstrip(",") == trigger:
-        return caption
-    rest = [w for w in words if w.rstrip(",") != trigger]
-    text = " ".join(rest).lstrip(", ")
-    return f"{trigger} {text}" if text else trigger
 
 
 def _select(
