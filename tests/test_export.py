@@ -79,7 +79,7 @@ def _entry(store: ObjectStore, name: str, index: int) -> dict[str, Any]:
         "prompt": PROMPT,
         "prompt_id": f"photo-{index}",
         "category": category,
-        "generation": {"provider": "preview", "model": "preview" if index % 2 else "flux"},
+        "generation": {"provider": "replicate", "model": "other" if index % 2 else "flux"},
         "good": extra.get("good", False),
         "quality": quality,
         "caption": extra.get("caption"),

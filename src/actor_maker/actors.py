@@ -30,6 +30,7 @@ from actor_maker.manifest import (
     training_prefix,
     update_manifest,
 )
+from actor_maker.quality import is_preview
 from actor_maker.store.base import ObjectStore
 from actor_maker.trash import (
     TrashRecord,
@@ -317,6 +318,16 @@ def delete_all_images(store: ObjectStore, actor_id: str, *, via: str) -> TrashRe
     manifest = load_actor(store, actor_id)
     entries = list(manifest.training_data)
     return _delete_entries(store, manifest, entries, reason="delete-all", via=via, must_exist=False)
+
+
+def delete_previews(store: ObjectStore, actor_id: str, *, via: str) -> TrashRecord | None:
+    """Move the actor's preview placeholder images to the trash (``clean-previews``);
+    ``None`` when it has none. Real images stay."""
+    manifest = load_actor(store, actor_id)
+    entries = [e for e in manifest.training_data if is_preview(e)]
+    if not entries:
+        return None
+    return _delete_entries(store, manifest, entries, reason="delete", via=via, must_exist=False)
 
 
 def replace_entry(

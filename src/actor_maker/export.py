@@ -43,7 +43,7 @@ from actor_maker.config import Settings
 from actor_maker.errors import InputError, NotFoundError, PreconditionFailed, StoreError
 from actor_maker.images import md5_hex
 from actor_maker.manifest import Entry, Manifest, index_of, read_manifest
-from actor_maker.quality import effective_verdict, is_usable
+from actor_maker.quality import PREVIEW_REASON, effective_verdict, is_preview, is_usable
 from actor_maker.store import open_s3_store
 from actor_maker.store.base import ObjectStore, check_key
 from actor_maker.validation import check_actor_id
@@ -183,6 +183,7 @@ def export(
         manifest = read_manifest(store, check_actor_id(actor_id))
         if manifest is None:
             raise NotFoundError(f"actor {actor_id} has no manifest")
+        _refuse_previews_only(manifest, options)
         manifests.append(manifest)
     dest = Destination.parse(out, settings)
     report = ExportReport(fmt, out)
@@ -274,6 +275,21 @@ def _write_actor(
     return result
 
 
+def _refuse_previews_only(manifest: Manifest, options: Options) -> None:
+    """``InputError`` when nothing but preview placeholders would be exported: a dataset of
+    them would teach a LoRA the "PREVIEW" stamp, not the actor."""
+    entries = manifest.training_data
+    if any(_left_out(e, options) is None for e in entries):
+        return
+    if any(is_preview(e) and e.get("status") in (None, "synced") for e in entries):
+        actor = manifest.actor_id
+        raise InputError(
+            f"actor {actor} has only preview placeholder images, which are not training data: "
+            f"run `actor-maker clean-previews {actor}`, then generate real ones with "
+            f"`actor-maker generate-all {actor} --provider replicate` (REPLICATE_API_TOKEN set)"
+        )
+
+
 def _select(
     store: ObjectStore, manifest: Manifest, options: Options, skipped: list[Skipped]
 ) -> Iterator[tuple[Entry, str]]:
@@ -302,6 +318,8 @@ def _order(entry: Entry) -> tuple[bool, int, str]:
 
 
 def _left_out(entry: Entry, options: Options) -> str | None:
+    if is_preview(entry):
+        return PREVIEW_REASON
     if not is_usable(entry, include_review=options.include_review):
         if entry.get("status") not in (None, "synced"):
             return f"status {entry.get('status')}"
