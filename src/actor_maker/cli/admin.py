@@ -24,7 +24,7 @@ from actor_maker.manifest import (
     training_prefix,
     update_manifest,
 )
-from actor_maker.quality import effective_verdict
+from actor_maker.quality import effective_verdict, is_preview
 from actor_maker.store import open_store
 from actor_maker.validation import check_actor_id
 
@@ -217,6 +217,8 @@ def register(app: typer.Typer) -> None:
 
 def _quality(entry: dict[str, Any]) -> str:
     """The verdict, with the reasons of a rejection and who overrode the checks."""
+    if is_preview(entry):
+        return "preview"  # rejected: a placeholder, never training data
     verdict = effective_verdict(entry)
     if verdict is None:
         return "-"
