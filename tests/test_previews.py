@@ -7,11 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from actor_maker import actors as actor_ops
 from actor_maker.api.actor_index import summarize
 from actor_maker.cli import main
+from actor_maker.config import Settings
 from actor_maker.errors import InputError
 from actor_maker.manifest import Manifest, read_manifest, training_key, update_manifest
 from actor_maker.quality import PREVIEW_REASON, effective_verdict, is_usable
@@ -19,6 +21,7 @@ from actor_maker.quality.review import set_override
 from actor_maker.store.local import LocalStore
 from actor_maker.trash import list_trash
 
+from .apiserver import serve_in_thread
 from .helpers import sample_image
 
 ACTOR, NAME = "0710", "0710_preview_actor"
@@ -171,3 +174,19 @@ def test_clean_previews_all_and_bad_input(previews, capsys):
     for args in ([], [ACTOR, "--all"], ["../x"], ["0799"]):
         code, _, err = cli(capsys, "clean-previews", *args)
         assert code == 2 and err.startswith("error: "), args
+
+
+def test_api_counts_and_export_refuse_previews(previews, tmp_path):
+    settings = Settings(
+        _env_file=None,
+        provider="preview",
+        store=str(tmp_path / "store"),
+        slot_dir=tmp_path / "slots",
+        state_dir=tmp_path / "state",
+    )
+    with serve_in_thread(settings, store=previews) as url, httpx.Client(base_url=url) as api:
+        (actor,) = [a for a in api.get("/api/actors").json() if a["id"] == ACTOR]
+        assert actor["usable_count"] == 0 and actor["rejected_count"] == 4
+        response = api.post(f"/api/actors/{ACTOR}/exports", json={"format": "replicate-zip"})
+        assert response.status_code == 422
+        assert f"actor-maker clean-previews {ACTOR}" in response.json()["detail"]
