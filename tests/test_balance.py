@@ -26,6 +26,7 @@ from actor_maker.prompts import CATEGORIES, ScenePrompt, load_library
 from actor_maker.store.local import LocalStore
 
 from .apiserver import serve_in_thread
+from .conftest import STANDIN_TOKEN
 from .helpers import sample_image
 
 # --------------------------------------------------------------------------- the target
@@ -263,7 +264,13 @@ def test_cli_reports_and_dry_run_spends_nothing(actor, capsys):
     assert code == 2 and "no manifest" in err
 
 
-def test_cli_fill_adds_what_is_missing(actor, capsys):
+def test_cli_fill_adds_what_is_missing(actor, clean_env, standin, capsys):
+    # real images from the Replicate stand-in: preview placeholders never count as usable
+    clean_env.setenv("ACTOR_MAKER_PROVIDER", "replicate")
+    clean_env.setenv("REPLICATE_API_TOKEN", STANDIN_TOKEN)
+    clean_env.setenv("REPLICATE_BASE_URL", standin.base_url)
+    clean_env.setenv("ACTOR_MAKER_POLL_INTERVAL", "0.05")
+    clean_env.setenv("ACTOR_MAKER_IDENTITY", "false")  # the stand-in draws no face
     code, out, err = cli(capsys, "balance", "0700", "--size", "6", "--fill", "--json")
     assert code == 0, err
     body = json.loads(out)
@@ -278,7 +285,7 @@ def test_cli_fill_adds_what_is_missing(actor, capsys):
     assert len(seeds) == 6  # a seed of its own each
     after = report(manifest, Target(size=6))
     assert sum(r.usable + r.rejected + r.review for r in after.rows) == 6
-    # whatever the checks rejected (preview crops can be near-duplicates) is made again
+    # whatever the checks rejected (a near-duplicate) is made again
     for _ in range(5):
         if report(read_manifest(actor, "0700"), Target(size=6)).total_missing == 0:
             break
@@ -288,6 +295,18 @@ def test_cli_fill_adds_what_is_missing(actor, capsys):
     assert code == 0 and "nothing missing" in out, out + err
     code, out, err = cli(capsys, "balance", "0700", "--size", "6", "--fill", "--json")
     assert code == 0 and json.loads(out)["missing"] == 0
+
+
+def test_preview_placeholders_are_never_usable(actor, capsys):
+    """Issue 12.11: filled with the preview provider, nothing is usable and all is missing."""
+    code, out, err = cli(capsys, "balance", "0700", "--size", "6", "--fill", "--json")
+    assert code == 0, err
+    assert json.loads(out)["successful"] == 6
+    found = report(read_manifest(actor, "0700"), Target(size=6))
+    assert found.total_usable == 0 and found.total_missing == 6
+    assert sum(r.rejected for r in found.rows) == 6
+    code, out, err = cli(capsys, "balance", "0700", "--size", "6", "--json")
+    assert json.loads(out)["usable"] == 0
 
 
 def test_cli_fill_reuses_prompts_when_the_library_runs_out(actor, capsys):

@@ -328,11 +328,12 @@ def test_api_routes(api):
     )
     assert response.status_code == 200, response.text
     assert response.json()["caption"] == "amk0012 man, on a platform"
+    assert response.json()["warnings"] == []
     response = client.post(
         "/api/actors/0012/captions/replace",
         json={"find": r"platform$", "replace": "train platform", "regex": True},
     )
-    assert response.json() == {"changed": 1}
+    assert response.json() == {"changed": 1, "warnings": []}
     response = client.put("/api/actors/0012/trigger-word", json={"trigger_word": "zqx0012"})
     assert response.json() == {"trigger_word": "zqx0012"}
     assert stored_captions(store)[0] == "zqx0012 man, on a train platform"
@@ -368,3 +369,55 @@ def test_api_errors_are_problems(api):
         assert response.status_code == status, (path, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")
         assert response.json()["status"] == status
+
+
+def test_api_warns_when_a_caption_loses_the_trigger_word(api):
+    client, _ = api
+    client.post("/api/actors/0012/captions/generate")
+    response = client.put(
+        "/api/actors/0012/training-data/0012_caption_actor_0.jpg/caption",
+        json={"caption": "a man on a platform"},
+    )
+    assert response.status_code == 200
+    (warning,) = response.json()["warnings"]
+    assert "0012_caption_actor_0.jpg" in warning and "'amk0012'" in warning
+    response = client.post(
+        "/api/actors/0012/captions/replace", json={"find": "amk0012 ", "replace": ""}
+    )
+    body = response.json()
+    assert body["changed"] == 3 and len(body["warnings"]) == 3
+
+
+# --- the trigger word ----------------------------------------------------------------------------
+
+
+def test_trigger_warnings_name_captions_without_the_word(store):
+    seed(store)
+    generate_captions(store, "0012")
+    warnings: list[str] = []
+    set_caption(store, "0012", "0012_caption_actor_0.jpg", "amk0012 man, fine", warnings=warnings)
+    set_caption(store, "0012", "0012_caption_actor_1.jpg", "a man, smiling", warnings=warnings)
+    set_caption(store, "0012", "0012_caption_actor_2.jpg", "amk00123 man", warnings=warnings)
+    assert [w.split(":")[0] for w in warnings] == [
+        "0012_caption_actor_1.jpg",
+        "0012_caption_actor_2.jpg",  # a longer token is not the trigger word
+    ]
+    warnings.clear()
+    assert replace_in_captions(store, "0012", "amk0012", "someone", warnings=warnings) == 3
+    assert sorted(w.split(":")[0] for w in warnings) == [
+        "0012_caption_actor_0.jpg",
+        "0012_caption_actor_2.jpg",
+        "0012_caption_actor_3.jpg",
+    ]  # only the captions this change edited (actor_1 lacked the word already)
+
+
+def test_cli_warns_on_stderr(cli_store, capsys):
+    cli(capsys, "captions", "generate", "0012")
+    code, out, err = cli(capsys, "captions", "set", "0012", "0012_caption_actor_0.jpg", "a man")
+    assert code == 0 and "a man" in out
+    assert err.startswith("warning: 0012_caption_actor_0.jpg: caption lacks the trigger word")
+    code, _, err = cli(capsys, "captions", "replace", "0012", "amk0012 man", "amk0012 guy")
+    assert code == 0 and err == ""
+    code, out, err = cli(capsys, "captions", "replace", "0012", "amk0012 ", "")
+    assert code == 0 and "3 caption(s) changed" in out
+    assert err.count("warning: ") == 3

@@ -17,11 +17,11 @@ import pytest
 import yaml
 from PIL import Image
 
-from actor_maker.captions import caption_for
+from actor_maker.captions import caption_for, trigger_first
 from actor_maker.cli import main
 from actor_maker.config import Settings
 from actor_maker.errors import InputError
-from actor_maker.export import CARD_MARK, export
+from actor_maker.export import CARD_MARK, RECORD, export
 from actor_maker.layout import training_key
 from actor_maker.manifest import Manifest, new_manifest, read_manifest, update_manifest
 from actor_maker.store.base import ObjectStore
@@ -74,7 +74,7 @@ def _entry(store: ObjectStore, name: str, index: int) -> dict[str, Any]:
         "prompt": PROMPT,
         "prompt_id": f"photo-{index}",
         "category": category,
-        "generation": {"provider": "preview", "model": "preview" if index % 2 else "flux"},
+        "generation": {"provider": "replicate", "model": "other" if index % 2 else "flux"},
         "good": extra.get("good", False),
         "quality": quality,
         "caption": extra.get("caption"),
@@ -134,8 +134,13 @@ def pixels(data: bytes) -> bytes:
         return img.convert("RGB").tobytes()
 
 
-def files_under(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+def files_under(root: Path, *, records: bool = False) -> dict[str, bytes]:
+    """The files under ``root``; export records only when ``records``."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and (records or p.name != RECORD)
+    }
 
 
 def zip_files(data: bytes) -> dict[str, bytes]:
@@ -150,7 +155,7 @@ def read_kohya(files: dict[str, bytes], actor_dir: str) -> dict[str, Any]:
     config = tomllib.loads(files[f"{actor_dir}/dataset.toml"].decode())
     ext = config["general"]["caption_extension"]
     (subset,) = config["datasets"][0]["subsets"]
-    image_dir = f"{actor_dir}/{subset['image_dir']}/"
+    image_dir = f"{actor_dir}/{subset['image_dir']}/"  # relative in a zip
     images = {
         p: d
         for p, d in files.items()
@@ -209,15 +214,17 @@ def test_kohya_layout(local_store, tmp_path):
     assert caption.startswith(f"{TRIGGER} {CLASS}") and "identity" not in caption
     config = tomllib.loads(files[f"{NAME}/dataset.toml"].decode())
     assert config["general"] == {
-        "shuffle_caption": True,
+        "shuffle_caption": False,  # sd-scripts refuses it with --cache_text_encoder_outputs
         "caption_extension": ".txt",
         "keep_tokens": 1,
     }
     (dataset,) = config["datasets"]
     assert dataset["resolution"] == 1024 and dataset["batch_size"] == 1
+    image_dir = str((out / folder).resolve())  # absolute: sd-scripts may start anywhere
     assert dataset["subsets"] == [
-        {"image_dir": f"img/10_{TRIGGER} {CLASS}", "num_repeats": 10, "class_tokens": "amk0012 man"}
+        {"image_dir": image_dir, "num_repeats": 10, "class_tokens": "amk0012 man"}
     ]
+    assert Path(image_dir).is_absolute() and Path(image_dir).is_dir()
     (actor,) = report.actors
     assert actor.counts == {"photoreal": 2, "bw_stylized": 1, "color_stylized": 1}
     assert actor.trigger_word == TRIGGER and actor.class_word == CLASS
@@ -257,8 +264,62 @@ def test_kohya_repeats_and_custom_trigger(local_store, tmp_path):
     )
     config = tomllib.loads((tmp_path / "o" / NAME / "dataset.toml").read_text())
     subset = config["datasets"][0]["subsets"][0]
-    assert subset["image_dir"] == "img/3_zqx man" and subset["num_repeats"] == 3
-    assert (tmp_path / "o" / NAME / "img" / "3_zqx man").is_dir()
+    folder = tmp_path / "o" / NAME / "img" / "3_zqx man"
+    assert subset["image_dir"] == str(folder.resolve()) and subset["num_repeats"] == 3
+    assert folder.is_dir()
+
+
+def test_kohya_zip_is_relative_and_shuffling_is_an_option(local_store, tmp_path):
+    make_actor(local_store)
+    out = tmp_path / "k.zip"
+    export(
+        local_store,
+        [ACTOR],
+        fmt="kohya",
+        out=str(out),
+        settings=settings(tmp_path),
+        shuffle_caption=True,
+    )
+    text = zip_files(out.read_bytes())[f"{NAME}/dataset.toml"].decode()
+    config = tomllib.loads(text)
+    assert config["general"]["shuffle_caption"] is True
+    assert config["datasets"][0]["subsets"][0]["image_dir"] == f"img/10_{TRIGGER} {CLASS}"
+    assert "image_dir is relative" in text
+
+
+@pytest.mark.parametrize(
+    ("caption", "expected"),
+    [
+        ("amk0012 man, on a bridge", "amk0012 man, on a bridge"),
+        ("a man on a bridge", "amk0012 a man on a bridge"),
+        ("a man, amk0012, on a bridge", "amk0012 a man, on a bridge"),
+        ("amk0012, on a bridge", "amk0012, on a bridge"),
+        ("", "amk0012"),
+        ("amk00123 man", "amk0012 amk00123 man"),  # a longer word is not the trigger
+    ],
+)
+def test_trigger_first(caption, expected):
+    assert trigger_first(caption, TRIGGER) == expected
+
+
+def test_kohya_captions_start_with_the_trigger(local_store, tmp_path):
+    """A caption edited to drop the trigger is exported with it first (kohya only)."""
+    make_actor(local_store)
+
+    def edit(manifest: Manifest) -> bool:
+        manifest.training_data[0]["caption"] = "a man on a rainy platform"
+        return True
+
+    update_manifest(local_store, ACTOR, edit)
+    cfg = settings(tmp_path)
+    export(local_store, [ACTOR], fmt="kohya", out=str(tmp_path / "k"), settings=cfg)
+    folder = tmp_path / "k" / NAME / "img" / f"10_{TRIGGER} {CLASS}"
+    for caption in folder.glob("*.txt"):
+        assert caption.read_text().split()[0] == TRIGGER, caption.name
+    assert (folder / f"{NAME}_0.txt").read_text() == f"{TRIGGER} a man on a rainy platform"
+    # ai-toolkit and Replicate add the trigger themselves: the caption is kept as written
+    export(local_store, [ACTOR], fmt="ai-toolkit", out=str(tmp_path / "a"), settings=cfg)
+    assert (tmp_path / "a" / NAME / f"{NAME}_0.txt").read_text() == "a man on a rainy platform"
 
 
 def test_ai_toolkit_layout_converts_webp_to_png(local_store, tmp_path):
@@ -381,6 +442,38 @@ def test_a_new_export_replaces_an_earlier_one(local_store, tmp_path):
     assert not (out / NAME / "ai-toolkit.yaml").exists()
 
 
+def test_a_new_export_leaves_the_trainers_files_alone(local_store, tmp_path):
+    """ai-toolkit writes its latent cache and size index into the dataset folder: a new
+    export removes only what the earlier export wrote (its record lists them)."""
+    make_actor(local_store)
+    out = tmp_path / "ds"
+    cfg = settings(tmp_path)
+    export(local_store, [ACTOR], fmt="ai-toolkit", out=str(out), settings=cfg)
+    folder = out / NAME
+    record = json.loads((folder / RECORD).read_text())
+    assert set(record["files"]) == set(files_under(folder))
+    (folder / "_latent_cache").mkdir()
+    (folder / "_latent_cache" / f"{NAME}_0_abc.safetensors").write_bytes(b"latents")
+    (folder / ".aitk_size.json").write_text("{}")
+    (folder / "notes.txt").write_text("mine")
+    export(local_store, [ACTOR], fmt="ai-toolkit", out=str(out), settings=cfg, good_only=True)
+    assert set(files_under(folder)) == {
+        "README.md",
+        "ai-toolkit.yaml",
+        f"{NAME}_5.png",
+        f"{NAME}_5.txt",
+        f"_latent_cache/{NAME}_0_abc.safetensors",
+        ".aitk_size.json",
+        "notes.txt",
+    }
+    assert (folder / "_latent_cache" / f"{NAME}_0_abc.safetensors").read_bytes() == b"latents"
+    # a record that names paths outside the folder is not followed
+    (tmp_path / "outside.txt").write_text("keep")
+    (folder / RECORD).write_text(json.dumps({"files": ["../../outside.txt", "/etc/x"]}))
+    export(local_store, [ACTOR], fmt="ai-toolkit", out=str(out), settings=cfg)
+    assert (tmp_path / "outside.txt").read_text() == "keep"
+
+
 def test_refuses_a_folder_that_is_not_an_export(local_store, tmp_path):
     make_actor(local_store)
     (tmp_path / "ds" / NAME).mkdir(parents=True)
@@ -441,13 +534,26 @@ def test_s3_destination(local_store, tmp_path, moto_server, s3_bucket):
     report = export(local_store, [ACTOR, "0013"], fmt="kohya", out=out, settings=cfg)
     uploaded = s3_files(moto_server, s3_bucket, "datasets/")
     export(local_store, [ACTOR, "0013"], fmt="kohya", out=str(tmp_path / "d"), settings=cfg)
-    assert uploaded == files_under(tmp_path / "d")
+    local = files_under(tmp_path / "d", records=True)
+    toml = f"{NAME}/dataset.toml"
+    assert {k: v for k, v in uploaded.items() if not k.endswith("dataset.toml")} == {
+        k: v for k, v in local.items() if not k.endswith("dataset.toml")
+    }
+    # in a bucket image_dir is relative (the files are copied down before training)
+    subset = tomllib.loads(uploaded[toml].decode())["datasets"][0]["subsets"][0]
+    assert subset["image_dir"] == f"img/10_{TRIGGER} {CLASS}"
     assert report.actors[0].location == f"s3://{s3_bucket}/datasets/{NAME}"
-    # again, with fewer images: replaced, and what is no longer exported is removed
+    # again, with fewer images: replaced, and what is no longer exported is removed;
+    # what the export did not write stays
+    moto_server.client.put_object(
+        Bucket=s3_bucket, Key=f"datasets/{NAME}/_latent_cache/x.safetensors", Body=b"x"
+    )
     export(local_store, [ACTOR], fmt="kohya", out=out, settings=cfg, good_only=True)
     again = s3_files(moto_server, s3_bucket, f"datasets/{NAME}/")
     assert set(again) == {
         "README.md",
+        RECORD,
+        "_latent_cache/x.safetensors",
         "dataset.toml",
         f"img/10_{TRIGGER} {CLASS}/{NAME}_5.txt",
         f"img/10_{TRIGGER} {CLASS}/{NAME}_5.webp",
@@ -535,9 +641,13 @@ def test_cli_export(clean_env, tmp_path, capsys):
     assert read_replicate(zip_files((tmp_path / "a.zip").read_bytes())) == expected(store, USABLE)
 
     code, out, err = cli(
-        capsys, "export", "--all", "--format", "kohya", "--out", "sets", "--good-only", "--json"
+        capsys,
+        *("export", "--all", "--format", "kohya", "--out", "sets", "--good-only", "--json"),
+        "--shuffle-caption",
     )
     assert code == 0, err
+    toml = (tmp_path / "sets" / NAME / "dataset.toml").read_text()
+    assert tomllib.loads(toml)["general"]["shuffle_caption"] is True
     body = json.loads(out)
     assert [a["actor_id"] for a in body["actors"]] == [ACTOR, "0013"]
     assert [a["images"] for a in body["actors"]] == [1, 1]

@@ -40,6 +40,7 @@ from actor_maker.manifest import (
     require_manifest,
     update_manifest,
 )
+from actor_maker.quality import is_preview
 from actor_maker.store.base import ObjectStore
 from actor_maker.trash import TrashRecord, copy_to_trash, delete_originals, discard, move_to_trash
 from actor_maker.validation import MAX_PROMPT_LENGTH, check_actor_id, check_actor_name, check_name
@@ -373,6 +374,16 @@ def delete_all_images(store: ObjectStore, actor_id: str, *, via: str) -> TrashRe
     manifest = require_manifest(store, actor_id)
     entries = list(manifest.training_data)
     return _delete_entries(store, manifest, entries, reason="delete-all", via=via, must_exist=False)
+
+
+def delete_previews(store: ObjectStore, actor_id: str, *, via: str) -> TrashRecord | None:
+    """Move the actor's preview placeholder images to the trash (``clean-previews``);
+    ``None`` when it has none. Real images stay."""
+    manifest = require_manifest(store, actor_id)
+    entries = [e for e in manifest.training_data if is_preview(e)]
+    if not entries:
+        return None
+    return _delete_entries(store, manifest, entries, reason="delete", via=via, must_exist=False)
 
 
 def replace_entry(

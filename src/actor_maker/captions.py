@@ -36,10 +36,13 @@ __all__ = [
     "class_word",
     "default_trigger_word",
     "generate_captions",
+    "has_trigger",
     "replace_in_captions",
     "scene_from_prompt",
     "set_caption",
     "set_trigger_word",
+    "trigger_first",
+    "trigger_warnings",
     "trigger_word",
 ]
 
@@ -264,6 +267,40 @@ def _check_trigger(word: str) -> str:
     return word
 
 
+def _word(trigger: str) -> str:
+    """A pattern for ``trigger`` as a whole word (not part of a longer token)."""
+    return rf"(?<![A-Za-z0-9]){re.escape(trigger)}(?![A-Za-z0-9])"
+
+
+def has_trigger(caption: str, trigger: str) -> bool:
+    """Whether ``caption`` names ``trigger`` as a whole word."""
+    return re.search(_word(trigger), caption) is not None
+
+
+def trigger_first(caption: str, trigger: str) -> str:
+    """``caption`` opening with ``trigger``: moved to the front when it is elsewhere, added
+    when it is missing. What the kohya export writes: sd-scripts trains a caption as it is
+    and keeps its first token in place (``keep_tokens = 1``)."""
+    if re.match(_word(trigger), caption):
+        return caption
+    rest = re.sub(_word(trigger) + r",?\s*", "", caption)
+    rest = re.sub(r"\s+", " ", rest).strip().lstrip(",").strip()
+    return f"{trigger} {rest}" if rest else trigger
+
+
+def trigger_warnings(manifest: Manifest, filenames: set[str]) -> list[str]:
+    """One line for each caption of ``filenames`` that lacks the actor's trigger word."""
+    trigger = trigger_word(manifest)
+    return [
+        f"{entry['filename']}: caption lacks the trigger word {trigger!r} "
+        "(the kohya export puts it first; ai-toolkit and Replicate add it)"
+        for entry in manifest.training_data
+        if entry.get("filename") in filenames
+        and isinstance(entry.get("caption"), str)
+        and not has_trigger(entry["caption"], trigger)
+    ]
+
+
 def _retrigger(caption: str, old: str, new: str) -> str:
     """``caption`` with a leading ``old`` trigger (a whole word) replaced by ``new``."""
     if re.match(rf"{re.escape(old)}(?![A-Za-z0-9])", caption):
@@ -296,9 +333,17 @@ def generate_captions(store: ObjectStore, actor_id: str, *, regenerate: bool = F
     return changed
 
 
-def set_caption(store: ObjectStore, actor_id: str, filename: str, text: str) -> dict[str, Any]:
+def set_caption(
+    store: ObjectStore,
+    actor_id: str,
+    filename: str,
+    text: str,
+    *,
+    warnings: list[str] | None = None,
+) -> dict[str, Any]:
     """Set one entry's caption by hand; returns the entry. ``NotFoundError`` for a filename
-    the actor does not have."""
+    the actor does not have. ``warnings`` gets a line when the caption lacks the trigger
+    word (:func:`trigger_warnings`)."""
     check_actor_id(actor_id)
     check_name(filename, "filename")
     caption = check_caption(text)
@@ -315,15 +360,24 @@ def set_caption(store: ObjectStore, actor_id: str, filename: str, text: str) -> 
     written = update_manifest(store, actor_id, change)
     entry = written.find(filename)
     assert entry is not None
+    if warnings is not None:
+        warnings.extend(trigger_warnings(written, {filename}))
     return entry
 
 
 def replace_in_captions(
-    store: ObjectStore, actor_id: str, find: str, replace: str, *, regex: bool = False
+    store: ObjectStore,
+    actor_id: str,
+    find: str,
+    replace: str,
+    *,
+    regex: bool = False,
+    warnings: list[str] | None = None,
 ) -> int:
     """Find and replace in every stored caption in one manifest update; returns how many
     changed. With ``regex``, ``find`` is a Python regular expression and ``replace`` may use
-    ``\\1`` groups. A result that would not be a valid caption refuses the whole change."""
+    ``\\1`` groups. A result that would not be a valid caption refuses the whole change.
+    ``warnings`` gets a line per changed caption that lacks the trigger word."""
     if not find:
         raise InputError("the text to find must not be empty")
     try:
@@ -331,10 +385,12 @@ def replace_in_captions(
     except re.error as exc:
         raise InputError(f"invalid regular expression {find!r}: {exc}") from exc
     changed = 0
+    edited: set[str] = set()
 
     def change(manifest: Manifest) -> bool:
         nonlocal changed
         changed = 0
+        edited.clear()
         for entry in manifest.training_data:
             current = entry.get("caption")
             if not isinstance(current, str) or not current:
@@ -349,10 +405,14 @@ def replace_in_captions(
                 entry["caption"] = check_caption(result)
             except InputError as exc:
                 raise InputError(f"{entry['filename']}: {exc}; nothing was changed") from exc
-            changed += entry["caption"] != current
+            if entry["caption"] != current:
+                changed += 1
+                edited.add(str(entry["filename"]))
         return changed > 0
 
-    update_manifest(store, check_actor_id(actor_id), change)
+    written = update_manifest(store, check_actor_id(actor_id), change)
+    if warnings is not None:
+        warnings.extend(trigger_warnings(written, edited))
     return changed
 
 

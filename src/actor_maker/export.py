@@ -35,26 +35,27 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
 from actor_maker.balance import category_of
-from actor_maker.captions import caption_for, class_word, trigger_word
+from actor_maker.captions import caption_for, class_word, trigger_first, trigger_word
 from actor_maker.config import Settings
 from actor_maker.errors import InputError, NotFoundError, PreconditionFailed, StoreError
 from actor_maker.images import md5_hex
 from actor_maker.layout import entry_key, index_of
 from actor_maker.manifest import Entry, Manifest, read_many, require_manifest
-from actor_maker.quality import effective_verdict, is_usable
+from actor_maker.quality import PREVIEW_REASON, effective_verdict, is_preview, is_usable
+from actor_maker.store import open_s3_store
 from actor_maker.store.base import ObjectStore, check_key
-
-if TYPE_CHECKING:
-    from actor_maker.store.s3 import S3Store
 
 Format = Literal["kohya", "ai-toolkit", "replicate-zip"]
 FORMATS: tuple[Format, ...] = get_args(Format)
 
 #: The first line of every dataset card: how an earlier export is recognised.
 CARD_MARK = "<!-- actor-maker dataset card -->"
+#: Beside each actor's card in a directory or S3 export: the files that export wrote, so
+#: the next export into the same place removes only those (never a trainer's caches).
+RECORD = ".actor-maker-export.json"
 #: What ai-toolkit is given as is; anything else is converted to PNG.
 _AI_TOOLKIT_KEEP = frozenset({"jpg", "jpeg", "png"})
 _IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "webp"})
@@ -148,6 +149,7 @@ class Options:
     include_review: bool
     good_only: bool
     repeats: int
+    shuffle_caption: bool = False
 
 
 def export(
@@ -161,6 +163,7 @@ def export(
     good_only: bool = False,
     repeats: int = 10,
     skip_unreadable: bool = False,
+    shuffle_caption: bool = False,
 ) -> ExportReport:
     """Write the actors' usable images and captions to ``out`` in the layout ``fmt``.
 
@@ -170,6 +173,9 @@ def export(
     goes into the directory or prefix ``out`` as ``{actor_name}.zip``. With
     ``skip_unreadable`` (``--all``), an actor whose manifest cannot be read is left out and
     listed in ``unreadable``; otherwise it stops the export before anything is written.
+
+    ``shuffle_caption`` (kohya only) turns on sd-scripts' caption shuffling; it is off by
+    default because sd-scripts refuses it with ``--cache_text_encoder_outputs`` (FLUX, SDXL).
     """
     if fmt not in FORMATS:
         raise InputError(f"format {fmt!r}: choose one of {', '.join(FORMATS)}")
@@ -177,13 +183,15 @@ def export(
         raise InputError("no actor to export")
     if not 1 <= repeats <= 10_000:
         raise InputError(f"repeats {repeats}: give a number from 1 to 10000")
-    options = Options(fmt, include_review, good_only, repeats)
+    options = Options(fmt, include_review, good_only, repeats, shuffle_caption)
     if skip_unreadable:
         manifests, unreadable = read_many(store, actor_ids)
         if not manifests:
             raise InputError("no actor with a readable manifest to export")
     else:
         manifests, unreadable = [require_manifest(store, i) for i in actor_ids], {}
+    for manifest in manifests:
+        _refuse_previews_only(manifest, options)
     dest = Destination.parse(out, settings)
     report = ExportReport(fmt, out, unreadable=unreadable)
     if fmt == "replicate-zip":
@@ -221,6 +229,7 @@ def _write_actor(
         location=sink.where(root),
     )
     stale = sink.previous_export(root)
+    trigger = result.trigger_word
 
     def write(path: str, data: bytes) -> None:
         full = f"{root}/{path}" if root else path
@@ -251,6 +260,8 @@ def _write_actor(
                 continue
         stems.add(stem.lower())
         caption = str(entry.get("caption") or caption_for(manifest, entry)).strip()
+        if options.fmt == "kohya":
+            caption = trigger_first(caption, trigger)
         write(f"{subdir}{stem}.{ext}", data)
         del data
         write(f"{subdir}{stem}.txt", caption.encode("utf-8"))
@@ -258,13 +269,32 @@ def _write_actor(
         result.counts[category] = result.counts.get(category, 0) + 1
         exported.append(entry)
     if options.fmt == "kohya":
-        write("dataset.toml", _kohya_toml(subdir.rstrip("/"), result, options).encode())
+        image_dir = subdir.rstrip("/")
+        if sink.absolute:  # a directory: sd-scripts may then start from any folder
+            image_dir = sink.folder_path(f"{root}/{image_dir}" if root else image_dir)
+        write("dataset.toml", _kohya_toml(image_dir, sink.absolute, result, options).encode())
     elif options.fmt == "ai-toolkit":
         write("ai-toolkit.yaml", _ai_toolkit_yaml(sink.folder_path(root), result).encode())
     write("README.md", dataset_card(manifest, exported, result, options).encode("utf-8"))
     for path in sorted(stale - set(result.files)):
         sink.delete(path)
+    sink.record(root, result.files)
     return result
+
+
+def _refuse_previews_only(manifest: Manifest, options: Options) -> None:
+    """``InputError`` when nothing but preview placeholders would be exported: a dataset of
+    them would teach a LoRA the "PREVIEW" stamp, not the actor."""
+    entries = manifest.training_data
+    if any(_left_out(e, options) is None for e in entries):
+        return
+    if any(is_preview(e) and e.get("status") in (None, "synced") for e in entries):
+        actor = manifest.actor_id
+        raise InputError(
+            f"actor {actor} has only preview placeholder images, which are not training data: "
+            f"run `actor-maker clean-previews {actor}`, then generate real ones with "
+            f"`actor-maker generate-all {actor} --provider replicate` (REPLICATE_API_TOKEN set)"
+        )
 
 
 def _select(
@@ -299,6 +329,8 @@ def _order(entry: Entry) -> tuple[bool, int, str]:
 
 
 def _left_out(entry: Entry, options: Options) -> str | None:
+    if is_preview(entry):
+        return PREVIEW_REASON
     if not is_usable(entry, include_review=options.include_review):
         if entry.get("status") not in (None, "synced"):
             return f"status {entry.get('status')}"
@@ -347,14 +379,22 @@ def _toml_str(value: str) -> str:
     return f'"{escaped}"'
 
 
-def _kohya_toml(image_dir: str, result: ActorExport, options: Options) -> str:
-    """A ``--dataset_config`` file for sd-scripts (its docs/config_README-en.md)."""
+def _kohya_toml(image_dir: str, absolute: bool, result: ActorExport, options: Options) -> str:
+    """A ``--dataset_config`` file for sd-scripts (its docs/config_README-en.md).
+
+    ``shuffle_caption`` is off unless asked for: sd-scripts' FLUX and SDXL scripts assert
+    it is off when caching text encoder outputs (``--cache_text_encoder_outputs``)."""
+    where = (
+        "# image_dir is absolute: start training from any folder."
+        if absolute
+        else "# image_dir is relative: start training from the folder this file is in."
+    )
     return "\n".join(
         [
             f"# sd-scripts dataset config for actor {result.actor_id} ({result.actor_name}).",
-            "# image_dir is relative: start training from the folder this file is in.",
+            where,
             "[general]",
-            "shuffle_caption = true",
+            f"shuffle_caption = {'true' if options.shuffle_caption else 'false'}",
             'caption_extension = ".txt"',
             "keep_tokens = 1",
             "",
@@ -504,7 +544,7 @@ class Destination:
 
     def tree_sink(self) -> Sink:
         if self.bucket is not None:
-            return S3Sink(_s3_store(self.settings, self.bucket, self.prefix))
+            return S3Sink(open_s3_store(self.settings, self.bucket, self.prefix))
         return DirSink(Path(self.out))
 
     @contextlib.contextmanager
@@ -521,7 +561,7 @@ class Destination:
                 yield sink
             os.replace(part, path)
             return
-        store = _s3_store(self.settings, self.bucket, "")
+        store = open_s3_store(self.settings, self.bucket, "")
         key = "/".join(p for p in (self.prefix, name) if p)
         if not key.lower().endswith(".zip"):
             raise InputError(f"--out {self.out}: name the zip, e.g. s3://bucket/dataset.zip")
@@ -530,7 +570,7 @@ class Destination:
             part = Path(tmp) / "export.zip"
             with ZipSink(part, f"s3://{self.bucket}/{key}") as sink:
                 yield sink
-            _upload_file(store, self.bucket, key, part)
+            store.put_file(key, part, content_type="application/zip")
 
 
 @contextlib.contextmanager
@@ -543,39 +583,11 @@ def _errors_as_input(path: Path) -> Iterator[None]:
         raise StoreError(f"cannot write {path}: {exc}") from exc
 
 
-def _s3_store(settings: Settings, bucket: str, prefix: str) -> S3Store:
-    """A store for the destination bucket, with the settings' credentials and endpoint."""
-    from actor_maker.store.s3 import S3Store
-
-    secret, token = settings.aws_secret_access_key, settings.aws_session_token
-    return S3Store(
-        bucket,
-        prefix,
-        region=settings.aws_region,
-        endpoint_url=settings.aws_endpoint_url,
-        access_key_id=settings.aws_access_key_id,
-        secret_access_key=secret.get_secret_value() if secret else None,
-        session_token=token.get_secret_value() if token and settings.aws_access_key_id else None,
-    )
-
-
-def _upload_file(store: S3Store, bucket: str, key: str, path: Path) -> None:
-    """Upload with boto3's managed transfer (multipart for big files, read from disk)."""
-    from boto3.exceptions import Boto3Error
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        store.client.upload_file(
-            str(path), bucket, key, ExtraArgs={"ContentType": "application/zip"}
-        )
-    except (Boto3Error, BotoCoreError, ClientError) as exc:
-        text = str(exc).strip()
-        message = re.sub(r"\?\S*", "", text.splitlines()[0]) if text else type(exc).__name__
-        raise StoreError(f"upload to s3://{bucket}/{key} failed: {message}") from exc
-
-
 class Sink(abc.ABC):
     """Where an export's files go: paths are ``/``-separated and relative."""
+
+    #: Whether :meth:`folder_path` is absolute (a local directory), so configs may name it.
+    absolute = False
 
     @abc.abstractmethod
     def write(self, path: str, data: bytes) -> None: ...
@@ -589,17 +601,24 @@ class Sink(abc.ABC):
         return folder or "."
 
     def previous_export(self, folder: str) -> set[str]:
-        """Files an earlier export left in ``folder`` (removed when not written again).
+        """Files an earlier export wrote in ``folder`` (removed when not written again),
+        as its record lists them; any other file there is left alone.
 
         ``InputError`` when ``folder`` holds files but no dataset card of ours.
         """
         return set()
+
+    def record(self, folder: str, files: list[str]) -> None:
+        """Remember ``files`` as what this export wrote in ``folder`` (a zip: nothing)."""
+        return None
 
     def delete(self, path: str) -> None:  # pragma: no cover - only tree sinks have stale files
         raise NotImplementedError
 
 
 class DirSink(Sink):
+    absolute = True
+
     def __init__(self, root: Path) -> None:
         self.root = root
 
@@ -626,13 +645,16 @@ class DirSink(Sink):
             return set()
         if not base.is_dir():
             raise InputError(f"{base} exists and is not a directory")
-        files = {
-            "/".join((folder, *p.relative_to(base).parts)) for p in base.rglob("*") if p.is_file()
-        }
+        if not any(base.iterdir()):
+            return set()
         card = base / "README.md"
-        if files and not (card.is_file() and _is_card(card.read_bytes())):
+        if not (card.is_file() and _is_card(card.read_bytes())):
             raise InputError(f"{base} is not empty and not an earlier export; choose another --out")
-        return files
+        record = base / RECORD
+        return _read_record(folder, record.read_bytes() if record.is_file() else None)
+
+    def record(self, folder: str, files: list[str]) -> None:
+        self.write(_record_path(folder), _record_body(folder, files))
 
     def delete(self, path: str) -> None:
         target = self._path(path)
@@ -648,7 +670,7 @@ class DirSink(Sink):
 class S3Sink(Sink):
     """Objects under the destination prefix: created, or replaced when they differ."""
 
-    def __init__(self, store: S3Store) -> None:
+    def __init__(self, store: ObjectStore) -> None:
         self.store = store
 
     def write(self, path: str, data: bytes) -> None:
@@ -678,7 +700,14 @@ class S3Sink(Sink):
             raise InputError(
                 f"{self.where(folder)} is not empty and not an earlier export; choose another --out"
             )
-        return files
+        try:
+            body: bytes | None = self.store.get(_record_path(folder)).data
+        except NotFoundError:
+            body = None
+        return _read_record(folder, body)
+
+    def record(self, folder: str, files: list[str]) -> None:
+        self.write(_record_path(folder), _record_body(folder, files))
 
     def delete(self, path: str) -> None:
         self.store.delete(path)
@@ -717,6 +746,41 @@ class ZipSink(Sink):
 
 def _is_card(data: bytes) -> bool:
     return data.startswith(CARD_MARK.encode())
+
+
+def _record_path(folder: str) -> str:
+    return f"{folder}/{RECORD}" if folder else RECORD
+
+
+def _record_body(folder: str, files: list[str]) -> bytes:
+    """The record: paths relative to ``folder``, sorted, so the same export gives the same
+    bytes."""
+    cut = len(folder) + 1 if folder else 0
+    body = {"written_by": "actor-maker export", "files": sorted(f[cut:] for f in files)}
+    return (json.dumps(body, indent=1, ensure_ascii=False) + "\n").encode()
+
+
+def _read_record(folder: str, body: bytes | None) -> set[str]:
+    """The files an earlier export's record lists, as sink paths. Without a readable record
+    (an export older than records) nothing is taken for stale."""
+    if body is None:
+        return set()
+    try:
+        files = json.loads(body).get("files")
+    except (ValueError, AttributeError):
+        return set()
+    if not isinstance(files, list):
+        return set()
+    found = set()
+    for name in files:
+        if not isinstance(name, str):
+            continue
+        try:
+            check_key(name)
+        except InputError:
+            continue  # never follow ../ or absolute paths out of the folder
+        found.add(f"{folder}/{name}" if folder else name)
+    return found
 
 
 __all__ = [

@@ -53,6 +53,14 @@ def check_actor_id(value: str) -> str:
     return check_name(value, "actor id")
 
 
+def is_actor_id(value: str) -> bool:
+    try:
+        check_actor_id(value)
+    except InputError:
+        return False
+    return True
+
+
 def check_actor_name(value: str) -> str:
     return check_name(value, "actor name")
 

@@ -22,6 +22,7 @@ from actor_maker.layout import actor_id_of, manifest_key, manifest_versions
 from actor_maker.manifest import Manifest, parse_manifest
 from actor_maker.quality import effective_verdict, is_usable
 from actor_maker.store.base import ObjectStore
+from actor_maker.validation import is_actor_id
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class ActorIndex:
         with self._lock:
             if actor_id is None:
                 self._listed_at = None
-            else:
+            elif is_actor_id(actor_id):  # a request's path may name anything
                 self._dirty.add(manifest_key(actor_id))
 
     def all(self) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from actor_maker.jobs.models import DEDUPE_ALL
 from actor_maker.layout import manifest_key, training_prefix
 from actor_maker.legacy import import_legacy
 from actor_maker.manifest import new_manifest, read_manifest, require_manifest, update_manifest
-from actor_maker.quality import effective_verdict
+from actor_maker.quality import effective_verdict, is_preview
 from actor_maker.store import open_store
 
 prompts_app = typer.Typer(help="The scene prompt library.", no_args_is_help=True)
@@ -212,6 +212,8 @@ def register(app: typer.Typer) -> None:
 
 def _quality(entry: dict[str, Any]) -> str:
     """The verdict, with the reasons of a rejection and who overrode the checks."""
+    if is_preview(entry):
+        return "preview"  # rejected: a placeholder, never training data
     verdict = effective_verdict(entry)
     if verdict is None:
         return "-"

@@ -82,8 +82,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Set one image's caption by hand."""
         state: State = ctx.obj
-        entry = captions.set_caption(open_store(state.settings), actor_id, filename, text)
+        warnings: list[str] = []
+        store = open_store(state.settings)
+        entry = captions.set_caption(store, actor_id, filename, text, warnings=warnings)
         state.out.print(f"{filename}: {entry['caption']}", markup=False)
+        _warn(state, warnings)
 
     @captions_app.command("replace")
     def replace_cmd(
@@ -98,8 +101,12 @@ def register(app: typer.Typer) -> None:
         """Find and replace in every caption of the actor, in one manifest update."""
         state: State = ctx.obj
         store = open_store(state.settings)
-        changed = captions.replace_in_captions(store, actor_id, find, replace, regex=regex)
+        warnings: list[str] = []
+        changed = captions.replace_in_captions(
+            store, actor_id, find, replace, regex=regex, warnings=warnings
+        )
         state.out.print(f"{changed} caption(s) changed")
+        _warn(state, warnings)
 
     @captions_app.command("trigger")
     def trigger_cmd(
@@ -113,3 +120,8 @@ def register(app: typer.Typer) -> None:
         state.out.print(f"trigger word: {stored}")
 
     app.add_typer(captions_app, name="captions")
+
+
+def _warn(state: State, warnings: list[str]) -> None:
+    for line in warnings:
+        state.err.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)

@@ -38,6 +38,13 @@ def register(app: typer.Typer) -> None:
         repeats: Annotated[
             int, typer.Option("--repeats", help="kohya: times each image is seen per epoch.")
         ] = 10,
+        shuffle_caption: Annotated[
+            bool,
+            typer.Option(
+                "--shuffle-caption",
+                help="kohya: shuffle caption tokens (not with --cache_text_encoder_outputs).",
+            ),
+        ] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Export usable images with captions for kohya sd-scripts, ai-toolkit or Replicate."""
@@ -62,6 +69,7 @@ def register(app: typer.Typer) -> None:
             good_only=good_only,
             repeats=repeats,
             skip_unreadable=all_actors,
+            shuffle_caption=shuffle_caption,
         )
         if as_json:
             print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))

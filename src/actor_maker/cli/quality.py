@@ -8,13 +8,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from actor_maker.actors import delete_previews
 from actor_maker.cli.state import State
 from actor_maker.errors import InputError
+from actor_maker.layout import actor_ids
 from actor_maker.manifest import require_manifest
 from actor_maker.quality import effective_verdict
 from actor_maker.quality.review import base_image_bytes, recheck, set_override, summary
 from actor_maker.runtime import make_checker
 from actor_maker.store import open_store
+from actor_maker.validation import check_actor_id
 
 
 def register(app: typer.Typer) -> None:
@@ -70,3 +73,30 @@ def register(app: typer.Typer) -> None:
         verdict = "accepted" if approve else "rejected" if reject else None
         entry = set_override(open_store(state.settings), actor_id, filename, verdict, via="cli")
         state.out.print(f"{filename}: {effective_verdict(entry) or 'unchecked'}")
+
+    @app.command("clean-previews")
+    def clean_previews_cmd(
+        ctx: typer.Context,
+        actor_id: Annotated[str | None, typer.Argument(help="Actor id (or --all).")] = None,
+        all_actors: Annotated[
+            bool, typer.Option("--all", help="Every actor in the store.")
+        ] = False,
+    ) -> None:
+        """Move preview placeholder images (never training data) to the trash."""
+        state: State = ctx.obj
+        if (actor_id is None) == (not all_actors):
+            raise InputError("give one actor id, or --all")
+        store = open_store(state.settings)
+        ids = actor_ids(store) if all_actors else [check_actor_id(str(actor_id))]
+        moved = 0
+        for one in ids:
+            record = delete_previews(store, one, via="cli")
+            if record is None:
+                state.info(f"{one}: no preview images")
+                continue
+            moved += len(record.entries)
+            state.out.print(
+                f"{one}: {len(record.entries)} preview image(s) moved to the trash "
+                f"(trash id {record.trash_id})"
+            )
+        state.out.print(f"{moved} preview image(s) moved in all")

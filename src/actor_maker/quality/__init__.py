@@ -8,6 +8,11 @@
 A check result becomes the entry's ``quality`` object:
 ``{verdict: accepted | rejected | review, reasons: [...], scores: {...}, checked_at}``,
 plus ``override: {verdict, at, via}`` when a person decided otherwise.
+
+Images of the ``preview`` provider (offline placeholders, stamped "PREVIEW - not training
+data") are never training data: the checks reject them with the reason
+:data:`PREVIEW_REASON`, and :func:`effective_verdict` says ``rejected`` for them whatever is
+stored (older manifests, a person's override), so every count, balance and export agrees.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from typing import Any, Literal
 
 Verdict = Literal["accepted", "rejected", "review"]
 VERDICTS: tuple[Verdict, ...] = ("accepted", "rejected", "review")
+#: The provider whose images are placeholders, and the reason they are rejected.
+PREVIEW_PROVIDER = "preview"
+PREVIEW_REASON = "preview placeholder"
 
 
 @dataclass
@@ -52,8 +60,17 @@ class CheckResult:
         }
 
 
+def is_preview(entry: dict[str, Any]) -> bool:
+    """Whether the entry's image is a preview placeholder (``generation.provider``)."""
+    generation = entry.get("generation")
+    return isinstance(generation, dict) and generation.get("provider") == PREVIEW_PROVIDER
+
+
 def effective_verdict(entry: dict[str, Any]) -> Verdict | None:
-    """A person's override if any, else the checks' verdict; ``None`` when never checked."""
+    """A person's override if any, else the checks' verdict; ``None`` when never checked.
+    Always ``rejected`` for a preview placeholder."""
+    if is_preview(entry):
+        return "rejected"
     quality = entry.get("quality")
     if not isinstance(quality, dict):
         return None
@@ -65,7 +82,8 @@ def effective_verdict(entry: dict[str, Any]) -> Verdict | None:
 
 
 def is_usable(entry: dict[str, Any], *, include_review: bool = False) -> bool:
-    """Training data: stored, and accepted (or approved); never-checked legacy entries count."""
+    """Training data: stored, and accepted (or approved); never-checked legacy entries count.
+    Never a preview placeholder."""
     if entry.get("status") not in (None, "synced"):
         return False
     verdict = effective_verdict(entry)

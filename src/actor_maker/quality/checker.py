@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
-from actor_maker.quality import CheckResult, effective_verdict
+from actor_maker.quality import PREVIEW_REASON, CheckResult, effective_verdict
 from actor_maker.quality.duplicates import duplicate_check
 from actor_maker.quality.technical import technical_check
 
@@ -67,10 +67,11 @@ class QualityChecker:
         category: str | None,
         placeholder: bool = False,
     ) -> CheckResult:
-        """Technical checks, then identity for people (skipped when the image is unusable,
-        and for the preview provider's placeholders, which are crops of the base image)."""
+        """Technical checks, then identity for people (skipped when the image is unusable).
+        The preview provider's placeholders are rejected: they are never training data."""
         result = technical_check(data)
         if placeholder:
+            result.rejections.append(PREVIEW_REASON)
             result.scores["identity"] = "skipped (preview placeholder)"
             return result
         if (

@@ -8,7 +8,7 @@ from typing import Any
 from actor_maker.errors import InputError, NotFoundError
 from actor_maker.layout import base_key, entry_key
 from actor_maker.manifest import Manifest, require_manifest, update_manifest, utc_now
-from actor_maker.quality import CheckResult, effective_verdict
+from actor_maker.quality import CheckResult, effective_verdict, is_preview
 from actor_maker.quality.checker import QualityChecker, decide_duplicate
 from actor_maker.store.base import ObjectStore
 from actor_maker.validation import check_actor_id
@@ -29,6 +29,11 @@ def set_override(
         entry = manifest.find(filename)
         if entry is None:
             raise NotFoundError(f"actor {actor_id} has no training image {filename!r}")
+        if verdict == "accepted" and is_preview(entry):
+            raise InputError(
+                f"{filename} is a preview placeholder, never training data: it cannot be "
+                "approved (generate real images with the replicate provider)"
+            )
         quality = entry.get("quality") if isinstance(entry.get("quality"), dict) else None
         quality = quality or {"verdict": None, "reasons": [], "scores": {}, "checked_at": None}
         if verdict is None:

@@ -12,6 +12,7 @@ use: no empty segments, no ``.``/``..``, no backslashes or control characters.
 from __future__ import annotations
 
 import abc
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -112,6 +113,23 @@ class ObjectStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def put_file(
+        self,
+        key: str,
+        path: str | os.PathLike[str],
+        *,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> ObjectInfo:
+        """Create or replace ``key`` with the content of the file ``path``, streamed from
+        disk (never whole in memory; multipart on S3). Readers never see a half-written
+        object.
+
+        Unconditional: for artefacts one writer owns (an export's zip), never for training
+        images or manifests, which go through ``put_if_absent``/``put_if_version``.
+        """
+
+    @abc.abstractmethod
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         """Objects whose key starts with ``prefix`` (metadata not filled in)."""
 
@@ -140,8 +158,15 @@ class ObjectStore(abc.ABC):
         return False
 
     def location(self, key: str) -> str:
-        """Where a person finds ``key``: a path for the local store, a URL for S3."""
-        return self.public_url(key) or f"{self.description}: {key}"
+        """Where a person finds ``key``: a path for the local store, a URL for S3.
+
+        ``key`` may also be a folder, a prefix ending in ``/``."""
+        name = key.rstrip("/")
+        check_key(name)
+        url = self.public_url(name)
+        if url is None:
+            return f"{self.description}: {key}"
+        return f"{url}/" if key.endswith("/") else url
 
     def check_writable(self) -> None:  # pragma: no cover - overridden where cheaper
         """Raise ``StoreError`` unless a write, read and delete round trip works."""

@@ -150,6 +150,27 @@ class LocalStore(ObjectStore):
             os.replace(tmp, path)
             return info
 
+    def put_file(
+        self,
+        key: str,
+        path: str | os.PathLike[str],
+        *,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> ObjectInfo:
+        final = self._path(key)
+        meta = check_metadata(metadata)
+        with (
+            _os_errors(f"write {key!r}"),
+            self._locked(key),
+            _temp_copy(final, Path(path)) as (tmp, version),
+        ):
+            st = tmp.stat()
+            sidecar = _Sidecar(version, content_type, meta, _stamp(st))
+            self._write_sidecar(key, sidecar)
+            os.replace(tmp, final)
+            return _info(key, st, version, sidecar)
+
     def delete(self, key: str) -> None:
         path = self._path(key)
         with _os_errors(f"delete {key!r}"), self._locked(key):
@@ -234,11 +255,14 @@ class LocalStore(ObjectStore):
         """Write the sidecar for the bytes in ``tmp``, about to become ``key``."""
         st = tmp.stat()
         sidecar = _Sidecar(_md5(data), content_type, meta, _stamp(st))
+        self._write_sidecar(key, sidecar)
+        return _info(key, st, sidecar.version, sidecar)
+
+    def _write_sidecar(self, key: str, sidecar: _Sidecar) -> None:
         body = json.dumps(dataclasses.asdict(sidecar)).encode()
         sidecar_path = self._sidecar_path(key)
         with _temp_file(sidecar_path, body) as sidecar_tmp:
             os.replace(sidecar_tmp, sidecar_path)
-        return _info(key, st, sidecar.version, sidecar)
 
     def _read_sidecar(self, key: str) -> _Sidecar:
         """The sidecar of ``key``; an empty one when it is missing or not valid JSON."""
@@ -284,6 +308,24 @@ def _temp_file(final: Path, data: bytes) -> Iterator[Path]:
             fh.flush()
             os.fsync(fh.fileno())
         yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _temp_copy(final: Path, source: Path) -> Iterator[tuple[Path, str]]:
+    """Like ``_temp_file``, copying ``source`` block by block; also yields its MD5."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}{_TMP_MARK}{secrets.token_hex(8)}")
+    digest = hashlib.md5(usedforsecurity=False)
+    try:
+        with source.open("rb") as src, open(tmp, "xb") as fh:
+            for block in iter(lambda: src.read(1 << 20), b""):
+                digest.update(block)
+                fh.write(block)
+            fh.flush()
+            os.fsync(fh.fileno())
+        yield tmp, digest.hexdigest()
     finally:
         tmp.unlink(missing_ok=True)
 

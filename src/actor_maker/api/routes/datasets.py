@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any, Literal
 
 from fastapi import APIRouter, Response
@@ -21,6 +22,8 @@ class ExportRequest(BaseModel):
     include_review: bool = False
     good_only: bool = False
     repeats: int = Field(default=10, ge=1, le=10_000)
+    #: kohya: sd-scripts' ``shuffle_caption`` (off: it fails with cached text encoder outputs).
+    shuffle_caption: bool = False
 
 
 @router.post(
@@ -54,6 +57,7 @@ async def export_actor(actor_id: str, body: ExportRequest, services: ServicesDep
             include_review=body.include_review,
             good_only=body.good_only,
             repeats=body.repeats,
+            shuffle_caption=body.shuffle_caption,
         )
     except BaseException:
         os.unlink(path)
@@ -97,12 +101,19 @@ class TriggerWordRequest(BaseModel):
 async def put_caption(
     actor_id: str, filename: str, body: CaptionRequest, services: ServicesDep
 ) -> dict[str, Any]:
-    """Set one image's caption by hand (one line, at most 1000 characters); returns the entry."""
+    """Set one image's caption by hand (one line, at most 1000 characters); returns the entry
+    and `warnings` (a line when the caption lacks the trigger word)."""
     from actor_maker.captions import set_caption
 
-    return await asyncio.to_thread(
-        set_caption, services.store, check_actor_id(actor_id), filename, body.caption
+    warnings: list[str] = []
+    entry = await asyncio.to_thread(
+        functools.partial(set_caption, warnings=warnings),
+        services.store,
+        check_actor_id(actor_id),
+        filename,
+        body.caption,
     )
+    return {**entry, "warnings": warnings}
 
 
 @router.post("/api/actors/{actor_id}/captions/generate")
@@ -122,10 +133,12 @@ async def generate_captions(
 @router.post("/api/actors/{actor_id}/captions/replace")
 async def replace_in_captions(
     actor_id: str, body: ReplaceCaptionsRequest, services: ServicesDep
-) -> dict[str, int]:
-    """Find and replace in every caption of the actor, in one manifest update."""
+) -> dict[str, Any]:
+    """Find and replace in every caption of the actor, in one manifest update; `warnings`
+    names each changed caption that lacks the trigger word."""
     from actor_maker.captions import replace_in_captions as replace
 
+    warnings: list[str] = []
     changed = await asyncio.to_thread(
         replace,
         services.store,
@@ -133,8 +146,9 @@ async def replace_in_captions(
         body.find,
         body.replace,
         regex=body.regex,
+        warnings=warnings,
     )
-    return {"changed": changed}
+    return {"changed": changed, "warnings": warnings}
 
 
 @router.put("/api/actors/{actor_id}/trigger-word")

@@ -176,7 +176,9 @@ const AM = (() => {
   }
 
   // The quality verdict that counts: a person's override, else the checks'.
+  // Preview placeholders are never training data (quality.effective_verdict).
   function verdict(entry) {
+    if (entry && entry.generation && entry.generation.provider === "preview") return "rejected";
     const q = entry && entry.quality;
     if (!q || typeof q !== "object") return "unchecked";
     if (q.override && q.override.verdict) return q.override.verdict;
