@@ -15,7 +15,8 @@ from actor_maker.api.actor_index import summarize
 from actor_maker.cli import main
 from actor_maker.config import Settings
 from actor_maker.errors import InputError
-from actor_maker.manifest import Manifest, read_manifest, training_key, update_manifest
+from actor_maker.layout import training_key
+from actor_maker.manifest import Manifest, read_manifest, update_manifest
 from actor_maker.quality import PREVIEW_REASON, effective_verdict, is_usable
 from actor_maker.quality.review import set_override
 from actor_maker.store.local import LocalStore
