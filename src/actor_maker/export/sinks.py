@@ -20,12 +20,7 @@ from actor_maker.export.model import (
     _IMAGE_EXTENSIONS,
     _ZIP_DATE,
     CARD_MARK,
-    FORMATS,
     RECORD,
-    ActorExport,
-    ExportReport,
-    Format,
-    Skipped,
 )
 from actor_maker.images import md5_hex
 from actor_maker.store import open_s3_store
