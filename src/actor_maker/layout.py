@@ -133,14 +133,16 @@ def entry_key(store: ObjectStore, entry: Mapping[str, Any], actor_name: str) -> 
     return object_key_of(store, entry, training_prefix(actor_name), by_filename=False)
 
 
+def base_keys(store: ObjectStore, bases: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The keys the base image entries name (``key`` or this store's ``s3_url``, inside the
+    base-image prefix), whether or not their objects exist."""
+    keys = (object_key_of(store, base, BASE_IMAGE_PREFIX, by_filename=False) for base in bases)
+    return [key for key in keys if key is not None]
+
+
 def base_key(store: ObjectStore, bases: Iterable[Mapping[str, Any]]) -> str | None:
-    """The key of the first base image (``key`` or this store's ``s3_url``, inside the
-    base-image prefix) that exists in ``store`` now."""
-    for base in bases:
-        key = object_key_of(store, base, BASE_IMAGE_PREFIX, by_filename=False)
-        if key is not None and store.head(key) is not None:
-            return key
-    return None
+    """The first of ``base_keys`` that exists in ``store`` now."""
+    return next((key for key in base_keys(store, bases) if store.head(key) is not None), None)
 
 
 def stored_key_of(store: ObjectStore, entry: Mapping[str, Any], prefix: str) -> str | None:

@@ -10,13 +10,17 @@ hold what the actors grid needs, sorted once per refresh.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
+from actor_maker import __version__
 from actor_maker.errors import CorruptManifestError, NotFoundError
 from actor_maker.layout import actor_id_of, manifest_key, manifest_versions
 from actor_maker.manifest import Manifest, parse_manifest
@@ -25,6 +29,9 @@ from actor_maker.store.base import ObjectStore
 from actor_maker.validation import is_actor_id
 
 log = logging.getLogger(__name__)
+
+#: Bumped when what a summary holds changes: older snapshots are then not used.
+SNAPSHOT_FORMAT = "actor-index/1"
 
 LEGACY_FIELDS = ("sex", "age", "ethnicity", "outfit", "face_prompt")
 
@@ -97,9 +104,13 @@ class ActorIndex:
         *,
         max_age_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        snapshot: Path | None = None,
     ) -> None:
         self.store = store
         self.max_age_s = max_age_s
+        #: Where the summaries are kept between runs, so a restart reads only the manifests
+        #: that changed meanwhile (their versions tell); ``None``: not kept.
+        self.snapshot = snapshot
         self._clock = clock
         self._cache: dict[str, tuple[str, dict[str, Any]]] = {}  # key → (version, summary)
         self._lock = threading.Lock()
@@ -109,6 +120,34 @@ class ActorIndex:
         self._background: threading.Thread | None = None
         self._sorted: list[dict[str, Any]] = []
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="actor-index")
+        self._load_snapshot()
+
+    def _snapshot_tag(self) -> str:
+        return f"{SNAPSHOT_FORMAT} {__version__} {self.store.description}"
+
+    def _load_snapshot(self) -> None:
+        if self.snapshot is None:
+            return
+        try:
+            saved = json.loads(self.snapshot.read_bytes())
+            if saved.get("tag") != self._snapshot_tag():
+                return
+            self._cache = {str(k): (str(v), dict(s)) for k, (v, s) in saved["actors"].items()}
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            log.info("actor index snapshot not used: %s", exc)
+
+    def _save_snapshot(self) -> None:
+        if self.snapshot is None:
+            return
+        with self._lock:
+            body = json.dumps({"tag": self._snapshot_tag(), "actors": self._cache})
+        try:
+            self.snapshot.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.snapshot.with_suffix(".partial")
+            partial.write_text(body)
+            os.replace(partial, self.snapshot)
+        except OSError as exc:
+            log.warning("cannot keep the actor index snapshot: %s", exc)
 
     def invalidate(self, actor_id: str | None = None) -> None:
         """Something changed here: that actor is read again (or, without an id, the store is
@@ -190,11 +229,14 @@ class ActorIndex:
         listed = manifest_versions(self.store)
         with self._lock:
             stale = [k for k, v in listed.items() if self._cache.get(k, ("",))[0] != v]
+            gone = set(self._cache) - set(listed)
         self._store_read(stale)
         with self._lock:
-            for key in set(self._cache) - set(listed):
-                del self._cache[key]
+            for key in gone:
+                self._cache.pop(key, None)
         self._resort()
+        if stale or gone:
+            self._save_snapshot()
 
     def _resort(self) -> None:
         with self._lock:

@@ -47,7 +47,11 @@ def create_app(
         runtime=runtime,
         runner=runner,
         sessions=Sessions(token) if token else None,
-        index=ActorIndex(runtime.store, max_age_s=settings.index_max_age_s),
+        index=ActorIndex(
+            runtime.store,
+            max_age_s=settings.index_max_age_s,
+            snapshot=settings.state_dir / "actor-index.json",
+        ),
     )
 
     @asynccontextmanager

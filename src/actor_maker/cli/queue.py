@@ -16,7 +16,7 @@ from actor_maker.cli.state import State
 from actor_maker.config import Settings
 from actor_maker.errors import ConfigError, ExitCode, InputError
 from actor_maker.jobs.models import DEDUPE_ALL, JobKind, JobState
-from actor_maker.layout import actor_ids, base_key
+from actor_maker.layout import BASE_IMAGE_PREFIX, actor_ids, base_key, base_keys
 from actor_maker.manifest import Manifest, read_many
 from actor_maker.pipeline import Actor, JobPlan, Pipeline
 from actor_maker.runtime import Runtime, open_records
@@ -130,8 +130,16 @@ def _plans(
     if ids and unreadable:
         raise InputError("; ".join(list(unreadable.values())[:10]))
 
+    # One listing of the base images instead of a HEAD per actor (10,000 actors: 10 LIST
+    # requests on S3 rather than 10,000 HEADs).
+    stored = {o.key for o in store.list(BASE_IMAGE_PREFIX)} if len(manifests) > 50 else None
+
     def plan_one(manifest: Manifest) -> tuple[JobPlan, str] | str:
-        key = _base_key(pipeline, manifest)
+        key = (
+            _base_key(pipeline, manifest)
+            if stored is None
+            else next((k for k in base_keys(store, manifest.base_images) if k in stored), None)
+        )
         if key is None:
             return f"{manifest.actor_id} (no base image in the store)"
         actor = Actor(manifest.actor_id, manifest.actor_name)
