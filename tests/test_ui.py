@@ -45,7 +45,7 @@ def server(tmp_path_factory, standin):
         replicate_api_token=TOKEN,
         replicate_base_url=standin.base_url,
         poll_interval_s=0.05,
-        api_token="ui-secret",
+        api_token="ui-secret-token-0123",
         max_concurrent_requests=8,
     )
     with serve_in_thread(settings) as url:
@@ -99,7 +99,7 @@ def sign_in(page) -> None:
     page.get_by_label("API token").fill("wrong")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_contain_text("not the API token")
-    page.get_by_label("API token").fill("ui-secret")
+    page.get_by_label("API token").fill("ui-secret-token-0123")
     page.get_by_role("button", name="Sign in").click()
 
 
