@@ -56,6 +56,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if services.sessions is not None:
+            await services.sessions.prepare()
         await services.jobs.start()
         try:
             yield

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import logging
 import secrets
 import time
 from collections import deque
@@ -23,8 +24,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from actor_maker.errors import NotFoundError, PreconditionFailed
+from actor_maker.errors import NotFoundError, PreconditionFailed, StoreError
 from actor_maker.store.base import ObjectStore
+
+log = logging.getLogger(__name__)
 
 SALT_KEY = "system_actors/.auth/session-salt"
 SESSION_DAYS = 7
@@ -143,6 +146,14 @@ class Sessions:
             salt = await asyncio.to_thread(load_salt, self._store)
             self._serializer, self._loaded_at = self._signer(salt), now
         return self._serializer
+
+    async def prepare(self) -> None:
+        """Read (or create) the salt now, so the first sign-in does not wait for the store.
+        A store that is down now is tried again on the first request that needs it."""
+        try:
+            await self._current()
+        except StoreError as exc:
+            log.warning("session salt not read yet: %s", exc)
 
     async def issue(self) -> str:
         return (await self._current()).dumps("session")
