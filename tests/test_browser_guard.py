@@ -276,3 +276,18 @@ def test_origin_rules_for_state_changes(tmp_path, standin):
             assert httpx.post(toggle, headers=headers).status_code == 200, headers
         # reading stays open to any origin's simple GETs (CORS keeps the answer from them)
         assert httpx.get(f"{url}/api/actors", headers={"Origin": "https://x"}).status_code == 200
+
+
+def test_listening_on_every_interface_accepts_ip_addresses_but_not_names(tmp_path, standin):
+    """``serve --host 0.0.0.0``: people reach it by the machine's address; a rebinding page
+    always sends its own name."""
+    settings = standin_settings(tmp_path, standin, STANDIN_TOKEN)
+    store = LocalStore(tmp_path / "store")
+    with serve_in_thread(settings, store=store, bind_host="0.0.0.0") as url:
+        for host in ("192.168.1.5:8000", "[fe80::1]:8000", "10.0.0.7"):
+            assert httpx.get(f"{url}/healthz", headers={"Host": host}).status_code == 200, host
+        for host in ("evil.example", "192.168.1.5.nip.io"):
+            assert httpx.get(f"{url}/healthz", headers={"Host": host}).status_code == 421, host
+    with serve_in_thread(settings, store=store, bind_host="192.168.1.5") as url:
+        assert httpx.get(f"{url}/healthz", headers={"Host": "192.168.1.5:80"}).status_code == 200
+        assert httpx.get(f"{url}/healthz", headers={"Host": "10.0.0.7"}).status_code == 421
