@@ -274,31 +274,31 @@ def test_s3_files_redirect_to_short_lived_urls(api, s3_store):
 
 
 def test_token_protects_everything_but_healthz(tmp_path, standin, local_store):
-    settings = settings_for(tmp_path, standin, api_token="s3cret-token")
+    settings = settings_for(tmp_path, standin, api_token="s3cret-token-0123456")
     with serve_in_thread(settings, store=local_store) as url:
         assert httpx.get(f"{url}/healthz").status_code == 200
         for path in ("/api/actors", "/api/jobs", "/docs", "/openapi.json", "/metrics"):
             response = httpx.get(url + path)
             assert response.status_code == 401, path
             assert response.json()["status"] == 401
-        assert httpx.get(f"{url}/api/actors?token=s3cret-token").status_code == 401
+        assert httpx.get(f"{url}/api/actors?token=s3cret-token-0123456").status_code == 401
         assert (
             httpx.get(f"{url}/api/actors", headers={"Authorization": "Bearer wrong"}).status_code
             == 401
         )
         assert (
             httpx.get(
-                f"{url}/api/actors", headers={"Authorization": "Bearer s3cret-token"}
+                f"{url}/api/actors", headers={"Authorization": "Bearer s3cret-token-0123456"}
             ).status_code
             == 200
         )
         with httpx.Client(base_url=url) as browser:
             assert browser.post("/api/session", json={"token": "nope"}).status_code == 401
-            signed_in = browser.post("/api/session", json={"token": "s3cret-token"})
+            signed_in = browser.post("/api/session", json={"token": "s3cret-token-0123456"})
             assert signed_in.status_code == 204
             cookie = signed_in.headers["set-cookie"].lower()
             assert "httponly" in cookie and "samesite=strict" in cookie
-            assert "s3cret-token" not in signed_in.headers["set-cookie"]
+            assert "s3cret-token-0123456" not in signed_in.headers["set-cookie"]
             assert browser.get("/api/actors").status_code == 200
             browser.delete("/api/session")
             browser.cookies.clear()
@@ -388,7 +388,7 @@ def test_chunked_body_over_the_limit_is_413(api):
 
 def test_cors_preflight_works_with_a_token(tmp_path, standin, local_store):
     settings = settings_for(
-        tmp_path, standin, api_token="tok-123", cors_origins=["https://studio.example"]
+        tmp_path, standin, api_token="tok-123-abcdefghijk", cors_origins=["https://studio.example"]
     )
     origin = {"Origin": "https://studio.example"}
     with serve_in_thread(settings, store=local_store) as url:
@@ -402,7 +402,7 @@ def test_cors_preflight_works_with_a_token(tmp_path, standin, local_store):
         )
         assert preflight.status_code == 200
         listed = httpx.get(
-            f"{url}/api/actors", headers={**origin, "Authorization": "Bearer tok-123"}
+            f"{url}/api/actors", headers={**origin, "Authorization": "Bearer tok-123-abcdefghijk"}
         )
         assert listed.status_code == 200
         assert "X-Total-Count" in listed.headers["access-control-expose-headers"]

@@ -30,7 +30,7 @@ def test_every_command_is_documented():
 
     command = typer.main.get_command(app)
     names = set(command.commands)  # type: ignore[attr-defined]
-    for group in ("prompts", "manifest", "captions", "trash", "jobs"):
+    for group in ("prompts", "manifest", "captions", "trash", "jobs", "sessions"):
         names |= {f"{group} {sub}" for sub in command.commands[group].commands}  # type: ignore[attr-defined]
     text = (DOCS / "cli.md").read_text()
     missing = sorted(n for n in names if n not in text)

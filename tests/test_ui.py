@@ -45,7 +45,7 @@ def server(tmp_path_factory, standin):
         replicate_api_token=TOKEN,
         replicate_base_url=standin.base_url,
         poll_interval_s=0.05,
-        api_token="ui-secret",
+        api_token="ui-secret-token-0123",
         max_concurrent_requests=8,
     )
     with serve_in_thread(settings) as url:
@@ -76,6 +76,11 @@ def page(browser, server):
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda e: errors.append(str(e)))
+    # the pages' Content-Security-Policy must not block anything they use (#11.9)
+    tab.on(
+        "console",
+        lambda m: "Content Security Policy" in m.text and errors.append(f"CSP: {m.text}"),
+    )
     tab.on(
         "request",
         lambda r: (
@@ -99,8 +104,9 @@ def sign_in(page) -> None:
     page.get_by_label("API token").fill("wrong")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_contain_text("not the API token")
-    page.get_by_label("API token").fill("ui-secret")
+    page.get_by_label("API token").fill("ui-secret-token-0123")
     page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#signin")).to_be_hidden()  # the cookie is set before we navigate
 
 
 def create_actor(page, actor_id: str, name: str) -> None:

@@ -14,6 +14,11 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from actor_maker.errors import ConfigError
+
+#: Shorter API tokens are refused when a server starts.
+MIN_API_TOKEN_LENGTH = 16
+
 DEFAULT_MODEL = "black-forest-labs/flux-kontext-pro"
 
 #: US dollars per image; ACTOR_MAKER_PRICES='{"owner/name": 0.05}' adds or overrides entries.
@@ -175,7 +180,14 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("ACTOR_MAKER_API_TOKEN"),
-        description="Bearer token for every route but /healthz; required off loopback.",
+        description="Bearer token for every route but /healthz; required off loopback. At "
+        "least 16 characters; empty or blank counts as unset.",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("ACTOR_MAKER_ALLOWED_HOSTS"),
+        description="Host names the server answers to besides localhost, 127.0.0.1, [::1] "
+        'and the --host address, JSON list: ["studio.example"]; ["*"] turns the check off.',
     )
     cors_origins: list[str] = Field(
         default_factory=list,
@@ -249,6 +261,17 @@ class Settings(BaseSettings):
         """ACTOR_MAKER_PRICES adds to and overrides the built-in table; it does not replace it."""
         return {**DEFAULT_PRICES, **v}
 
+    @field_validator("api_token", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, v: object) -> object:
+        """An empty or whitespace-only token is no token: it must not switch auth off
+        while the bind check believes one is set. Surrounding whitespace is dropped."""
+        if isinstance(v, SecretStr):
+            v = v.get_secret_value()
+        if isinstance(v, str):
+            return v.strip() or None
+        return v
+
     @field_validator("replicate_base_url")
     @classmethod
     def _strip_slash(cls, v: str) -> str:
@@ -267,6 +290,20 @@ class Settings(BaseSettings):
         if self.provider:
             return self.provider
         return "replicate" if self.replicate_api_token else "preview"
+
+    def checked_api_token(self) -> str | None:
+        """The API token, or ``None``; ``ConfigError`` when it is too short to resist
+        guessing. Checked where a server starts, so other commands don't care."""
+        if self.api_token is None:
+            return None
+        token = self.api_token.get_secret_value()
+        if len(token) < MIN_API_TOKEN_LENGTH:
+            raise ConfigError(
+                f"ACTOR_MAKER_API_TOKEN is {len(token)} characters long; use at least "
+                f"{MIN_API_TOKEN_LENGTH} (e.g. python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))')"
+            )
+        return token
 
     def price_of(self, model: str) -> float | None:
         return self.prices.get(model)

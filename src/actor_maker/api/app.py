@@ -13,9 +13,11 @@ from fastapi.staticfiles import StaticFiles
 from actor_maker import __version__, web
 from actor_maker.api import errors
 from actor_maker.api.actor_index import ActorIndex
-from actor_maker.api.auth import BodyLimitMiddleware, Sessions, TokenMiddleware
+from actor_maker.api.auth import BodyLimitMiddleware, TokenMiddleware
+from actor_maker.api.browser import BrowserGuard, HostPolicy
 from actor_maker.api.routes import actors, compat, datasets, files, jobs, meta, quality
 from actor_maker.api.services import Services
+from actor_maker.api.sessions import Sessions
 from actor_maker.config import Settings
 from actor_maker.fetch import AddressPolicy
 from actor_maker.jobs.records import JobRecords
@@ -32,11 +34,13 @@ def create_app(
     provider: str | None = None,
     policy: AddressPolicy | None = None,
     runtime: Runtime | None = None,
+    bind_host: str | None = None,
 ) -> FastAPI:
+    """``bind_host``: the address the server listens on (it joins the allowed host names)."""
+    token = settings.checked_api_token()  # a token too short to resist guessing stops here
     runtime = runtime or Runtime(
         settings, store=store, records=records, provider=provider, policy=policy
     )
-    token = settings.api_token.get_secret_value() if settings.api_token else None
     runner: Runner | None = None
     if settings.redis_url:  # distributed mode: records in Redis, items on the queue
         from actor_maker.queue.broker import make_broker
@@ -46,7 +50,7 @@ def create_app(
     services = Services(
         runtime=runtime,
         runner=runner,
-        sessions=Sessions(token) if token else None,
+        sessions=Sessions(token, runtime.store) if token else None,
         index=ActorIndex(
             runtime.store,
             max_age_s=settings.index_max_age_s,
@@ -56,6 +60,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if services.sessions is not None:
+            await services.sessions.prepare()
         await services.jobs.start()
         try:
             yield
@@ -86,8 +92,9 @@ def create_app(
         app.include_router(module.router)
     app.include_router(web.router)  # the web UI's pages
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
-    # The last added runs first: CORS answers preflights (which carry no token) and
-    # puts its headers on every answer, 401s included; then the token; then body limits.
+    # The last added runs first: the browser guard (Host, Origin, security headers); then
+    # CORS answers preflights (which carry no token) and puts its headers on every answer,
+    # 401s included; then the token; then body limits.
     app.add_middleware(
         BodyLimitMiddleware,
         json_limit=settings.max_body_bytes,
@@ -101,6 +108,11 @@ def create_app(
             allow_credentials=True,
             allow_methods=["*"],
             allow_headers=["Authorization", "Content-Type", "Prefer", "Last-Event-ID"],
-            expose_headers=["Link", "X-Total-Count", "Location"],
+            expose_headers=["Link", "X-Total-Count", "Location", "Retry-After"],
         )
+    app.add_middleware(
+        BrowserGuard,
+        hosts=HostPolicy(settings.allowed_hosts, bind_host),
+        cors_origins=settings.cors_origins,
+    )
     return app

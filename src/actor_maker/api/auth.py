@@ -3,20 +3,20 @@
 Every route but ``/healthz``, ``/api/session`` and the web UI's pages and static files
 (``OPEN_PAGES``, ``OPEN_PREFIXES``: they hold no data) needs ``Authorization: Bearer
 <token>`` or the session cookie when ``ACTOR_MAKER_API_TOKEN`` is set. The token is never read
-from a query string. ``POST /api/session {"token": ...}`` exchanges it for the
-cookie (signed with the token itself, so changing the token ends all sessions).
+from a query string. ``POST /api/session {"token": ...}`` exchanges it for the cookie
+(signed with a key of its own: see ``api.sessions``). Wrong tokens count towards the
+per-address rate limit, whether sent as a bearer token or to sign in; a limited address gets
+429 for every token it sends until the window passes (a valid cookie still works).
 """
 
 from __future__ import annotations
 
-import hmac
-import json
-
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from actor_maker.api.errors import send_problem
+from actor_maker.api.sessions import Sessions
+
 COOKIE = "actor_maker_session"
-SESSION_DAYS = 7
 OPEN_PATHS = frozenset({"/healthz", "/api/session"})
 #: The web UI's page shells and assets; their data comes from the protected API.
 OPEN_PAGES = frozenset({"/", "/jobs", "/trash"})
@@ -28,23 +28,14 @@ def is_open(path: str) -> bool:
     return path in OPEN_PATHS or path in OPEN_PAGES or path.startswith(OPEN_PREFIXES)
 
 
-class Sessions:
-    def __init__(self, token: str) -> None:
-        self._token = token
-        self._serializer = URLSafeTimedSerializer(token, salt="actor-maker-session")
+def is_page(path: str) -> bool:
+    """The web UI's HTML pages."""
+    return path in OPEN_PAGES or path.startswith("/actors/")
 
-    def token_ok(self, candidate: str) -> bool:
-        return hmac.compare_digest(candidate.encode(), self._token.encode())
 
-    def issue(self) -> str:
-        return self._serializer.dumps("session")
-
-    def cookie_ok(self, value: str) -> bool:
-        try:
-            self._serializer.loads(value, max_age=SESSION_DAYS * 86400)
-        except BadSignature:
-            return False
-        return True
+def client_address(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 def _cookie(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -69,36 +60,36 @@ class TokenMiddleware:
             await self.app(scope, receive, send)
             return
         headers = scope["headers"]
+        cookie = _cookie(headers)
+        if cookie and await self.sessions.cookie_ok(cookie):
+            await self.app(scope, receive, send)
+            return
         auth = next((v.decode("latin-1") for k, v in headers if k == b"authorization"), "")
         scheme, _, token = auth.partition(" ")
-        if scheme.lower() == "bearer" and self.sessions.token_ok(token.strip()):
-            await self.app(scope, receive, send)
-            return
-        cookie = _cookie(headers)
-        if cookie and self.sessions.cookie_ok(cookie):
-            await self.app(scope, receive, send)
-            return
-        body = json.dumps(
-            {
-                "type": "about:blank#unauthorized",
-                "title": "Unauthorized",
-                "status": 401,
-                "detail": "send Authorization: Bearer <ACTOR_MAKER_API_TOKEN> or sign in "
-                "with POST /api/session",
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"www-authenticate", b'Bearer realm="actor-maker"'),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+        if scheme.lower() == "bearer":
+            client = client_address(scope)
+            limiter = self.sessions.limiter
+            wait = limiter.retry_after(client)
+            if wait is not None:
+                await send_problem(
+                    send,
+                    429,
+                    "Too many requests",
+                    f"too many wrong tokens from {client}; try again in {wait} s",
+                    [(b"retry-after", str(wait).encode())],
+                )
+                return
+            if self.sessions.token_ok(token.strip()):
+                await self.app(scope, receive, send)
+                return
+            limiter.failed(client)
+        await send_problem(
+            send,
+            401,
+            "Unauthorized",
+            "send Authorization: Bearer <ACTOR_MAKER_API_TOKEN> or sign in with POST /api/session",
+            [(b"www-authenticate", b'Bearer realm="actor-maker"')],
         )
-        await send({"type": "http.response.body", "body": body})
 
 
 class BodyLimitMiddleware:
@@ -147,22 +138,6 @@ class BodyLimitMiddleware:
 
 
 async def _too_large(send: Send, limit: int) -> None:
-    body = json.dumps(
-        {
-            "type": "about:blank#payload-too-large",
-            "title": "Payload too large",
-            "status": 413,
-            "detail": f"the request body is larger than {limit} bytes",
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
+    await send_problem(
+        send, 413, "Payload too large", f"the request body is larger than {limit} bytes"
     )
-    await send({"type": "http.response.body", "body": body})

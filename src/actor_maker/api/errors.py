@@ -9,6 +9,7 @@ A route that must add members to the body (the old frontend's ``success`` and
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from typing import Any
@@ -17,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import Send
 
 from actor_maker.errors import ActorMakerError
 
@@ -41,6 +43,41 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
+async def send_problem(
+    send: Send,
+    status: int,
+    title: str,
+    detail: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """The same body as ``problem``, sent by a pure ASGI middleware (no request object)."""
+    body = json.dumps(
+        {"type": f"about:blank#{_slug(title)}", "title": title, "status": status, "detail": detail}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM.encode()),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class TooManyRequests(ActorMakerError):
+    """429 with ``Retry-After`` (the sign-in rate limit)."""
+
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ProblemWithFields(ActorMakerError):
     """An API-edge error whose body carries extra members; its status and ``error_type``
     are those of the failure it reports (usually its ``__cause__``)."""
@@ -63,7 +100,9 @@ def _titled(status: int) -> str:
         405: "Method not allowed",
         409: "Conflict",
         413: "Payload too large",
+        421: "Misdirected request",
         422: "Invalid input",
+        429: "Too many requests",
         500: "Internal error",
         502: "Upstream failure",
         503: "Unavailable",
@@ -77,7 +116,10 @@ def install(app: FastAPI) -> None:
             extra = {**exc.fields, "error_type": exc.error_type}
         else:
             extra = {"error_type": type(exc).__name__}
-        return problem(exc.status, _titled(exc.status), str(exc), **extra)
+        response = problem(exc.status, _titled(exc.status), str(exc), **extra)
+        if isinstance(exc, TooManyRequests):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actor_maker.api.actor_index import ActorIndex
-from actor_maker.api.auth import Sessions
+from actor_maker.api.sessions import Sessions
 from actor_maker.config import Settings
 from actor_maker.errors import InputError
 from actor_maker.fetch import AddressPolicy, redact_url

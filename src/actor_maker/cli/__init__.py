@@ -25,6 +25,7 @@ from actor_maker.cli import (
     queue,
     reconcile,
     serve,
+    sessions,
     trash,
 )
 from actor_maker.cli.state import State
@@ -76,6 +77,7 @@ def _root(
 generate.register(app)
 admin.register(app)
 serve.register(app)
+sessions.register(app)
 trash.register(app)
 queue.register(app)
 quality.register(app)

@@ -30,7 +30,8 @@ def register(app: typer.Typer) -> None:
         """Start the HTTP API (OpenAPI docs at /docs). Needs ACTOR_MAKER_API_TOKEN off loopback."""
         state: State = ctx.obj
         settings = state.settings
-        if not _loopback(host) and settings.api_token is None:
+        token = settings.checked_api_token()  # blank counts as unset; short is refused
+        if not _loopback(host) and token is None:
             raise ConfigError(
                 f"refusing to listen on {host} without ACTOR_MAKER_API_TOKEN; "
                 "set a token or listen on 127.0.0.1"
@@ -40,4 +41,4 @@ def register(app: typer.Typer) -> None:
         from actor_maker.api import create_app
 
         state.info(f"Actor Maker API on http://{host}:{port} (docs at /docs)")
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(settings, bind_host=host), host=host, port=port, log_level="warning")
