@@ -10,7 +10,7 @@ from pathlib import Path
 
 from actor_maker import prompts as prompt_lib
 from actor_maker.config import Settings
-from actor_maker.decoding import set_decode_limit
+from actor_maker.decoding import configure_decoding
 from actor_maker.errors import ConfigError
 from actor_maker.fetch import AddressPolicy
 from actor_maker.jobs.records import JobRecords
@@ -76,7 +76,7 @@ def make_pipeline(
     policy: AddressPolicy | None = None,
     slots: RequestSlots | None = None,
 ) -> Pipeline:
-    set_decode_limit(settings.max_concurrent_decodes)
+    configure_decoding(settings.max_concurrent_decodes)
     return Pipeline(
         settings=settings,
         store=store or open_store(settings),
@@ -129,7 +129,7 @@ class Runtime:
         prompts_file: Path | None = None,
     ) -> None:
         self.settings = settings
-        set_decode_limit(settings.max_concurrent_decodes)  # pixels are a per-process resource
+        configure_decoding(settings.max_concurrent_decodes)  # pixels are a per-process resource
         self._store = store
         self._records = records
         #: The provider jobs use unless they name another (``--provider``).
