@@ -87,7 +87,7 @@ class _DecodeSlots:
 
 
 # Decoded pixels are a per-process resource, so the cap on them is per process too; the
-# API and the workers set it from their settings at start-up.
+# process's Runtime (API, CLI, worker) sets it from the settings.
 _SLOTS = _DecodeSlots()
 
 
