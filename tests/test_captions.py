@@ -460,7 +460,8 @@ def test_cli_refuses_backreference_with_exit_2(cli_store, capsys):
 def test_catastrophic_pattern_does_not_stall_the_server(tmp_path):
     """Over real HTTP, in a server process: ``(a+)+$`` on a long caption answers within 2 s
     while a thread hammering ``/healthz`` never waits 100 ms (a backtracking engine holds the
-    GIL for seconds here)."""
+    GIL for 4+ s here, so every attempt stalls). The machine is shared, so a scheduling hiccup
+    may spoil one attempt: up to three are made, and one clean attempt passes."""
     store = LocalStore(tmp_path / "store")
     seed(store)
     set_caption(store, "0012", "0012_caption_actor_0.jpg", EVIL_CAPTION)
@@ -472,7 +473,7 @@ def test_catastrophic_pattern_does_not_stall_the_server(tmp_path):
         ACTOR_MAKER_PROVIDER="preview",
     )
     server = ServerProcess(env, str(tmp_path))
-    latencies: list[float] = []
+    calls: list[tuple[float, float]] = []  # (start, end) of each /healthz
     done = threading.Event()
 
     def hammer() -> None:
@@ -480,32 +481,43 @@ def test_catastrophic_pattern_does_not_stall_the_server(tmp_path):
             while not done.is_set():
                 started = time.perf_counter()
                 assert client.get("/healthz").status_code == 200
-                latencies.append(time.perf_counter() - started)
+                calls.append((started, time.perf_counter()))
                 time.sleep(0.005)
 
+    def attempt(client: httpx.Client) -> tuple[float, float, int]:
+        """(seconds the replace took, worst /healthz wait meanwhile, /healthz calls meanwhile)"""
+        started = time.perf_counter()
+        response = client.post(
+            "/api/actors/0012/captions/replace",
+            json={"find": EVIL_PATTERN, "replace": "x", "regex": True},
+        )
+        ended = time.perf_counter()
+        time.sleep(0.1)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"changed": 0}  # the caption ends in "!", so no match
+        meanwhile = [b - a for a, b in list(calls) if b > started and a < ended]
+        return ended - started, max(meanwhile, default=0.0), len(meanwhile)
+
     thread = threading.Thread(target=hammer, daemon=True)
+    results = []
     try:
         with httpx.Client(base_url=server.base_url, timeout=60) as client:
             client.get("/healthz")
             thread.start()
             time.sleep(0.2)
-            started = time.perf_counter()
-            response = client.post(
-                "/api/actors/0012/captions/replace",
-                json={"find": EVIL_PATTERN, "replace": "x", "regex": True},
-            )
-            elapsed = time.perf_counter() - started
-            time.sleep(0.2)
-        done.set()
-        thread.join(timeout=30)
+            for _ in range(3):
+                results.append(attempt(client))
+                elapsed, worst, _count = results[-1]
+                if elapsed < 2.0 and worst < 0.1:
+                    break
     finally:
         done.set()
+        thread.join(timeout=30)
         server.stop()
-    assert response.status_code == 200, response.text
-    assert response.json() == {"changed": 0}  # the caption ends in "!", so no match
-    assert elapsed < 2.0, f"the replace took {elapsed:.1f} s"
-    assert len(latencies) > 10
-    assert max(latencies) < 0.1, f"/healthz waited {max(latencies) * 1000:.0f} ms"
+    elapsed, worst, _count = results[-1]
+    assert len(calls) > 10  # the hammer ran
+    assert elapsed < 2.0, f"the replace took {elapsed:.1f} s ({results})"
+    assert worst < 0.1, f"/healthz waited {worst * 1000:.0f} ms meanwhile ({results})"
 
 
 def test_api_refuses_lookaround_with_a_problem(api):
