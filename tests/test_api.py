@@ -363,6 +363,34 @@ def test_late_client_resumes_after_last_event_id(api, standin):
     assert json.loads(first[1])["state"] == "succeeded"
 
 
+#: as bytes: b"\xb2" arrives as "²" (headers are latin-1), a digit to str.isdigit but not to int
+MALFORMED_EVENT_IDS = [b"\xb2", b"9" * 5000, b"abc", b"-1", b"1.5", b"0x10", b""]
+
+
+def test_malformed_last_event_id_streams_from_the_start(api, standin):
+    """A Last-Event-ID that is no plain number is ignored: the stream starts from the first
+    event (job_started, recorded before this client came), never a broken response (#11.11)."""
+    create_actor(api)
+    standin.faults = Faults(latency=0.5)
+    job = api.post("/api/actors/0500/jobs", json={"prompt_ids": THREE[:2]}).json()
+    time.sleep(0.3)  # job_started is recorded before any client connects
+    for header in MALFORMED_EVENT_IDS[:4]:
+        with api.stream(
+            "GET", f"/api/jobs/{job['id']}/events", headers={"Last-Event-ID": header}
+        ) as stream:
+            assert stream.status_code == 200
+            events = read_sse(stream)
+            assert next(events)[0] == "progress"
+            assert next(events)[0] == "job_started", header
+    wait_finished(api, job["id"])
+    for header in MALFORMED_EVENT_IDS:
+        with api.stream(
+            "GET", f"/api/jobs/{job['id']}/events", headers={"Last-Event-ID": header}
+        ) as stream:
+            assert stream.status_code == 200
+            assert [n for n, _ in read_sse(stream)] == ["progress", "job_finished"], header
+
+
 def test_generate_all_is_deduplicated_even_behind_other_jobs(api, standin):
     create_actor(api)
     standin.faults = Faults(latency=0.6)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
+import time
 
 import httpx
 import pytest
@@ -29,7 +31,7 @@ from actor_maker.prompts import load_library, render
 from actor_maker.store.base import ObjectStore
 from actor_maker.store.local import LocalStore
 
-from .apiserver import serve_in_thread
+from .apiserver import ServerProcess, clean_environ, serve_in_thread
 
 LIBRARY = {t.id: t for t in load_library()}
 DESCRIPTION = "a 35 year old man with short brown hair and a beard"
@@ -421,3 +423,109 @@ def test_cli_warns_on_stderr(cli_store, capsys):
     code, out, err = cli(capsys, "captions", "replace", "0012", "amk0012 ", "")
     assert code == 0 and "3 caption(s) changed" in out
     assert err.count("warning: ") == 3
+
+
+# --- linear-time patterns (#11.4) -----------------------------------------------------------------
+
+#: A catastrophic pattern for a backtracking engine: ~2^26 steps on the caption below.
+EVIL_PATTERN = "(a+)+$"
+EVIL_CAPTION = "amk0012 man " + "a" * 26 + "!"
+
+
+def test_refused_patterns_name_the_problem(store):
+    seed(store)
+    generate_captions(store, "0012")
+    before = stored_captions(store)
+    for find, word in [
+        (r"(\w+) \1", "backreferences"),
+        (r"(?P<w>man)(?P=w)", "backreferences"),
+        (r"man(?= waits)", "lookahead"),
+        (r"(?<!the )man", "lookahead and lookbehind"),
+        ("(", "missing )"),
+        ("a" * 201, "limit is 200"),
+    ]:
+        with pytest.raises(InputError, match=re.escape(word)):
+            replace_in_captions(store, "0012", find, "x", regex=True)
+    assert stored_captions(store) == before
+    # a literal find of the same text is no pattern: it matches nothing and is fine
+    assert replace_in_captions(store, "0012", r"(\w+) \1", "x") == 0
+
+
+def test_cli_refuses_backreference_with_exit_2(cli_store, capsys):
+    code, _, err = cli(capsys, "captions", "replace", "0012", r"(\w+) \1", "x", "--regex")
+    assert code == 2 and err.startswith("error: ") and "backreferences" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_catastrophic_pattern_does_not_stall_the_server(tmp_path):
+    """Over real HTTP, in a server process: ``(a+)+$`` on a long caption answers within 2 s
+    while a thread hammering ``/healthz`` never waits 100 ms (a backtracking engine holds the
+    GIL for 4+ s here, so every attempt stalls). The machine is shared, so a scheduling hiccup
+    may spoil one attempt: up to three are made, and one clean attempt passes."""
+    store = LocalStore(tmp_path / "store")
+    seed(store)
+    set_caption(store, "0012", "0012_caption_actor_0.jpg", EVIL_CAPTION)
+    env = clean_environ()
+    env.update(
+        ACTOR_MAKER_STORE=str(tmp_path / "store"),
+        ACTOR_MAKER_STATE_DIR=str(tmp_path / "state"),
+        ACTOR_MAKER_SLOT_DIR=str(tmp_path / "slots"),
+        ACTOR_MAKER_PROVIDER="preview",
+    )
+    server = ServerProcess(env, str(tmp_path))
+    calls: list[tuple[float, float]] = []  # (start, end) of each /healthz
+    done = threading.Event()
+
+    def hammer() -> None:
+        with httpx.Client(base_url=server.base_url, timeout=30) as client:
+            while not done.is_set():
+                started = time.perf_counter()
+                assert client.get("/healthz").status_code == 200
+                calls.append((started, time.perf_counter()))
+                time.sleep(0.005)
+
+    def attempt(client: httpx.Client) -> tuple[float, float, int]:
+        """(seconds the replace took, worst /healthz wait meanwhile, /healthz calls meanwhile)"""
+        started = time.perf_counter()
+        response = client.post(
+            "/api/actors/0012/captions/replace",
+            json={"find": EVIL_PATTERN, "replace": "x", "regex": True},
+        )
+        ended = time.perf_counter()
+        time.sleep(0.1)
+        assert response.status_code == 200, response.text
+        assert response.json()["changed"] == 0  # the caption ends in "!", so no match
+        meanwhile = [b - a for a, b in list(calls) if b > started and a < ended]
+        return ended - started, max(meanwhile, default=0.0), len(meanwhile)
+
+    thread = threading.Thread(target=hammer, daemon=True)
+    results = []
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=60) as client:
+            client.get("/healthz")
+            thread.start()
+            time.sleep(0.2)
+            for _ in range(3):
+                results.append(attempt(client))
+                elapsed, worst, _count = results[-1]
+                if elapsed < 2.0 and worst < 0.1:
+                    break
+    finally:
+        done.set()
+        thread.join(timeout=30)
+        server.stop()
+    elapsed, worst, _count = results[-1]
+    assert len(calls) > 10  # the hammer ran
+    assert elapsed < 2.0, f"the replace took {elapsed:.1f} s ({results})"
+    assert worst < 0.1, f"/healthz waited {worst * 1000:.0f} ms meanwhile ({results})"
+
+
+def test_api_refuses_lookaround_with_a_problem(api):
+    client, _ = api
+    response = client.post(
+        "/api/actors/0012/captions/replace",
+        json={"find": "(?<=a)b", "replace": "", "regex": True},
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "lookbehind" in response.text

@@ -72,6 +72,40 @@ async def test_private_addresses_refused_by_injected_resolver(server, address):
     assert server.hits == []
 
 
+@pytest.mark.parametrize(
+    "address",
+    [
+        "::10.0.0.1",  # IPv4-compatible
+        "::127.0.0.1",
+        "::ffff:10.0.0.1",  # IPv4-mapped, ::ffff:0:0/96
+        "::ffff:0:192.168.1.1",  # IPv4-translated (SIIT)
+        "64:ff9b::10.0.0.1",  # NAT64 well-known prefix
+        "64:ff9b::169.254.169.254",
+        "64:ff9b::7f00:1",
+        "64:ff9b:1::5db8:d822",  # local-use NAT64: private whatever it wraps
+        "2002:a00:1::1",  # 6to4 of 10.0.0.1
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+        "::",
+    ],
+)
+async def test_ipv6_wrapping_a_private_ipv4_is_private(server, address):
+    """Each form is only shown to the policy (injected resolver), never connected to."""
+    policy = AddressPolicy(resolver=pretend({"127.0.0.1": [address]}))
+    with pytest.raises(UnsafeURLError, match="private, loopback or link-local"):
+        await policy.check(server.url("/a.jpg"))
+    assert server.hits == []
+
+
+@pytest.mark.parametrize(
+    "address", ["64:ff9b::5db8:d822", "2002:5db8:d822::1", "::ffff:93.184.216.34"]
+)
+async def test_ipv6_wrapping_a_public_ipv4_stays_public(server, address):
+    policy = AddressPolicy(resolver=pretend({"127.0.0.1": [address]}))
+    await policy.check(server.url("/a.jpg"))  # no connection: the check only resolves
+    assert server.hits == []
+
+
 async def test_redirect_to_private_address_is_refused(server):
     server.redirect("/r", server.url("/a.jpg", host="localhost"))
     server.body("/a.jpg", b"secret")

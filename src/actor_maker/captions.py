@@ -23,10 +23,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import re2
+
 from actor_maker.errors import InputError, NotFoundError
 from actor_maker.manifest import Entry, Manifest, update_manifest
 from actor_maker.prompts import subject_for
 from actor_maker.store.base import ObjectStore
+from actor_maker.user_patterns import compile_user_pattern
 from actor_maker.validation import check_actor_id, check_name
 
 __all__ = [
@@ -375,15 +378,13 @@ def replace_in_captions(
     warnings: list[str] | None = None,
 ) -> int:
     """Find and replace in every stored caption in one manifest update; returns how many
-    changed. With ``regex``, ``find`` is a Python regular expression and ``replace`` may use
-    ``\\1`` groups. A result that would not be a valid caption refuses the whole change.
+    changed. With ``regex``, ``find`` is a regular expression in RE2 syntax (linear-time: no
+    backreferences or lookaround, see :mod:`actor_maker.user_patterns`) and ``replace`` may use
+    ``\1`` groups. A result that would not be a valid caption refuses the whole change.
     ``warnings`` gets a line per changed caption that lacks the trigger word."""
     if not find:
         raise InputError("the text to find must not be empty")
-    try:
-        pattern = re.compile(find if regex else re.escape(find))
-    except re.error as exc:
-        raise InputError(f"invalid regular expression {find!r}: {exc}") from exc
+    pattern = compile_user_pattern(find, literal=not regex)
     changed = 0
     edited: set[str] = set()
 
@@ -397,7 +398,7 @@ def replace_in_captions(
                 continue
             try:
                 result = pattern.sub(replace if regex else lambda _: replace, current)
-            except (re.error, IndexError) as exc:
+            except (re2.error, re.error, IndexError) as exc:
                 raise InputError(f"invalid replacement {replace!r}: {exc}") from exc
             if result == current:
                 continue

@@ -170,6 +170,13 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         default=50_000_000, gt=0, validation_alias=AliasChoices("ACTOR_MAKER_MAX_IMAGE_PIXELS")
     )
+    max_concurrent_decodes: int = Field(
+        default=2,
+        gt=0,
+        validation_alias=AliasChoices("ACTOR_MAKER_MAX_CONCURRENT_DECODES"),
+        description="Full-size image decodes one process runs at once (each up to "
+        "4 bytes a pixel: 200 MB for 50 megapixels); more wait.",
+    )
     redis_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("ACTOR_MAKER_QUEUE"),

@@ -1,7 +1,9 @@
 """Fetching a base image from a URL a user gave us, safely.
 
 Only ``http``/``https`` URLs whose host resolves to public addresses are
-fetched (``ACTOR_MAKER_ALLOW_PRIVATE_URLS`` lifts the address rule). Every
+fetched (``ACTOR_MAKER_ALLOW_PRIVATE_URLS`` lifts the address rule). An IPv6
+address that wraps an IPv4 one (``::a.b.c.d``, ``::ffff:a.b.c.d``, NAT64
+``64:ff9b::a.b.c.d``, 6to4 ``2002:aabb:ccdd::``) is judged by the IPv4 address. Every
 redirect hop is checked the same way. The resolver is injectable so tests can
 exercise the policy on loopback without touching another address.
 
@@ -38,10 +40,34 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
+#: IPv6 prefixes whose last 32 bits are an IPv4 address that the packets end up at (or that
+#: a host's stack may route to): IPv4-compatible, IPv4-mapped, IPv4-translated (SIIT) and the
+#: NAT64 well-known prefix. An address in one is judged by the IPv4 address it wraps.
+_WRAPS_IPV4_LAST_32 = tuple(
+    ipaddress.IPv6Network(net)
+    for net in ("::/96", "::ffff:0:0/96", "::ffff:0:0:0/96", "64:ff9b::/96")
+)
+#: Local-use NAT64 (RFC 8215): translated by the operator's own gateway, never public.
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+def _wrapped_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address inside ``ip`` (6to4 ``2002::/16`` or :data:`_WRAPS_IPV4_LAST_32`)."""
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if any(ip in net for net in _WRAPS_IPV4_LAST_32):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def _is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _LOCAL_NAT64:
+            return False
+        wrapped = _wrapped_ipv4(ip)
+        if wrapped is not None:
+            return wrapped.is_global and not wrapped.is_multicast
     return ip.is_global and not ip.is_multicast
 
 

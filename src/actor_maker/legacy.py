@@ -25,16 +25,38 @@ class ImportReport:
     errors: list[str] = field(default_factory=list)
 
 
+def _plain_name(actor_name: str) -> str:
+    """A name from the legacy data, used as one path component: no separators, no ``.``/``..``,
+    no drive or control characters (the data is not trusted to point at files)."""
+    if (
+        actor_name in (".", "..")
+        or any(c in actor_name for c in "/\\:")
+        or any(ord(c) < 32 or ord(c) == 127 for c in actor_name)
+    ):
+        raise InputError(
+            f"actor name {actor_name!r} is not a plain name (path separators, '..', drives); "
+            "prompt metadata is only looked up by name inside --prompt-metadata"
+        )
+    return actor_name
+
+
 def _prompt_metadata_file(directory: Path, actor_name: str) -> Path | None:
     """The old layouts: ``{name}/prompt_metadata.json``, ``{name}/training_data/…``
-    or ``{name}.json``."""
+    or ``{name}.json``, only inside ``directory`` (a symlink out of it is refused too)."""
+    name = _plain_name(actor_name)
+    root = directory.resolve()
     for candidate in (
-        directory / actor_name / "prompt_metadata.json",
-        directory / actor_name / "training_data" / "prompt_metadata.json",
-        directory / f"{actor_name}.json",
+        directory / name / "prompt_metadata.json",
+        directory / name / "training_data" / "prompt_metadata.json",
+        directory / f"{name}.json",
     ):
-        if candidate.is_file():
-            return candidate
+        if not candidate.is_file():
+            continue
+        if not candidate.resolve().is_relative_to(root):
+            raise InputError(
+                f"{candidate.relative_to(directory)} leads outside --prompt-metadata; not read"
+            )
+        return candidate
     return None
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from actor_maker import prompts as prompt_lib
 from actor_maker.config import Settings
+from actor_maker.decoding import configure_decoding
 from actor_maker.errors import ConfigError
 from actor_maker.fetch import AddressPolicy
 from actor_maker.jobs.records import JobRecords
@@ -75,6 +76,7 @@ def make_pipeline(
     policy: AddressPolicy | None = None,
     slots: RequestSlots | None = None,
 ) -> Pipeline:
+    configure_decoding(settings.max_concurrent_decodes)
     return Pipeline(
         settings=settings,
         store=store or open_store(settings),
@@ -127,6 +129,7 @@ class Runtime:
         prompts_file: Path | None = None,
     ) -> None:
         self.settings = settings
+        configure_decoding(settings.max_concurrent_decodes)  # pixels are a per-process resource
         self._store = store
         self._records = records
         #: The provider jobs use unless they name another (``--provider``).

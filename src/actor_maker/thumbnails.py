@@ -12,11 +12,11 @@ again under the same key (after a delete) gets a fresh thumbnail.
 from __future__ import annotations
 
 import io
-import warnings
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-from actor_maker.errors import InputError, InvalidImageError, NotFoundError, PreconditionFailed
+from actor_maker.decoding import DEFAULT_MAX_PIXELS, decode_within
+from actor_maker.errors import InputError, NotFoundError, PreconditionFailed
 from actor_maker.layout import ROOT
 from actor_maker.store.base import ObjectStore, check_key
 
@@ -41,33 +41,22 @@ def thumbnail_key(image_key: str) -> str:
     return check_key(f"{THUMBNAIL_PREFIX}{image_key[len(ROOT) + 1 :]}.webp")
 
 
-def make_thumbnail(data: bytes) -> bytes:
-    """WebP within ``THUMBNAIL_SIZE``², upright (EXIF orientation), transparency on white."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as opened:
-                opened.draft("RGB", (THUMBNAIL_SIZE * 2, THUMBNAIL_SIZE * 2))
-                img = ImageOps.exif_transpose(opened)
-                if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
-                    rgba = img.convert("RGBA")
-                    img = Image.new("RGB", rgba.size, (255, 255, 255))
-                    img.paste(rgba, mask=rgba.getchannel("A"))
-                else:
-                    img = img.convert("RGB")
-                img.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.LANCZOS)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InvalidImageError("image has too many pixels for a thumbnail") from exc
-    except UnidentifiedImageError as exc:
-        raise InvalidImageError("not a readable image (not JPEG, PNG or WebP)") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InvalidImageError(f"not a readable image: {exc}") from exc
+def make_thumbnail(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
+    """WebP within ``THUMBNAIL_SIZE``², upright (EXIF orientation), transparency on white.
+
+    Decoded reduced (:func:`~actor_maker.decoding.decode_within`): a 49-megapixel image
+    never exists twice at full size, and more than ``max_pixels`` is refused unread."""
+    box = (THUMBNAIL_SIZE, THUMBNAIL_SIZE)
+    img = decode_within(data, box=box, max_pixels=max_pixels).image
+    img.thumbnail(box, Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     img.save(buf, "WEBP", quality=THUMBNAIL_QUALITY, method=4)
     return buf.getvalue()
 
 
-def ensure_thumbnail(store: ObjectStore, image_key: str) -> str:
+def ensure_thumbnail(
+    store: ObjectStore, image_key: str, *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> str:
     """The key of ``image_key``'s thumbnail, made now if missing or made from other bytes.
 
     ``NotFoundError`` when the image is missing. Concurrent callers may both make
@@ -81,7 +70,7 @@ def ensure_thumbnail(store: ObjectStore, image_key: str) -> str:
     if thumb is not None and thumb.metadata.get(_SOURCE_VERSION) == image.version:
         return key
     source = store.get(image_key)
-    data = make_thumbnail(source.data)
+    data = make_thumbnail(source.data, max_pixels=max_pixels)
     metadata = {_SOURCE_VERSION: source.info.version}
     try:
         if thumb is None:

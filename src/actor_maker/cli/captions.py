@@ -95,7 +95,10 @@ def register(app: typer.Typer) -> None:
         find: Annotated[str, typer.Argument(help="Text (or with --regex, a pattern) to find.")],
         replace: Annotated[str, typer.Argument(help="Replacement (\\1 groups with --regex).")],
         regex: Annotated[
-            bool, typer.Option("--regex", help="FIND is a Python regular expression.")
+            bool,
+            typer.Option(
+                "--regex", help="FIND is an RE2 regular expression (no backreferences/lookaround)."
+            ),
         ] = False,
     ) -> None:
         """Find and replace in every caption of the actor, in one manifest update."""

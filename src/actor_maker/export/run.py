@@ -9,6 +9,7 @@ from pathlib import PurePosixPath
 from actor_maker.balance import category_of
 from actor_maker.captions import caption_for, class_word, trigger_first, trigger_word
 from actor_maker.config import Settings
+from actor_maker.decoding import decode_slot
 from actor_maker.errors import InputError, NotFoundError
 from actor_maker.export.card import _ai_toolkit_yaml, _kohya_toml, dataset_card
 from actor_maker.export.model import (
@@ -238,7 +239,7 @@ def _split(filename: str) -> tuple[str, str]:
 def _to_png(data: bytes) -> bytes:
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as img:
+    with Image.open(io.BytesIO(data)) as img, decode_slot():  # a full frame: one of the slots
         img.load()
         converted = img if img.mode in ("RGB", "RGBA", "L", "LA") else img.convert("RGBA")
         buffer = io.BytesIO()

@@ -150,7 +150,9 @@ class Pipeline(Planning, BaseImages):
                 raise ConfigError(f"job {job.id} has no base image to work from")
             base = StoredBase(job.base_image_key)
         data, info, key = await self.load_base_image(base)
-        provider_data, provider_info = await asyncio.to_thread(downscale_for_provider, data, info)
+        provider_data, provider_info = await asyncio.to_thread(
+            downscale_for_provider, data, info, max_pixels=self.settings.max_image_pixels
+        )
         # A hosted model can fetch a presigned URL only from a store on the internet;
         # otherwise the provider gets the bytes (data URI or its files API).
         fetchable = provider_data is data and self.store.reachable_from_internet

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import io
 import threading
 import warnings
 from collections import OrderedDict
@@ -24,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
+from actor_maker.decoding import decode_within
 from actor_maker.errors import ConfigError, InvalidImageError
 from actor_maker.quality import CheckResult
 
@@ -121,19 +121,8 @@ class _Analysis:
 
 
 def _decode(data: bytes) -> np.ndarray:
-    """RGB pixels, EXIF-rotated, at most ``MAX_SIDE`` on the long side."""
-    try:
-        with Image.open(io.BytesIO(data)) as src:
-            src.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced scale
-            img = ImageOps.exif_transpose(src)
-            if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
-                rgba = img.convert("RGBA")
-                img = Image.new("RGB", rgba.size, (255, 255, 255))
-                img.paste(rgba, mask=rgba.getchannel("A"))
-            else:
-                img = img.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InvalidImageError(f"not a readable image: {exc}") from exc
+    """RGB pixels, EXIF-rotated, at most ``MAX_SIDE`` on the long side (decoded reduced)."""
+    img = decode_within(data, box=(MAX_SIDE, MAX_SIDE)).image
     if max(img.size) > MAX_SIDE:
         img.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BILINEAR)
     return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))

@@ -14,15 +14,15 @@ decoding); the first call in a process also pays 0.2–0.45 s for ``imagehash`` 
 
 from __future__ import annotations
 
-import io
-import warnings
 from dataclasses import dataclass
 
 import imagehash
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from actor_maker.decoding import decode_within
+from actor_maker.errors import InvalidImageError
 from actor_maker.quality import CheckResult
 
 #: Sharpness is the variance of the Laplacian at this short side (and the luma stats too).
@@ -68,11 +68,10 @@ def technical_check(
     """
     t = thresholds
     try:
-        luma = _decode(data)
+        luma, width, height = _decode(data)
     except ValueError as exc:
         return CheckResult(rejections=[f"not a readable image: {exc}"])
 
-    width, height = luma.size
     phash = str(imagehash.phash(luma))
     pixels = np.asarray(_normalized(luma))
     tones = _Tones(np.bincount(pixels.ravel(), minlength=256), t)
@@ -153,22 +152,17 @@ def laplacian_variance(pixels: NDArray[np.float32]) -> float:
     return float(laplacian.var())
 
 
-def _decode(data: bytes) -> Image.Image:
-    """Fully decode ``data`` to luminance; every failure is a ``ValueError`` with a reason."""
+def _decode(data: bytes) -> tuple[Image.Image, int, int]:
+    """The luminance, reduced while decoding to no less than twice the normalized size, and
+    the stored width and height; every failure is a ``ValueError`` with a reason."""
     if not data:
         raise ValueError("no data")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            image.load()  # the whole file: a truncated one fails here
-            return image if image.mode == "L" else image.convert("L")
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ValueError("too many pixels (decompression bomb?)") from exc
-    except UnidentifiedImageError as exc:
-        raise ValueError("unknown format") from exc
-    except (OSError, SyntaxError) as exc:
-        raise ValueError(str(exc) or type(exc).__name__) from exc
+        decoded = decode_within(data, short_side=NORMALIZED_SHORT_SIDE)
+    except InvalidImageError as exc:
+        reason = str(exc).removeprefix("image is not a readable image").lstrip(": ")
+        raise ValueError(reason.removeprefix("image ")) from exc
+    return decoded.image.convert("L"), decoded.width, decoded.height
 
 
 def _normalized(luma: Image.Image) -> Image.Image:

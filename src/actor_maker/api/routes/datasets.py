@@ -86,7 +86,8 @@ class GenerateCaptionsRequest(BaseModel):
 
 
 class ReplaceCaptionsRequest(BaseModel):
-    """Find and replace in every caption; with ``regex``, ``find`` is a Python pattern."""
+    """Find and replace in every caption; with ``regex``, ``find`` is an RE2 pattern
+    (linear-time: no backreferences or lookaround)."""
 
     find: str = Field(min_length=1, max_length=200)
     replace: str = Field(max_length=1000)

@@ -61,5 +61,7 @@ async def get_thumbnail(key: str, services: ServicesDep) -> Response:
         raise NotFoundError("no such file") from exc
     if not key.lower().endswith((".jpg", ".jpeg", ".png", ".webp")):
         raise NotFoundError("no such file")
-    await asyncio.to_thread(ensure_thumbnail, services.store, key)
+    await asyncio.to_thread(
+        ensure_thumbnail, services.store, key, max_pixels=services.settings.max_image_pixels
+    )
     return await _serve(services, thumb_key, max_age=86400)

@@ -144,6 +144,18 @@ def _sse(name: str, data: Any, seq: int | None = None) -> dict[str, str]:
     return event
 
 
+def _resume_after(header: str | None, latest: int) -> int:
+    """The event sequence number a stream starts after: without ``Last-Event-ID``, the latest
+    (a new client sees what happens from now on); with a valid one, that number; with a
+    malformed one ("abc", "-1", "²", 5,000 digits), 0: the whole stream again, never an error."""
+    if header is None:
+        return latest
+    value = header.strip()
+    if value and len(value) <= 18 and value.isascii() and value.isdigit():
+        return int(value)
+    return 0
+
+
 @router.get(
     "/api/jobs/{job_id}/events",
     response_class=EventSourceResponse,
@@ -163,11 +175,7 @@ async def job_events(
 
     async def stream() -> AsyncIterator[dict[str, str]]:
         seen = await asyncio.to_thread(records.events_since, job_id, 0, 100_000)
-        last = (
-            int(last_event_id)
-            if last_event_id and last_event_id.isdigit()
-            else (seen[-1].seq if seen else 0)
-        )
+        last = _resume_after(last_event_id, seen[-1].seq if seen else 0)
         yield _sse("progress", job.progress())
         if job.state.finished:
             yield _sse("job_finished", job.model_dump(mode="json"), last)
