@@ -6,7 +6,7 @@ import hashlib
 import io
 import random
 
-from PIL import Image, ImageChops, ImageDraw
+from PIL import Image, ImageChops, ImageDraw, ImageOps
 
 _GRAIN = [142 if v >= 252 else 114 if v < 4 else 128 for v in range(256)]
 
@@ -85,3 +85,30 @@ def ratio_size(ratio: float, short_side: int) -> tuple[int, int]:
     if ratio >= 1:
         return round(short_side * ratio), short_side
     return short_side, round(short_side / ratio)
+
+
+def render_lora_image(
+    sources: list[bytes], prompt: str, seed: int | None, size: tuple[int, int], fmt: str = "jpg"
+) -> bytes:
+    """What a LoRA "inference" returns here: one of the training images (picked by the seed),
+    fitted to ``size``, tinted and framed by the prompt. The person in the training images
+    stays recognisable, so identity checks behave as they would on a well-trained LoRA; with
+    no training images it falls back to :func:`render_placeholder_image`."""
+    if not sources:
+        return render_placeholder_image(prompt, seed, size, fmt)
+    digest = hashlib.sha256(f"{prompt}\x00{seed}".encode()).digest()
+    source = sources[int.from_bytes(digest[:4], "big") % len(sources)]
+    with Image.open(io.BytesIO(source)) as opened:
+        picture = ImageOps.fit(opened.convert("RGB"), size, Image.Resampling.LANCZOS)
+    tint = Image.new("RGB", size, (digest[4], digest[5], digest[6]))
+    picture = Image.blend(picture, tint, 0.12)
+    border = max(2, min(size) // 40)
+    ImageDraw.Draw(picture).rectangle(
+        (0, 0, size[0] - 1, size[1] - 1), outline=(digest[7], digest[8], digest[9]), width=border
+    )
+    out = io.BytesIO()
+    if fmt == "png":
+        picture.save(out, format="PNG", compress_level=1)
+    else:
+        picture.save(out, format="JPEG", quality=90)
+    return out.getvalue()

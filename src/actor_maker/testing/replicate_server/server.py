@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any, cast
 from urllib.parse import urlsplit
 
+from actor_maker.testing.replicate_server import training_routes
 from actor_maker.testing.replicate_server.common import TERMINAL, parse_prefer_wait, problem
 from actor_maker.testing.replicate_server.faults import BAD_GATEWAY_PAGE, Faults
 from actor_maker.testing.replicate_server.inputs import (
@@ -25,6 +26,7 @@ from actor_maker.testing.replicate_server.state import (
     StandInState,
     _Prediction,
 )
+from actor_maker.testing.replicate_server.trainings import LORA_MODEL
 
 
 class _Server(ThreadingHTTPServer):
@@ -133,6 +135,9 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET" and len(parts) == 3 and parts[:2] == ["files", "out"]:
             self._output_file(parts[2])
             return
+        if method == "GET" and parts[:2] == ["files", "weights"]:
+            training_routes.weights_file(self, parts[2:])
+            return
         if not parts or parts[0] != "v1":
             self._not_found()
             return
@@ -145,7 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
         rest = parts[1:]
         if method == "POST" and len(rest) == 4 and rest[0] == "models" and rest[3] == "predictions":
             model = f"{rest[1]}/{rest[2]}"
-            if model not in stand_in.models:
+            if model not in stand_in.models and model != LORA_MODEL:
                 self._not_found(f"Model {model} not found.")
                 return
             self._create(model, body)
@@ -179,6 +184,8 @@ class _Handler(BaseHTTPRequestHandler):
                     "github_url": None,
                 },
             )
+        elif training_routes.route(self, method, rest, body):
+            pass
         elif rest and rest[0] == "files":
             self._files(method, rest[1:], body)
         else:
@@ -187,6 +194,7 @@ class _Handler(BaseHTTPRequestHandler):
     # -- predictions
 
     def _create(self, model: str | None, body: bytes) -> None:
+        version: str | None = None
         if self._answered_by_fault():
             return
         stand_in = self.stand_in
@@ -196,15 +204,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(400, problem(400, "Bad request", "The request body is not valid JSON."))
             return
         if model is None:
-            version = payload.get("version") if isinstance(payload, dict) else None
-            model = stand_in._model_for_version(version)
+            asked = payload.get("version") if isinstance(payload, dict) else None
+            version = asked if isinstance(asked, str) else None
+            model = stand_in._model_for_version(asked)
             if model is None:
                 self._json(
                     422,
                     problem(
                         422,
                         "Invalid version or not permitted",
-                        f"The specified version does not exist: {version!r}",
+                        f"The specified version does not exist: {asked!r}",
                     ),
                 )
                 return
@@ -216,7 +225,7 @@ class _Handler(BaseHTTPRequestHandler):
                 422, problem(422, "Input validation failed", detail, invalid_fields=exc.fields)
             )
             return
-        prediction = stand_in._accept(model, data)
+        prediction = stand_in._accept(model, data, version)
         if stand_in._lose_answer():
             self._hang_up()
             return

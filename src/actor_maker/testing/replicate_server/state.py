@@ -34,7 +34,12 @@ from actor_maker.testing.replicate_server.faults import (
     FaultCounter,
     Faults,
 )
-from actor_maker.testing.replicate_server.images import ratio_size, render_placeholder_image
+from actor_maker.testing.replicate_server.images import (
+    ratio_size,
+    render_lora_image,
+    render_placeholder_image,
+)
+from actor_maker.testing.replicate_server.trainings import LORA_MODEL, TrainingBook
 
 DEFAULT_MODELS = ("black-forest-labs/flux-kontext-pro", "black-forest-labs/flux-kontext-max")
 _IMAGE_CACHE_BYTES = 64 * 1024 * 1024
@@ -117,6 +122,7 @@ class StandInState:
         self.canceled = 0
         self.requests_log: list[tuple[str, str]] = []
         self._since = time.monotonic()
+        self.book = TrainingBook(self)
 
     @property
     def base_url(self) -> str:
@@ -165,6 +171,26 @@ class StandInState:
             self.requests_log = []
             self._since = time.monotonic()
         self._counter.reset()
+        self.book.reset_counters()
+
+    @property
+    def trainings_created(self) -> int:
+        """Trainings accepted since the last :meth:`reset_counters`."""
+        return self.book.trainings_created
+
+    @property
+    def models_created(self) -> int:
+        return self.book.models_created
+
+    @property
+    def webhook_secret(self) -> str:
+        """The ``whsec_…`` signing secret of every webhook this stand-in sends."""
+        return self.book.webhooks.secret
+
+    @property
+    def webhook_deliveries(self) -> list[Any]:
+        """Every webhook delivery attempt (:class:`.webhooks.Delivery`), oldest first."""
+        return list(self.book.webhooks.deliveries)
 
     @property
     def in_flight(self) -> int:
@@ -238,9 +264,29 @@ class StandInState:
         if not isinstance(version, str):
             return None
         name = version.split(":", 1)[0]
-        return name if name in self.models else None
+        if name in self.models:
+            return name
+        trained = self.book.resolve_lora(version) if ":" in version or "/" not in version else None
+        return trained.destination if trained is not None else None
 
-    def _accept(self, model: str, data: dict[str, Any]) -> _Prediction:
+    def _lora_for(
+        self, model: str, data: dict[str, Any], version: str | None
+    ) -> tuple[str | None, str | None]:
+        """(training id, error) of a LoRA prediction; (None, None) for other models."""
+        if model == LORA_MODEL:
+            reference = data.get("lora_weights")
+            if not isinstance(reference, str) or not reference:
+                return None, None
+        elif model in self.models:
+            return None, None
+        else:
+            reference = version if version and ":" in version else f"{model}:{version or ''}"
+        training = self.book.resolve_lora(reference)
+        if training is None:
+            return None, f"Failed to load LoRA weights from {reference!r}. (E8765)"
+        return training.id, None
+
+    def _accept(self, model: str, data: dict[str, Any], version: str | None = None) -> _Prediction:
         faults = self._faults
         prompt = str(data["prompt"])
         latency = max(0.0, faults.latency)
@@ -250,6 +296,9 @@ class StandInState:
             outcome, error = "failed", GENERIC_MODEL_ERROR
         else:
             outcome, error = "succeeded", None
+        lora_training, lora_error = self._lora_for(model, data, version)
+        if lora_error is not None:
+            outcome, error = "failed", lora_error
         raw_seed = data.get("seed")
         seed = (
             raw_seed
@@ -270,6 +319,7 @@ class StandInState:
             seed=seed,
             ext=str(data.get("output_format") or "jpg"),
             size=self._output_size(data),
+            lora_training=lora_training,
         )
         with self._lock:
             self._predictions[prediction.id] = prediction
@@ -350,9 +400,11 @@ class StandInState:
             logs = f"Using seed: {prediction.seed}\nRunning prediction...\n"
         if status == "succeeded":
             logs += "Generated image.\n"
-        output = None
+        output: str | list[str] | None = None
         if status == "succeeded" and not removed:
             output = f"{self.base_url}/files/out/{prediction.id}.{prediction.ext}"
+            if prediction.model == LORA_MODEL or prediction.model not in self.models:
+                output = [output]  # flux-dev-lora and trained versions answer a list
         view: dict[str, Any] = {
             "id": prediction.id,
             "model": prediction.model,
@@ -388,13 +440,19 @@ class StandInState:
             return None
         if prediction.status(now) != "succeeded" or self._expired(prediction, now):
             return None
-        key = (str(prediction.input["prompt"]), prediction.input.get("seed"), ext, prediction.size)
+        key = (
+            str(prediction.input["prompt"]),
+            prediction.input.get("seed"),
+            ext,
+            prediction.size,
+            prediction.lora_training,
+        )
         with self._lock:
             data = self._images.get(key)
             if data is not None:
                 self._images.move_to_end(key)
         if data is None:
-            data = render_placeholder_image(key[0], key[1], key[3], ext)
+            data = self._render(prediction, ext)
             with self._lock:
                 if key not in self._images:
                     self._images[key] = data
@@ -402,6 +460,14 @@ class StandInState:
                 while self._image_bytes > _IMAGE_CACHE_BYTES and len(self._images) > 1:
                     self._image_bytes -= len(self._images.popitem(last=False)[1])
         return data, "image/png" if ext == "png" else "image/jpeg"
+
+    def _render(self, prediction: _Prediction, ext: str) -> bytes:
+        prompt, seed = str(prediction.input["prompt"]), prediction.input.get("seed")
+        if prediction.lora_training is None:
+            return render_placeholder_image(prompt, seed, prediction.size, ext)
+        training = self.book.get(prediction.lora_training)
+        images = training.images if training is not None else []
+        return render_lora_image(images, prompt, seed, prediction.size, ext)
 
     def _store_file(
         self, name: str, content_type: str, data: bytes, metadata: dict[str, Any]
