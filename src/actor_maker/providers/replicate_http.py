@@ -158,13 +158,21 @@ class ReplicateHTTP:
             raise ProviderError(f"{what}: Replicate answered something that is not an object")
         return body
 
-    async def upload(self, filename: str, data: bytes, content_type: str, what: str) -> str:
+    async def upload(
+        self,
+        filename: str,
+        data: bytes,
+        content_type: str,
+        what: str,
+        timeout: float | None = None,
+    ) -> str:
         """``POST /v1/files`` once; the URL of the uploaded file."""
         response = await self.send(
             "POST",
             f"{self.api}/files",
             headers=self.headers,
             files={"content": (filename, data, content_type)},
+            timeout=timeout or self.request_timeout_s,
         )
         self.raise_for(response, what)
         url = response.json().get("urls", {}).get("get")
@@ -172,10 +180,17 @@ class ReplicateHTTP:
             raise ProviderError("Replicate's files API returned no URL for the upload")
         return url
 
-    async def download(self, url: str, what: str, max_bytes: int) -> bytes:
+    async def download(
+        self, url: str, what: str, max_bytes: int, timeout: float | None = None
+    ) -> bytes:
         """Fetch a delivery URL once; no API token goes to the file host. A 403/404/410
         means the URL expired: ``ProviderError`` naming ``what``."""
-        response = await self.send("GET", url, headers={"User-Agent": "actor-maker"})
+        response = await self.send(
+            "GET",
+            url,
+            headers={"User-Agent": "actor-maker"},
+            timeout=timeout or self.request_timeout_s,
+        )
         if response.status_code in (403, 404, 410):
             raise ProviderError(
                 f"{what} at {redact_url(url)} is gone (HTTP {response.status_code}): "
