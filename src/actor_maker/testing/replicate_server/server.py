@@ -315,19 +315,21 @@ class _Handler(BaseHTTPRequestHandler):
             except ValueError as exc:
                 self._json(400, problem(400, "Bad request", str(exc)))
                 return
-            self._json(201, stand_in._store_file(*uploaded))
+            self._json(201, stand_in.file_book.store(*uploaded))
         elif method == "GET" and not rest:
-            self._json(200, {"next": None, "previous": None, "results": stand_in._list_files()})
+            self._json(
+                200, {"next": None, "previous": None, "results": stand_in.file_book.list_views()}
+            )
         elif len(rest) in (1, 2):
-            record = stand_in._file(rest[0])
+            record = stand_in.file_book.get(rest[0])
             if record is None:
                 self._not_found()
             elif method == "GET" and len(rest) == 1:
-                self._json(200, stand_in._file_view(record))
+                self._json(200, stand_in.file_book.view(record))
             elif method == "GET" and rest[1:] == ["download"]:
                 self._send(200, record.data, record.content_type)
             elif method == "DELETE" and len(rest) == 1:
-                stand_in._delete_file(record.id)
+                stand_in.file_book.delete(record.id)
                 self._send(204, b"", "application/json")
             else:
                 self._not_found()

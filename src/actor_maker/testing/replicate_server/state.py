@@ -22,7 +22,6 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from actor_maker.testing.replicate_server.common import (
-    FILE_TTL,
     START_DELAY_S,
     TERMINAL,
     iso,
@@ -34,6 +33,7 @@ from actor_maker.testing.replicate_server.faults import (
     FaultCounter,
     Faults,
 )
+from actor_maker.testing.replicate_server.files import FileBook
 from actor_maker.testing.replicate_server.images import (
     ratio_size,
     render_lora_image,
@@ -79,16 +79,6 @@ class _Prediction:
         return "processing" if now >= self.start_mono else "starting"
 
 
-@dataclass
-class _File:
-    id: str
-    name: str
-    content_type: str
-    data: bytes
-    metadata: dict[str, Any]
-    created: datetime
-
-
 class StandInState:
     """Predictions, files and the counters tests assert on."""
 
@@ -114,7 +104,7 @@ class StandInState:
         self._stopping = threading.Event()
         self._counter = FaultCounter()
         self._predictions: dict[str, _Prediction] = {}
-        self._files: dict[str, _File] = {}
+        self.file_book = FileBook(lambda: self.base_url)
         self._images: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
         self._image_bytes = 0
         self._base_url: str | None = None
@@ -236,8 +226,7 @@ class StandInState:
     @property
     def files(self) -> dict[str, bytes]:
         """id → uploaded bytes (a copy of the mapping)."""
-        with self._lock:
-            return {file_id: record.data for file_id, record in self._files.items()}
+        return self.file_book.data()
 
     # -- used by the handler
 
@@ -347,8 +336,7 @@ class StandInState:
             data = base64.b64decode(value.partition(",")[2])
         elif value.startswith(f"http://{self.host}:{self.port}/v1/files/"):
             file_id = value.rstrip("/").split("/")[-1]
-            with self._lock:
-                record = self._files.get(file_id)
+            record = self.file_book.get(file_id)
             data = record.data if record else None
         if not data:
             return None
@@ -468,49 +456,3 @@ class StandInState:
         training = self.book.get(prediction.lora_training)
         images = training.images if training is not None else []
         return render_lora_image(images, prompt, seed, prediction.size, ext)
-
-    def _store_file(
-        self, name: str, content_type: str, data: bytes, metadata: dict[str, Any]
-    ) -> dict[str, Any]:
-        record = _File(
-            id=new_id(),
-            name=name,
-            content_type=content_type,
-            data=data,
-            metadata=metadata,
-            created=datetime.now(UTC),
-        )
-        with self._lock:
-            self._files[record.id] = record
-        return self._file_view(record)
-
-    def _file(self, file_id: str) -> _File | None:
-        with self._lock:
-            return self._files.get(file_id)
-
-    def _delete_file(self, file_id: str) -> None:
-        with self._lock:
-            self._files.pop(file_id, None)
-
-    def _list_files(self) -> list[dict[str, Any]]:
-        with self._lock:
-            records = list(self._files.values())
-        return [self._file_view(r) for r in reversed(records)]
-
-    def _file_view(self, record: _File) -> dict[str, Any]:
-        url = f"{self.base_url}/v1/files/{record.id}"
-        return {
-            "id": record.id,
-            "name": record.name,
-            "content_type": record.content_type,
-            "size": len(record.data),
-            "etag": hashlib.md5(record.data).hexdigest(),
-            "checksums": {
-                "sha256": hashlib.sha256(record.data).hexdigest(),
-                "md5": hashlib.md5(record.data).hexdigest(),
-            },
-            "metadata": record.metadata,
-            "created_at": iso(record.created),
-            "expires_at": iso(record.created + FILE_TTL),
-            "urls": {"get": url},
-        }

@@ -304,7 +304,7 @@ class TrainingBook:
         base = self._state.base_url
         if url.startswith(f"{base}/v1/files/"):
             file_id = url[len(f"{base}/v1/files/") :].split("/")[0]
-            record = self._state._file(file_id)
+            record = self._state.file_book.get(file_id)
             return record.data if record else None
         host = urlsplit(url).hostname
         if host not in ("127.0.0.1", "localhost", "::1"):
