@@ -32,7 +32,7 @@ from actor_maker.config import (
     DEFAULT_TRAINER_MODEL,
     DEFAULT_TRAINER_VERSION,
 )
-from actor_maker.errors import InputError, ProviderError, ProviderTimeoutError
+from actor_maker.errors import ConfigError, InputError, ProviderError, ProviderTimeoutError
 from actor_maker.fetch import redact_url
 from actor_maker.providers.replicate import ReplicateProvider
 from actor_maker.providers.replicate_http import ReplicateHTTP
@@ -128,8 +128,6 @@ class ReplicateTrainer:
         cls, settings: Settings, *, client: httpx.AsyncClient | None = None
     ) -> ReplicateTrainer:
         if settings.replicate_api_token is None:
-            from actor_maker.errors import ConfigError
-
             raise ConfigError("the replicate trainer needs REPLICATE_API_TOKEN")
         return cls(
             token=settings.replicate_api_token.get_secret_value(),
