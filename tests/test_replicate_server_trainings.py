@@ -17,6 +17,7 @@ from actor_maker.testing.replicate_server.trainings import TRAINER_VERSION
 
 from .conftest import STANDIN_TOKEN
 from .helpers import sample_image
+from .httpserver import PostReceiver
 
 TRAININGS = f"/v1/models/ostris/flux-dev-lora-trainer/versions/{TRAINER_VERSION}/trainings"
 
@@ -135,3 +136,28 @@ def test_lost_answer_fault_keeps_the_training(client, standin):
     assert standin.trainings_created == 1 and standin.lost_answers == 1
     listed = client.get("/v1/trainings").json()["results"]
     assert listed[0]["input"] == body["input"]
+
+
+def test_webhooks_follow_the_events_filter_and_a_cancel_completes(client, standin):
+    receiver = PostReceiver()
+    try:
+        standin.faults = Faults(training_step_s=0.05)
+        ref = new_model(client)
+        body = {
+            "destination": ref,
+            "input": {"input_images": upload_zip(client), "steps": 200},
+            "webhook": receiver.url,
+            "webhook_events_filter": ["start", "completed"],
+        }
+        training_id = client.post(TRAININGS, json=body).json()["id"]
+        client.post(f"/v1/trainings/{training_id}/cancel")
+        deadline = time.monotonic() + 5
+        while len(receiver.received) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        receiver.httpd.shutdown()
+    statuses = [httpx.Response(200, content=b).json()["status"] for _, b in receiver.received]
+    assert statuses[0] in ("starting", "processing") and statuses[-1] == "canceled"
+    ids = {h["webhook-id"] for h, _ in receiver.received}
+    assert len(ids) == 2  # one message id per event
+    assert [d.event for d in standin.webhook_deliveries][-2:] == ["start", "completed"]

@@ -324,10 +324,7 @@ class AiToolkitTrainer:
         code = self._exit_code(training_id, job)
         alive = code is None and self._alive(training_id, job)
         tail = logs_tail(log.replace("\r", "\n"))
-        status = TrainingStatus(
-            training_id=training_id, state=TrainingState.processing, progress=progress,
-            logs_tail=tail,
-        )  # fmt: skip
+        status = TrainingStatus(training_id, TrainingState.processing, progress, tail)
         if (job / "canceled").exists():
             status.state = TrainingState.canceled
         elif alive:
@@ -335,11 +332,8 @@ class AiToolkitTrainer:
                 TrainingState.processing if progress is not None else TrainingState.starting
             )
         elif weights.is_file() and code in (0, None):
-            status.state, status.progress, status.weights_path = (
-                TrainingState.succeeded,
-                1.0,
-                weights,
-            )
+            status.state = TrainingState.succeeded
+            status.progress, status.weights_path = 1.0, weights
         else:
             last = next((ln for ln in reversed(tail.splitlines()) if ln.strip()), "")
             status.state = TrainingState.failed

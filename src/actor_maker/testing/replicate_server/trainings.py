@@ -201,10 +201,10 @@ class TrainingBook:
         with self._lock:
             if ref in self._models or ref in self.public_models():
                 return 409, {"detail": f"A model named {ref} already exists."}
+            description = str(body.get("description") or "")
             self._models[ref] = _Model(
-                owner, name, visibility, hardware, str(body.get("description") or ""),
-                datetime.now(UTC),
-            )  # fmt: skip
+                owner, name, visibility, hardware, description, datetime.now(UTC)
+            )
             self.models_created += 1
         view = self.model_view(ref)
         assert view is not None
