@@ -29,6 +29,14 @@ DEFAULT_PRICES: dict[str, float] = {
     "preview": 0.0,
 }
 
+#: Replicate's FLUX LoRA trainer and one published version of it (see docs/configuration.md).
+DEFAULT_TRAINER_MODEL = "ostris/flux-dev-lora-trainer"
+DEFAULT_TRAINER_VERSION = "e440909d3512c31646ee2e0c7d6f6f4923224863a6a10c494606e79fb5844497"
+DEFAULT_LORA_MODEL = "black-forest-labs/flux-dev-lora"
+#: Replicate's list price of one Nvidia H100 GPU-second (gpu-h100, $5.49/hr) from
+#: https://replicate.com/pricing, where "Flux fine-tunes run on H100s".
+DEFAULT_TRAINING_PRICE_PER_SECOND = 0.001525
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -260,6 +268,47 @@ class Settings(BaseSettings):
         ge=1,
         validation_alias=AliasChoices("ACTOR_MAKER_BASE_CACHE"),
         description="Base images a worker keeps in memory (one per actor; least recent out).",
+    )
+
+    # --- LoRA training (issue 13) ---------------------------------------------------------
+    trainer_model: str = Field(
+        default=DEFAULT_TRAINER_MODEL,
+        pattern=r"^[\w.-]+/[\w.-]+$",
+        validation_alias=AliasChoices("ACTOR_MAKER_TRAINER_MODEL"),
+        description="Replicate trainer model, owner/name.",
+    )
+    trainer_version: str = Field(
+        default=DEFAULT_TRAINER_VERSION,
+        pattern=r"^[0-9a-f]{8,64}$",
+        validation_alias=AliasChoices("ACTOR_MAKER_TRAINER_VERSION"),
+        description="Version id of the trainer model (Replicate trains a version, not a model).",
+    )
+    lora_model: str = Field(
+        default=DEFAULT_LORA_MODEL,
+        validation_alias=AliasChoices("ACTOR_MAKER_LORA_MODEL"),
+        description="Replicate model that renders samples with lora_weights.",
+    )
+    training_price_per_second: float = Field(
+        default=DEFAULT_TRAINING_PRICE_PER_SECOND,
+        ge=0,
+        validation_alias=AliasChoices("ACTOR_MAKER_TRAINING_PRICE_PER_SECOND"),
+        description="US dollars per GPU-second of training (Replicate: H100 list price).",
+    )
+    replicate_webhook_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ACTOR_MAKER_WEBHOOK_SECRET", "REPLICATE_WEBHOOK_SECRET"),
+        description="whsec_ secret of Replicate webhooks (GET /v1/webhooks/default/secret).",
+    )
+    ai_toolkit_dir: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ACTOR_MAKER_AI_TOOLKIT_DIR"),
+        description="Checkout of ostris/ai-toolkit (its run.py) for --trainer ai-toolkit.",
+    )
+    ai_toolkit_command: str = Field(
+        default="python run.py",
+        min_length=1,
+        validation_alias=AliasChoices("ACTOR_MAKER_AI_TOOLKIT_COMMAND"),
+        description="Command run in ACTOR_MAKER_AI_TOOLKIT_DIR; the config path is appended.",
     )
 
     @field_validator("prices")
