@@ -8,7 +8,10 @@ token to the file host when reading outputs. The protocol we need is small:
   up to N s (``ACTOR_MAKER_CREATE_WAIT``, default 10, at most 60); a response that
   is not terminal is polled. N is kept short on purpose: if we are canceled while a
   create is on the wire we wait for its answer (so the prediction it started can be
-  canceled), and Ctrl-C should not hang for a minute.
+  canceled), and Ctrl-C should not hang for a minute. A job that records its predictions
+  (``on_created``) creates without ``Prefer: wait``: the answer, with the prediction's id,
+  comes at once and is written to the job record before any waiting, so a process killed
+  at any moment after it leaves nothing paid that a resumed run cannot find.
 * ``GET /v1/predictions/{id}`` until ``succeeded``/``failed``/``canceled``/``aborted``
   (or until the output is present: a finished prediction may still say ``processing``).
 * ``POST /v1/predictions/{id}/cancel`` on deadline or when our task is cancelled.
@@ -164,7 +167,11 @@ class ReplicateProvider:
                 if prediction is not None:
                     call.prediction_id = resume
                 else:
-                    prediction = await self._create_cancel_safe(await payload(), call)
+                    # A recorded job needs the id before anything can go wrong: no
+                    # ``Prefer: wait`` then, so the create answers at once.
+                    prediction = await self._create_cancel_safe(
+                        await payload(), call, wait=on_created is None
+                    )
                     if on_created is not None:
                         await on_created(str(prediction["id"]))
                 prediction = await self._until_done(prediction)
@@ -221,12 +228,14 @@ class ReplicateProvider:
             "seed": params.seed,
         }
 
-    async def _create_cancel_safe(self, payload: dict[str, Any], call: _Call) -> dict[str, Any]:
+    async def _create_cancel_safe(
+        self, payload: dict[str, Any], call: _Call, *, wait: bool = True
+    ) -> dict[str, Any]:
         """Create (with retries); if we are canceled while a create is on the wire, wait for
         its answer (at most one blocking wait) so the prediction it started can be canceled
         instead of running on, unseen and paid for."""
         task: asyncio.Future[dict[str, Any]] = asyncio.ensure_future(
-            self._http.retrying(self._create, payload, call)
+            self._http.retrying(self._create, payload, call, wait)
         )
         try:
             prediction = await asyncio.shield(task)
@@ -241,8 +250,11 @@ class ReplicateProvider:
         call.prediction_id = str(prediction["id"])
         return prediction
 
-    async def _create(self, payload: dict[str, Any], call: _Call) -> dict[str, Any]:
-        wait = max(1, min(self.wait_s, int(self.deadline_s)))
+    async def _create(
+        self, payload: dict[str, Any], call: _Call, blocking: bool = True
+    ) -> dict[str, Any]:
+        wait = max(1, min(self.wait_s, int(self.deadline_s))) if blocking else 0
+        prefer = {"Prefer": f"wait={wait}"} if blocking else {}
         if self.gate is not None:
             await self.gate.before_create()
         call.sending = True
@@ -251,7 +263,7 @@ class ReplicateProvider:
                 "POST",
                 f"{self._api}/models/{self.model}/predictions",
                 json={"input": payload},
-                headers={**self._headers, "Prefer": f"wait={wait}"},
+                headers={**self._headers, **prefer},
                 timeout=httpx.Timeout(self.request_timeout_s, read=wait + self.request_timeout_s),
             )
         finally:
