@@ -65,6 +65,7 @@ def _titled(status: int) -> str:
         413: "Payload too large",
         422: "Invalid input",
         500: "Internal error",
+        501: "Not implemented",
         502: "Upstream failure",
         503: "Unavailable",
     }.get(status, "Error")
