@@ -14,7 +14,16 @@ from actor_maker import __version__, web
 from actor_maker.api import errors
 from actor_maker.api.actor_index import ActorIndex
 from actor_maker.api.auth import BodyLimitMiddleware, Sessions, TokenMiddleware
-from actor_maker.api.routes import actors, compat, datasets, files, jobs, meta, quality
+from actor_maker.api.routes import (
+    actors,
+    apidocs,
+    compat,
+    datasets,
+    files,
+    jobs,
+    meta,
+    quality,
+)
 from actor_maker.api.services import Services
 from actor_maker.config import Settings
 from actor_maker.fetch import AddressPolicy
@@ -67,6 +76,8 @@ def create_app(
         version=__version__,
         summary="LoRA training sets for storyboard actors: actors, prompts, jobs, live progress.",
         lifespan=lifespan,
+        docs_url=None,  # apidocs serves /docs and /redoc without a CDN
+        redoc_url=None,
     )
     app.state.services = services
     errors.install(app)
@@ -82,9 +93,10 @@ def create_app(
             services.index.invalidate(parts[3] if named else None)
         return response
 
-    for module in (meta, actors, files, quality, datasets, jobs, compat):
+    for module in (meta, actors, files, quality, datasets, jobs, compat, apidocs):
         app.include_router(module.router)
     app.include_router(web.router)  # the web UI's pages
+    app.mount(apidocs.ASSETS_URL, StaticFiles(directory=apidocs.ASSETS_DIR), name="apidocs")
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     # The last added runs first: CORS answers preflights (which carry no token) and
     # puts its headers on every answer, 401s included; then the token; then body limits.
