@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 
@@ -415,3 +416,37 @@ def test_error_types_are_slugs(api):
     assert api.get("/api/jobs/nope").json()["type"] == "about:blank#not-found"
     assert api.get("/api/jobs", params={"page": 0}).json()["type"] == "about:blank#invalid-input"
     assert api.get("/api/jobs", params={"page": 10**20}).status_code == 422
+
+
+def test_progress_tells_items_waiting_for_a_slot_from_running_ones(tmp_path, standin, s3_store):
+    """One request slot: an item counts as running once its prediction started, which the
+    next one can only do after the first prediction ended; until then it waits (#12.14)."""
+    settings = settings_for(tmp_path, standin, max_concurrent_requests=1)
+    standin.faults = Faults(latency=0.6)
+    with (
+        serve_in_thread(settings, store=s3_store) as url,
+        httpx.Client(base_url=url, timeout=30) as api,
+    ):
+        create_actor(api)
+        job = api.post("/api/actors/0500/jobs", json={"prompt_ids": THREE}).json()
+        events = []
+        with api.stream(
+            "GET", f"/api/jobs/{job['id']}/events", headers={"Last-Event-ID": "0"}
+        ) as stream:
+            for name, data in read_sse(stream):
+                events.append((name, json.loads(data), time.monotonic()))
+    progress = [(data, at) for name, data, at in events if name == "progress" and "total" in data]
+    for counts, _ in progress:
+        assert counts["running"] + counts["waiting"] + counts["done"] == counts["total"]
+    names = [n for n, _, _ in events]
+    first = names.index("item_started")
+    assert names[first + 1] == "progress"  # a start updates the counts too
+    # the moments an item began running: one prediction at a time, each after the last
+    began = [
+        at
+        for (before, _), (after, at) in itertools.pairwise(progress)
+        if after["running"] > before["running"]
+    ]
+    assert len(began) == 3, progress
+    assert all(b - a >= 0.4 for a, b in itertools.pairwise(began)), began
+    assert max(counts["running"] for counts, _ in progress) <= 2  # one predicting, one storing
