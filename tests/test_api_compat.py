@@ -473,6 +473,17 @@ def test_training_data_urls_load_and_go_back_as_the_base_image(client, store):
     assert again.json()["s3_url"] == images(client)[0]["s3_url"]
     outside = single(client, "The {subject} waves", base_image_url="/api/files/../x.jpg")
     assert_old_failure(outside, 422)
+    foreign = "https://storyboard-user-files.s3.amazonaws.com/old/x.jpg"
+
+    def old_entries(manifest):
+        manifest.add_entry({"filename": f"{NAME}_40.jpg", "status": "local_only", "s3_url": None})
+        manifest.add_entry({"filename": f"{NAME}_41.jpg", "status": "synced", "s3_url": foreign})
+        return True
+
+    update_manifest(store, ID, old_entries)
+    by_name = {i["filename"]: i["s3_url"] for i in images(client)}
+    assert by_name[f"{NAME}_40.jpg"] is None  # no object anywhere: nothing to load
+    assert by_name[f"{NAME}_41.jpg"] == foreign  # another bucket: kept as it is
 
 
 def test_training_data_reports_training_data_good(client):

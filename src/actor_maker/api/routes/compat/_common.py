@@ -82,15 +82,18 @@ def rendered(
     )
 
 
-def loadable_url(services: Services, request: Request, s3_url: Any, key: str | None) -> Any:
+def loadable_url(
+    services: Services, request: Request, s3_url: Any, key: str | None, status: Any = None
+) -> Any:
     """What the old frontend reads as ``s3_url``/``base_image_url``: the entry's S3 URL
-    where it has one, else (a local store) the absolute URL of this server's file route."""
-    if s3_url or not key:
+    where it has one; for a local store's object (no S3 URL, stored: ``status`` synced or
+    absent) the absolute URL of this server's file route; else as it is (null)."""
+    if s3_url or not key or status not in (None, "synced"):
         return s3_url
     url = services.browser_url(key)
-    if url and url.startswith("/"):
+    if url and url.startswith("/"):  # a local store; S3 entries keep what they have
         return str(request.base_url).rstrip("/") + url
-    return url
+    return s3_url
 
 
 def base_ref(request: Request, url: str | None) -> BaseImage | None:

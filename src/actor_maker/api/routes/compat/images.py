@@ -63,7 +63,7 @@ def _image(
     return {
         "index": position if index is None else index,
         "filename": filename,
-        "s3_url": loadable_url(services, request, entry.get("s3_url"), key),
+        "s3_url": loadable_url(services, request, entry.get("s3_url"), key, entry.get("status")),
         "status": entry.get("status"),
         "size_mb": entry.get("size_mb"),
         "modified_date": entry.get("modified_date"),
