@@ -443,3 +443,34 @@ def test_error_types_are_slugs(api):
     assert api.get("/api/jobs/nope").json()["type"] == "about:blank#not-found"
     assert api.get("/api/jobs", params={"page": 0}).json()["type"] == "about:blank#invalid-input"
     assert api.get("/api/jobs", params={"page": 10**20}).status_code == 422
+
+
+def test_progress_tells_items_waiting_for_a_slot_from_running_ones(tmp_path, standin, s3_store):
+    """One request slot: an item counts as running once its prediction started, which the
+    next one can only do after the first prediction ended; until then it waits (#12.14)."""
+    settings = settings_for(tmp_path, standin, max_concurrent_requests=1)
+    standin.faults = Faults(latency=0.6)
+    with (
+        serve_in_thread(settings, store=s3_store) as url,
+        httpx.Client(base_url=url, timeout=30) as api,
+    ):
+        create_actor(api)
+        job = api.post("/api/actors/0500/jobs", json={"prompt_ids": THREE}).json()
+        events = []
+        with api.stream(
+            "GET", f"/api/jobs/{job['id']}/events", headers={"Last-Event-ID": "0"}
+        ) as stream:
+            for name, data in read_sse(stream):
+                events.append((name, json.loads(data), time.monotonic()))
+    progress = [(data, at) for name, data, at in events if name == "progress" and "total" in data]
+    for counts, _ in progress:
+        assert counts["running"] + counts["waiting"] + counts["done"] == counts["total"]
+    # a progress after each start, each prediction started and each finish
+    assert len(progress) >= 1 + 3 * 3, [n for n, _, _ in events]
+    # while the first prediction runs (0.6 s), the next item cannot start one: it waits
+    first = next(at for name, _, at in events if name == "item_started")
+    early = [counts for counts, at in progress if first <= at < first + 0.4]
+    assert early and all(c["running"] <= 1 for c in early), early
+    assert any(c["waiting"] >= 2 for c in early), early
+    assert max(counts["running"] for counts, _ in progress) <= 2  # one predicting, one storing
+    assert progress[-1][0]["running"] == progress[-1][0]["waiting"] == 0

@@ -291,7 +291,8 @@ def test_delete_and_delete_all_update_statistics(client, store):
     assert read_manifest(store, ID).data["statistics"]["training_images_count"] == 2
     response = client.post(f"/api/actors/{ID}/training-data/delete-all", json={"actor_name": NAME})
     assert response.status_code == 200, response.text
-    assert sorted(response.json()["deleted"]) == sorted(m["filename"] for m in made[1:])
+    assert response.json()["deleted"] == 2  # a count: the old frontend prints "Deleted 2 ..."
+    assert sorted(response.json()["filenames"]) == sorted(m["filename"] for m in made[1:])
     manifest = read_manifest(store, ID)
     assert (
         manifest.training_data == [] and manifest.data["statistics"]["training_images_count"] == 0
@@ -320,7 +321,7 @@ def test_training_data_listing(client, store):
     assert image["filename"] == made["filename"] and image["good"] is False
     assert image["status"] == "synced" and image["prompt"] == made["prompt"]
     assert client.get(image["thumbnail"]).status_code in (200, 307)  # S3: a presigned URL
-    if image["s3_url"] is None:  # a local store: the API serves the file itself
+    if made["s3_url"] is None:  # a local store: the API serves the file itself
         assert client.get(image["url"]).content == store.get(made["key"]).data
         assert client.get(listing["base_image"]).status_code == 200
     else:
@@ -444,3 +445,90 @@ def test_path_actor_ids_follow_the_cli_rules(client):
     assert client.get("/api/actors/bad%20id/training-data").status_code == 422
     assert client.get("/api/actors/0099/training-data").status_code == 404
     assert client.get("/api/actors/-x/prompt-usage").status_code == 422
+
+
+# --- what the old frontend reads (#12.1-#12.6) ---------------------------------------------
+
+
+def test_training_data_urls_load_and_go_back_as_the_base_image(client, store):
+    """The old frontend shows `s3_url`/`base_image_url` and sends `base_image_url` back."""
+    made = single(client, "The {subject} waves").json()  # sends base_url(client) back
+    assert made["success"] is True
+    listing = client.get(f"/api/actors/{ID}/training-data").json()
+    manifest = read_manifest(store, ID)
+    image, base = listing["training_images"][0], listing["base_image_url"]
+    if manifest.training_data[0].get("s3_url") is None:  # a local store: our own URL
+        root = str(client.base_url).rstrip("/")
+        assert image["s3_url"] == f"{root}/api/files/{made['key']}"
+        assert base == f"{root}/api/files/{manifest.base_images[0]['key']}"
+        assert httpx.get(image["s3_url"]).content == store.get(made["key"]).data
+        assert httpx.get(base).content == store.get(manifest.base_images[0]["key"]).data
+    else:  # S3: the plain S3 URL, as stored
+        assert image["s3_url"] == manifest.training_data[0]["s3_url"]
+        assert base == manifest.base_images[0]["s3_url"]
+        assert "?" not in image["s3_url"] and "?" not in base
+    body = {"actor_name": NAME, "filename": made["filename"], "base_image_url": base}
+    again = client.post(f"/api/actors/{ID}/training-data/recreate", json=body)
+    assert again.status_code == 200, again.text
+    assert again.json()["s3_url"] == images(client)[0]["s3_url"]
+    outside = single(client, "The {subject} waves", base_image_url="/api/files/../x.jpg")
+    assert_old_failure(outside, 422)
+    foreign = "https://storyboard-user-files.s3.amazonaws.com/old/x.jpg"
+
+    def old_entries(manifest):
+        manifest.add_entry({"filename": f"{NAME}_40.jpg", "status": "local_only", "s3_url": None})
+        manifest.add_entry({"filename": f"{NAME}_41.jpg", "status": "synced", "s3_url": foreign})
+        return True
+
+    update_manifest(store, ID, old_entries)
+    by_name = {i["filename"]: i["s3_url"] for i in images(client)}
+    assert by_name[f"{NAME}_40.jpg"] is None  # no object anywhere: nothing to load
+    assert by_name[f"{NAME}_41.jpg"] == foreign  # another bucket: kept as it is
+
+
+def test_training_data_reports_training_data_good(client):
+    listing = client.get(f"/api/actors/{ID}/training-data").json()
+    assert listing["training_data_good"] is False
+    client.post("/api/training/training-data/toggle-good", json={"actorId": ID})
+    assert client.get(f"/api/actors/{ID}/training-data").json()["training_data_good"] is True
+
+
+def test_actor_listing_has_poster_frames_and_no_empty_members(client):
+    (actor,) = client.get("/api/actors").json()
+    assert actor["id"] == ID and actor["sex"] == "male"
+    assert all(value is not None and value != "" for value in actor.values()), actor
+    assert not {"age", "ethnicity", "description", "outfit"} & actor.keys()
+    frames = actor["poster_frames"]
+    for size in ("webp_sm", "webp_md", "webp_lg", "png"):
+        for variant in ("standard", "accelerated"):
+            url = frames[variant][size]
+            assert url.startswith("http"), url  # absolute: the old frontend may run elsewhere
+            loaded = httpx.get(url, follow_redirects=True)
+            assert loaded.status_code == 200 and loaded.content[:2] in (b"RI", b"\xff\xd8")
+
+
+def test_a_library_prompt_picked_as_text_keeps_its_library_id(client, store):
+    texts = {
+        p["id"]: p["prompt"]
+        for p in client.get(f"/api/actors/{ID}/training-prompts").json()["prompts"]
+    }
+    response = single(client, texts["color-oil-portrait"])
+    assert response.status_code == 200, response.text
+    entry = read_manifest(store, ID).find(response.json()["filename"])
+    assert (
+        entry["prompt_id"] == "color-oil-portrait"
+        and entry["prompt"] == texts["color-oil-portrait"]
+    )
+    free = single(client, texts["color-oil-portrait"] + " At dusk.").json()
+    assert read_manifest(store, ID).find(free["filename"])["prompt_id"].startswith("custom-")
+
+
+@pytest.mark.parametrize(
+    "path", [f"/api/actors/{ID}/regenerate-poster-frame", "/api/generate-base-image"]
+)
+def test_old_features_not_here_answer_501(client, store, path):
+    before = sorted(o.key for o in store.list(""))
+    response = client.post(path, json={"description": "a 30 year old man", "actor_id": ID})
+    body = assert_old_failure(response, 501)
+    assert "not part of" in body["error"]
+    assert sorted(o.key for o in store.list("")) == before

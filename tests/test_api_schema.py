@@ -50,6 +50,9 @@ def test_no_server_errors(live_api):
         operation = result.ok()
         if operation.path.endswith("/events"):
             continue  # a stream; covered by test_api.py
+        # 501 where the schema says so: the old server's features this one does not have
+        documented = schema.raw_schema["paths"][operation.path][operation.method.lower()]
+        allowed = {501} if "501" in documented.get("responses", {}) else set()
 
         @given(case=operation.as_strategy())
         @settings(
@@ -57,7 +60,8 @@ def test_no_server_errors(live_api):
         )
         def no_5xx(case):
             response = case.call(base_url=live_api, timeout=30)
-            assert response.status_code < 500, (
+            # no_5xx runs within this iteration, so the loop's `allowed` is the right one
+            assert response.status_code < 500 or response.status_code in allowed, (  # noqa: B023
                 f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:300]}"
             )
 

@@ -13,7 +13,7 @@ from actor_maker.manifest import read_manifest
 from actor_maker.testing.replicate_server import Faults
 
 from .conftest import S3_REGION, STANDIN_TOKEN
-from .helpers import MANIFESTS, PROMPT_METADATA, REPO, sample_image
+from .helpers import MANIFESTS, PROMPT_METADATA, REPO, fixture_manifest, sample_image
 
 TOKEN = STANDIN_TOKEN
 THREE = "photo-rain-platform,bw-charcoal-portrait,color-oil-portrait"
@@ -317,3 +317,106 @@ def test_a_malformed_list_setting_is_one_line(clean_env, capsys):
         and err.startswith("error: invalid setting")
         and len(err.strip().splitlines()) == 1
     )
+
+
+# --- errors and help (#12.15) ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["https://x", "https://x,https://y", '"https://x"', '["https://x/"]', "[1, 2", '["*"]'],
+)
+def test_a_bad_cors_origins_names_the_variable_and_its_form(clean_env, capsys, value):
+    clean_env.setenv("ACTOR_MAKER_CORS_ORIGINS", value)
+    code, out, err = cli(capsys, "manifest", "show", "0001")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error: invalid setting ACTOR_MAKER_CORS_ORIGINS:")
+    assert "JSON list of origins" in err and '["https://studio.example"' in err
+
+
+def test_good_cors_origins_are_accepted(clean_env, capsys):
+    clean_env.setenv("ACTOR_MAKER_CORS_ORIGINS", '["https://a.example", "http://127.0.0.1:5173"]')
+    code, _, err = cli(capsys, "manifest", "show", "0001")
+    assert code == 2 and "no manifest" in err  # got past the settings
+
+
+def _commands(command, path=()):
+    yield path
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def test_help_shows_flags_without_a_value_type(clean_env, capsys):
+    from actor_maker.cli import click_command
+
+    clean_env.setenv("COLUMNS", "100")
+    paths = list(_commands(click_command()))
+    assert ("jobs", "list") in paths and len(paths) > 20
+    for path in paths:
+        code, out, _ = cli(capsys, *path, "--help")
+        assert code == 0 and "--help" in out, path
+        assert "<bool>" not in out, (path, out)
+
+
+def test_jobs_list_help_documents_limit_and_lists_states_unbroken(clean_env, capsys):
+    clean_env.setenv("COLUMNS", "80")
+    code, out, _ = cli(capsys, "jobs", "list", "--help")
+    assert code == 0
+    limit = next(line for line in out.splitlines() if "--limit" in line)
+    assert "At most" in limit
+    for state in ("queued", "running", "succeeded", "partially_failed", "failed", "canceled"):
+        assert state in out, state  # each on one line, never cut mid-word
+    assert "list[" not in out
+
+
+def test_reconcile_counts_read_as_words(clean_env, capsys, tmp_path):
+    from actor_maker.store.local import LocalStore
+
+    store = LocalStore(tmp_path / "data" / "store")
+    one = {
+        "character_id": "0700",
+        "character_name": "0700_one",
+        "training_data": [
+            {"filename": "0700_one_1.jpg", "s3_url": None, "status": "local_only"},
+        ],
+    }
+    for data in (fixture_manifest("0006"), one):
+        store.put_if_absent(manifest_key(data["character_id"]), json.dumps(data).encode())
+    store.put_if_absent("system_actors/training_data/0700_one/0700_one_5.jpg", sample_image())
+    code, out, _ = cli(capsys, "reconcile", "--all")
+    assert code == 1
+    assert "(y/ies)" not in out and "(s)" not in out
+    lines = {line.split(":", 1)[0]: line for line in out.splitlines()}
+    assert "23 external entries kept as they are" in lines["0006 0006_european_20_female"]
+    assert "1 external entry kept as it is" in lines["0700 0700_one"]
+    assert "found 1 orphan," in lines["0700 0700_one"] and "orphans" not in lines["0700 0700_one"]
+    assert "2 actors:" in out
+
+
+def test_manifest_show_piped_keeps_filenames_whole_and_in_index_order(clean_env, tmp_path):
+    from actor_maker.store.local import LocalStore
+
+    name = "0701_a_rather_long_actor_name_that_would_wrap_in_a_narrow_table"
+    data = {
+        "character_id": "0701",
+        "character_name": name,
+        "training_data": [
+            {"filename": f"{name}_{i}.jpg", "status": "synced", "prompt_id": f"p{i}"}
+            for i in (10, 2, 1, 33)
+        ],
+    }
+    LocalStore(tmp_path / "data" / "store").put_if_absent(
+        manifest_key("0701"), json.dumps(data).encode()
+    )
+    env = {**os.environ, "COLUMNS": "60", "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "actor_maker", "manifest", "show", "0701"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if f"{name}_" in line]
+    assert [row.split()[1] for row in rows] == [f"{name}_{i}.jpg" for i in (1, 2, 10, 33)]

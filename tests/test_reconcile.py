@@ -422,4 +422,4 @@ def test_cli_fix_exits_zero_once_everything_is_fixed(cli_env, capsys):
     code, out, _ = cli(capsys, "reconcile", aid)
     assert code == 0 and "consistent" in out
     code, out, _ = cli(capsys, "reconcile", "--all")
-    assert code == 0 and "1 actor(s): 1 consistent" in out
+    assert code == 0 and "1 actor: 1 consistent" in out

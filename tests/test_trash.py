@@ -301,7 +301,7 @@ def test_cli_trash_list_and_restore(cli_store, capsys):
     code, out, _ = cli(capsys, "trash", "list")
     assert code == 0 and record.trash_id in out and "1 deletion(s)" in out
     code, out, _ = cli(capsys, "trash", "restore", record.trash_id)
-    assert code == 0 and "restored 1 object(s)" in out
+    assert code == 0 and "restored 1 object and 1 entry" in out
     assert read_manifest(cli_store, ID).find(entries[0]["filename"]) is not None
     code, _, err = cli(capsys, "trash", "restore", "../../etc")
     assert code == 2 and err.startswith("error: invalid trash id")

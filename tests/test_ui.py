@@ -5,6 +5,7 @@ real server with the Replicate stand-in. Screenshots of the main pages are writt
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -140,6 +141,18 @@ def test_create_generate_watch_and_curate(page, standin):
         timeout=30_000,
     )
     assert 0 < page.get_by_test_id("training-image").count() < 49
+    # mid-run: the plan counts down as images land (not "49 prompts missing" until the end),
+    # and the items not started yet are "waiting", apart from the running ones
+    page.wait_for_function(
+        "() => { const b = document.querySelector('[data-testid=job-progress]');"
+        " const plan = Number(document.querySelector('[data-testid=plan]').dataset.count);"
+        " const text = document.getElementById('job-counts').textContent;"
+        " return b.value < b.max && plan < 49 && /\\d+ running · \\d+ waiting$/.test(text) }",
+        timeout=30_000,
+    )
+    counts = page.locator("#job-counts").inner_text()
+    numbers = [int(n) for n in re.findall(r"\d+", counts)]
+    assert sum(numbers) == 49, counts  # made + failed + running + waiting
     wait_state(page, "succeeded")
     assert bar.get_attribute("aria-valuenow") == bar.get_attribute("aria-valuemax") == "49"
     expect(page.get_by_test_id("training-image")).to_have_count(49)
@@ -260,7 +273,6 @@ def test_s3_mode_shows_images_through_short_lived_urls(browser, standin, tmp_pat
 
 
 def test_captions_trigger_word_and_export(page, standin, tmp_path):
-    import re
     import zipfile
 
     standin.faults = Faults()
@@ -364,3 +376,79 @@ def test_captions_trigger_word_and_export(page, standin, tmp_path):
         for name in txts:
             assert archive.read(name).decode().startswith("zqx0105"), name
     shot(page, "ui-captions-exported")
+
+
+#: The places where an element's rendered text moves to a new line, as "before|after"
+#: pairs of characters, where that happens inside a part of a name (not after _ - . / or a
+#: space); and the number of lines.
+MID_WORD_BREAKS = """(node) => {
+  const walker = document.createTreeWalker(node, NodeFilter.SHOW_TEXT);
+  const bad = [];
+  let top = null, prev = "", lines = 0;
+  for (let t = walker.nextNode(); t; t = walker.nextNode()) {
+    for (let i = 0; i < t.data.length; i++) {
+      const range = document.createRange();
+      range.setStart(t, i);
+      range.setEnd(t, i + 1);
+      const rect = range.getBoundingClientRect();
+      if (!rect.width && !rect.height) continue;
+      if (top === null || rect.top > top + 2) {
+        lines += 1;
+        if (top !== null && !/[_\\-./\\s]/.test(prev)) bad.push(prev + "|" + t.data[i]);
+      }
+      top = rect.top;
+      prev = t.data[i];
+    }
+  }
+  return { bad, lines };
+}"""
+
+NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= window.innerWidth"
+
+
+def test_phone_width_pages_fit_and_names_break_between_words(browser, server, standin):
+    standin.faults = Faults()
+    context = browser.new_context(viewport={"width": 390, "height": 844}, base_url=server)
+    page = context.new_page()
+    outside: list[str] = []
+    page.on(
+        "request",
+        lambda r: r.url.startswith(("http://127.0.0.1", "data:", "blob:")) or outside.append(r.url),
+    )
+    sign_in(page)
+    name = "0107_a_rather_long_actor_name_for_phone_screens"
+    create_actor(page, "0107", name)
+    page.get_by_text("Choose prompts").click()
+    for prompt_id in ("photo-rain-platform", "color-oil-portrait"):
+        page.locator(f'#prompt-list input[value="{prompt_id}"]').check()
+    page.get_by_role("button", name="Generate selected").click()
+    wait_state(page, "succeeded")
+    expect(page.get_by_test_id("training-image")).to_have_count(2)
+    assert page.evaluate(NO_SIDEWAYS_SCROLL), page.evaluate(
+        "[document.documentElement.scrollWidth, innerWidth]"
+    )
+    title = page.locator("#actor-title").evaluate(MID_WORD_BREAKS)
+    assert title["lines"] > 1 and title["bad"] == [], title  # it wraps, between parts only
+    for fname in page.locator(".fname").all():
+        assert fname.evaluate(MID_WORD_BREAKS)["bad"] == [], fname.inner_text()
+    shot(page, "ui-phone-actor")
+
+    page.goto("/jobs")
+    row = page.get_by_test_id("job-row").first
+    expect(row).to_be_visible()
+    assert page.evaluate(NO_SIDEWAYS_SCROLL)
+    for label in ("Actor", "State", "Done", "Failed", "Total"):
+        cell = row.locator(f'td[data-label="{label}"]')
+        expect(cell).to_be_visible()
+        box = cell.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, (label, box)
+    assert row.locator('td[data-label="Actor"]').evaluate(MID_WORD_BREAKS)["bad"] == []
+    shot(page, "ui-phone-jobs")
+
+    page.goto("/")
+    card = page.get_by_test_id("actor-card").filter(has_text="0107")
+    expect(card).to_be_visible()
+    assert page.evaluate(NO_SIDEWAYS_SCROLL)
+    assert card.locator("h2").evaluate(MID_WORD_BREAKS)["bad"] == []
+    context.close()
+    assert outside == []

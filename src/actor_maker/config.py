@@ -8,11 +8,12 @@ Every field is documented in docs/configuration.md (a test keeps them in step).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from actor_maker.errors import ConfigError
 
@@ -328,6 +329,16 @@ class Settings(BaseSettings):
             return v.strip() or None
         return v
 
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, v: list[str]) -> list[str]:
+        for origin in v:
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin; expected {JSON_FORMS['cors_origins']}"
+                )
+        return v
+
     @field_validator("replicate_base_url")
     @classmethod
     def _strip_slash(cls, v: str) -> str:
@@ -363,3 +374,42 @@ class Settings(BaseSettings):
 
     def price_of(self, model: str) -> float | None:
         return self.prices.get(model)
+
+
+#: A browser origin: scheme, host and optional port; no path, query or trailing slash.
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
+
+#: The form of each setting whose value is JSON, for the one-line error about it.
+JSON_FORMS = {
+    "cors_origins": "a JSON list of origins (scheme://host[:port]), "
+    'e.g. \'["https://studio.example", "http://localhost:5173"]\'',
+    "prices": "a JSON object of model to USD per image, e.g. '{\"owner/model\": 0.04}'",
+}
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a settings field (or the alias itself)."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info else None
+    if isinstance(alias, AliasChoices) and alias.choices:
+        return str(alias.choices[0])
+    return field
+
+
+def setting_error(exc: SettingsError | ValidationError) -> str:
+    """One line naming the variable that is wrong and, for a JSON setting, its form."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        name = where.split(".", 1)[0]
+        field = next((f for f in JSON_FORMS if env_name(f) == name), None)
+        message = str(first.get("msg"))
+        if field and "expected" not in message:
+            message += f"; expected {JSON_FORMS[field]}"
+        return f"invalid setting {where}: {message}"
+    found = re.search(r'field "(\w+)"', str(exc))
+    if not found:
+        return f"invalid setting: {str(exc).splitlines()[0]}"
+    field = found.group(1)
+    form = JSON_FORMS.get(field, "a valid value (see docs/configuration.md)")
+    return f"invalid setting {env_name(field)}: not valid JSON; expected {form}"

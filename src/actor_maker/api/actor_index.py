@@ -80,6 +80,20 @@ def unreadable(actor_id: str, exc: Exception) -> dict[str, Any]:
     }
 
 
+def listed(summary: dict[str, Any], full_url: str | None, thumb_url: str | None) -> dict[str, Any]:
+    """A summary as ``GET /api/actors`` answers it: the base image's loadable URLs, and for
+    an actor without ``poster_frames`` (every actor Actor Maker created) poster frames made
+    of the base image's thumbnail. Members without a value are left out, never null or
+    empty: the old frontend prints what it finds."""
+    out = {k: v for k, v in summary.items() if v is not None and v != ""}
+    out.update(base_image=full_url, base_thumbnail=thumb_url)
+    if "poster_frames" not in out and thumb_url:
+        frame = {"webp_sm": thumb_url, "webp_md": thumb_url, "webp_lg": thumb_url}
+        frame["png"] = full_url or thumb_url
+        out["poster_frames"] = {"standard": frame, "accelerated": dict(frame)}
+    return {k: v for k, v in out.items() if v is not None}
+
+
 def _base_key(manifest: Manifest) -> str | None:
     if not manifest.base_images:
         return None

@@ -15,7 +15,16 @@ from actor_maker.api import errors
 from actor_maker.api.actor_index import ActorIndex
 from actor_maker.api.auth import BodyLimitMiddleware, TokenMiddleware
 from actor_maker.api.browser import BrowserGuard, HostPolicy
-from actor_maker.api.routes import actors, compat, datasets, files, jobs, meta, quality
+from actor_maker.api.routes import (
+    actors,
+    apidocs,
+    compat,
+    datasets,
+    files,
+    jobs,
+    meta,
+    quality,
+)
 from actor_maker.api.services import Services
 from actor_maker.api.sessions import Sessions
 from actor_maker.config import Settings
@@ -73,6 +82,8 @@ def create_app(
         version=__version__,
         summary="LoRA training sets for storyboard actors: actors, prompts, jobs, live progress.",
         lifespan=lifespan,
+        docs_url=None,  # apidocs serves /docs and /redoc without a CDN
+        redoc_url=None,
     )
     app.state.services = services
     errors.install(app)
@@ -88,9 +99,10 @@ def create_app(
             services.index.invalidate(parts[3] if named else None)
         return response
 
-    for module in (meta, actors, files, quality, datasets, jobs, compat):
+    for module in (meta, actors, files, quality, datasets, jobs, compat, apidocs):
         app.include_router(module.router)
     app.include_router(web.router)  # the web UI's pages
+    app.mount(apidocs.ASSETS_URL, StaticFiles(directory=apidocs.ASSETS_DIR), name="apidocs")
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     # The last added runs first: the browser guard (Host, Origin, security headers); then
     # CORS answers preflights (which carry no token) and puts its headers on every answer,

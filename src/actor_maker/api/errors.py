@@ -104,6 +104,7 @@ def _titled(status: int) -> str:
         422: "Invalid input",
         429: "Too many requests",
         500: "Internal error",
+        501: "Not implemented",
         502: "Upstream failure",
         503: "Unavailable",
     }.get(status, "Error")

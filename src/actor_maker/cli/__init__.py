@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import typer
 from pydantic import ValidationError
@@ -29,6 +30,7 @@ from actor_maker.cli import (
     trash,
 )
 from actor_maker.cli.state import State
+from actor_maker.config import setting_error
 from actor_maker.errors import ActorMakerError, ExitCode
 
 app = typer.Typer(
@@ -87,6 +89,24 @@ captions.register(app)
 export.register(app)
 
 
+def click_command() -> typer.core.TyperGroup:
+    """The click command tree of ``app``, with flags shown without a value type in
+    ``--help`` (typer labels them ``<bool>``, which reads as if they took a value)."""
+    command = typer.main.get_command(app)
+    _untyped_flags(command)
+    assert isinstance(command, typer.core.TyperGroup)
+    return command
+
+
+def _untyped_flags(command: Any) -> None:
+    ctx = command.context_class(command, **command.context_settings)
+    for param in [*command.params, command.get_help_option(ctx)]:
+        if getattr(param, "is_flag", False) or getattr(param, "count", False):
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _untyped_flags(sub)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: maps our errors to one line and an exit code.
 
@@ -94,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     them with the command's usage and exits 2. Typer turns Ctrl-C into exit 130 after
     asyncio has canceled the running job.
     """
-    command = typer.main.get_command(app)
+    command = click_command()
     try:
         command.main(
             args=list(argv) if argv is not None else None,
@@ -105,13 +125,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if exc.code == ExitCode.INTERRUPTED:
             print("interrupted (anything already stored is kept)", file=sys.stderr)
         raise
-    except SettingsError as exc:
-        print(f"error: invalid setting: {str(exc).splitlines()[0]}", file=sys.stderr)
-        sys.exit(ExitCode.USAGE)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
-        print(f"error: invalid setting {where}: {first.get('msg')}", file=sys.stderr)
+    except (SettingsError, ValidationError) as exc:
+        print(f"error: {setting_error(exc)}", file=sys.stderr)
         sys.exit(ExitCode.USAGE)
     except ActorMakerError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from actor_maker import prompts as prompt_lib
@@ -17,9 +18,15 @@ from actor_maker.demo import DEMO_ACTOR, DEMO_DESCRIPTION, DEMO_OUTFIT, demo_bas
 from actor_maker.doctor import run_checks
 from actor_maker.errors import ExitCode
 from actor_maker.jobs.models import DEDUPE_ALL
-from actor_maker.layout import manifest_key, training_prefix
+from actor_maker.layout import index_of, manifest_key, training_prefix
 from actor_maker.legacy import import_legacy
-from actor_maker.manifest import new_manifest, read_manifest, require_manifest, update_manifest
+from actor_maker.manifest import (
+    Entry,
+    new_manifest,
+    read_manifest,
+    require_manifest,
+    update_manifest,
+)
 from actor_maker.quality import effective_verdict, is_preview
 from actor_maker.store import open_store
 
@@ -101,7 +108,7 @@ def manifest_show(
     table = Table(title=f"{len(manifest.training_data)} training images", title_justify="left")
     for column in ("filename", "prompt id", "category", "status", "size", "quality"):
         table.add_column(column, overflow="fold")
-    for entry in manifest.training_data:
+    for entry in _in_index_order(manifest.training_data):
         table.add_row(
             str(entry.get("filename")),
             str(entry.get("prompt_id") or "-"),
@@ -110,7 +117,23 @@ def manifest_show(
             f"{entry.get('size_mb', '?')} MB",
             _quality(entry),
         )
-    out.print(table)
+    # Piped: rows at their natural width, one line each (a pipe has no width to fit).
+    (out if out.is_terminal else Console(width=PIPED_WIDTH, soft_wrap=True)).print(table)
+
+
+#: The width tables get when stdout is not a terminal: wide enough never to wrap a row.
+PIPED_WIDTH = 10_000
+
+
+def _in_index_order(entries: list[Entry]) -> list[Entry]:
+    """Entries by their filename's index (``name_7.jpg`` before ``name_10.jpg``); entries
+    without one keep their manifest order, after the others."""
+
+    def position(entry: Entry) -> tuple[int, int]:
+        index = index_of(str(entry.get("filename") or ""))
+        return (0, index) if index is not None else (1, 0)
+
+    return sorted(entries, key=position)
 
 
 def register(app: typer.Typer) -> None:

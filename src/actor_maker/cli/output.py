@@ -12,6 +12,11 @@ from actor_maker.jobs.models import ItemState, Job
 from actor_maker.pipeline import JobPlan
 
 
+def counted(n: int, singular: str, plural: str | None = None) -> str:
+    """ "1 entry", "2 entries": the number and the word in its right form."""
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"
+
+
 class ProgressReporter:
     """Feeds pipeline events into a rich progress bar (stderr, terminals only)."""
 

@@ -39,9 +39,18 @@ def jobs_list(
     ctx: typer.Context,
     actor: Annotated[str | None, typer.Option("--actor", help="Only this actor's jobs.")] = None,
     state: Annotated[
-        list[JobState] | None, typer.Option("--state", help="Repeat for several.")
+        list[JobState] | None,
+        typer.Option(
+            "--state",
+            metavar="STATE",
+            help="Only jobs in this state: "
+            + ", ".join(s.value for s in JobState)
+            + ". Repeat for several.",
+        ),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 20,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=1000, help="At most this many jobs (1-1000).")
+    ] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Recent jobs, newest first."""

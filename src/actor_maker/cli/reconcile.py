@@ -10,15 +10,20 @@ from typing import Annotated
 
 import typer
 
+from actor_maker.cli.output import counted
 from actor_maker.cli.state import State
 from actor_maker.errors import ExitCode, InputError
 from actor_maker.reconcile import DEFAULT_MIN_AGE, Report, reconcile, reconcile_all
 from actor_maker.store import open_store
 from actor_maker.validation import check_actor_id
 
+#: The kinds of drift in their singular form ("missing" and "mismatched" have none).
+_ONE = {"orphans": "orphan", "duplicates": "duplicate", "statistics": "statistic"}
+
 
 def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{n} {kind}" for kind, n in counts.items() if n) or "none"
+    words = (counted(n, _ONE.get(kind, kind), kind) for kind, n in counts.items() if n)
+    return ", ".join(words) or "none"
 
 
 def _lines(report: Report, *, verbose: bool) -> list[str]:
@@ -28,7 +33,9 @@ def _lines(report: Report, *, verbose: bool) -> list[str]:
         status = "consistent"
     else:
         status = f"found {_counts(report.found())}; left {_counts(report.left())}"
-    lines = [f"{head}: {status}; {len(report.external)} external entr(y/ies) kept as they are"]
+    n = len(report.external)
+    external = counted(n, "external entry", "external entries")
+    lines = [f"{head}: {status}; {external} kept as {'it is' if n == 1 else 'they are'}"]
     for o in report.orphans:
         what = "adoptable" if o.adoptable and not o.recent else f"not adopted: {o.reason}"
         done = f" → {o.action}" if o.action else ""
@@ -114,8 +121,8 @@ def reconcile_cmd(
         if all_actors:
             ok = sum(1 for r in reports if r.ok)
             state.out.print(
-                f"{len(reports)} actor(s): {ok} consistent or fixed, {len(reports) - ok} with "
-                "drift left",
+                f"{counted(len(reports), 'actor')}: {ok} consistent or fixed, "
+                f"{len(reports) - ok} with drift left",
                 markup=False,
                 highlight=False,
             )

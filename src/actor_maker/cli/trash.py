@@ -12,6 +12,7 @@ import typer
 from rich import box
 from rich.table import Table
 
+from actor_maker.cli.output import counted
 from actor_maker.cli.state import State
 from actor_maker.errors import ExitCode, InputError
 from actor_maker.store import open_store
@@ -71,7 +72,8 @@ def trash_restore(
     store = open_store(state.settings)
     record = restore(store, trash_id)
     state.out.print(
-        f"restored {len(record.objects)} object(s) and {len(record.entries)} entr(y/ies) "
+        f"restored {counted(len(record.objects), 'object')} and "
+        f"{counted(len(record.entries), 'entry', 'entries')} "
         f"of actor {record.actor_id} ({record.reason})"
     )
     for entry in record.entries:

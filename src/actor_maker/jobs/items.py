@@ -87,6 +87,7 @@ async def claim(session: JobSession, prompt_id: str, claim: str) -> JobItem | No
     await asyncio.to_thread(
         session.event, "item_started", {"prompt_id": prompt_id, "prompt": item.prompt}
     )
+    await asyncio.to_thread(session.event, "progress", job.progress())
     return item
 
 
@@ -108,8 +109,10 @@ def record_prediction(session: JobSession, item: JobItem, prediction_id: str) ->
         held.prediction_id = prediction_id
         return True
 
-    session.records.modify(session.job.id, change)
+    job = session.records.modify(session.job.id, change)
     item.prediction_id = prediction_id
+    if job is not None:  # running now: the counts change
+        session.event("progress", job.progress())
 
 
 def renew(session: JobSession) -> Job | None:

@@ -152,13 +152,18 @@ class Job(BaseModel):
         return {"state": self.state.value, **self.counts()}
 
     def counts(self) -> dict[str, int]:
-        done = sum(1 for i in self.items if i.state not in (ItemState.queued, ItemState.running))
+        """``running``: items whose prediction has started (the provider is making the
+        image, or it is being stored); ``waiting``: items not started yet, a claimed one
+        included while it waits for a request slot."""
+        done = sum(1 for i in self.items if not i.open)
+        running = sum(1 for i in self.items if i.state == ItemState.running and i.prediction_id)
         return {
             "total": self.total,
             "done": done,
             "succeeded": self.succeeded,
             "failed": self.failed,
-            "running": sum(1 for i in self.items if i.state == ItemState.running),
+            "running": running,
+            "waiting": self.total - done - running,
         }
 
     def item(self, prompt_id: str) -> JobItem | None:

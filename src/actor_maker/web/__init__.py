@@ -87,6 +87,8 @@ async def plan(
         "price": found.price,
         "model": found.model,
         "already_done": len(found.already_done),
+        #: Which prompts: the page takes each off as its image lands during a job.
+        "prompt_ids": [item.prompt_id for item in found.items],
     }
 
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from actor_maker import actors as actor_ops
 from actor_maker import prompts as prompt_lib
 from actor_maker import trash
+from actor_maker.api.actor_index import listed
 from actor_maker.api.routes.deps import ServicesDep
 from actor_maker.api.services import Services
 from actor_maker.errors import InputError, NotFoundError
@@ -67,14 +68,20 @@ async def list_actors(
     if links:
         response.headers["Link"] = ", ".join(links)
     chosen = actors[(page - 1) * per_page : page * per_page]
+    root = str(request.base_url).rstrip("/")
     return [
-        {
-            **a,
-            "base_image": services.browser_url(a.get("base_image_key")),
-            "base_thumbnail": services.thumbnail_url(a.get("base_image_key")),
-        }
+        listed(
+            a,
+            _absolute(root, services.browser_url(a.get("base_image_key"))),
+            _absolute(root, services.thumbnail_url(a.get("base_image_key"))),
+        )
         for a in chosen
     ]
+
+
+def _absolute(root: str, url: str | None) -> str | None:
+    """This server's root-relative URLs made absolute (the old frontend may run elsewhere)."""
+    return root + url if url and url.startswith("/") else url
 
 
 async def _image_bytes(

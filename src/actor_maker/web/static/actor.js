@@ -51,7 +51,7 @@
     const meta = manifest.metadata || {};
     const name = manifest.character_name || actorId;
     document.title = `${name} · Actor Maker`;
-    $("actor-title").textContent = name;
+    $("actor-title").replaceChildren(AM.breakable(name));
     const base = $("base-img");
     base.alt = `Base image of ${name}`;
     if (listing.base_thumbnail) base.src = listing.base_thumbnail;
@@ -94,7 +94,7 @@
       title: img.prompt || "" },
       open,
       el("div", { class: "tile-meta" },
-        el("span", { class: "fname" }, img.filename),
+        el("span", { class: "fname name", title: img.filename }, AM.breakable(img.filename)),
         el("div", { class: "chips" }, chips(img))));
   }
 
@@ -161,7 +161,7 @@
     const img = images[current];
     $("lb-img").src = img.url;
     $("lb-img").alt = img.prompt ? `Training image: ${img.prompt.slice(0, 160)}` : img.filename;
-    $("lb-title").textContent = img.filename;
+    $("lb-title").replaceChildren(AM.breakable(img.filename));
     $("lb-chips").replaceChildren(...chips(img).filter(Boolean));
     $("lb-actions").hidden = false;
     $("lb-good").setAttribute("aria-pressed", String(Boolean(img.good)));
@@ -504,14 +504,30 @@
       text.textContent = "Could not count the missing prompts.";
       return;
     }
-    $("generate-all").disabled = plan.count === 0;
-    text.textContent = plan.count === 0
-      ? "Every library prompt has an image."
-      : `${plan.count} prompt${plan.count === 1 ? "" : "s"} missing · estimated ${AM.money(plan.estimated_cost)}`
-        + ` (${plan.count} × $${plan.price.toFixed(3)}, ${plan.model})`;
-    text.dataset.count = String(plan.count);
+    showPlan();
   }
   ratio.addEventListener("change", refreshPlan);
+
+  function showPlan() {
+    const text = $("plan-text");
+    const count = plan.count;
+    $("generate-all").disabled = count === 0;
+    text.textContent = count === 0
+      ? "Every library prompt has an image."
+      : `${count} prompt${count === 1 ? "" : "s"} missing · estimated ${AM.money(count * plan.price)}`
+        + ` (${count} × $${plan.price.toFixed(3)}, ${plan.model})`;
+    text.dataset.count = String(count);
+  }
+
+  // An image of a missing library prompt landed (a running job): one prompt less to make.
+  function planLanded(entry) {
+    if (!plan || !plan.prompt_ids) return;
+    const at = plan.prompt_ids.indexOf(entry.prompt_id);
+    if (at < 0) return;
+    plan.prompt_ids.splice(at, 1);
+    plan.count = plan.prompt_ids.length;
+    showPlan();
+  }
 
   async function loadPrompts() {
     const list = $("prompt-list");
@@ -584,8 +600,10 @@
     bar.setAttribute("aria-valuemax", String(total));
     bar.setAttribute("aria-valuenow", String(p.total ? p.done : total));
     $("job-progress-label").textContent = `Progress: ${p.done} of ${p.total}`;
+    // running: a prediction under way; waiting: not started yet (no request slot free)
     $("job-counts").textContent = `${p.succeeded} made · ${p.failed} failed`
-      + (p.running ? ` · ${p.running} running` : "");
+      + (p.running ? ` · ${p.running} running` : "")
+      + (p.waiting ? ` · ${p.waiting} waiting` : "");
   }
 
   function showState(state) {
@@ -609,9 +627,12 @@
   }
 
   function counts(j) {
-    const running = (j.items || []).filter((i) => i.state === "running").length;
-    return { total: j.total, done: j.succeeded + j.failed, succeeded: j.succeeded,
-      failed: j.failed, running };
+    const items = j.items || [];
+    // as the server counts them: running once the item's prediction has started
+    const running = items.filter((i) => i.state === "running" && i.prediction_id).length;
+    const done = items.filter((i) => i.state !== "queued" && i.state !== "running").length;
+    return { total: j.total, done, succeeded: j.succeeded, failed: j.failed, running,
+      waiting: j.total - done - running };
   }
 
   function attach(j) {
@@ -638,6 +659,7 @@
     stream.addEventListener("item_succeeded", (e) => {
       const entry = fromEntry(JSON.parse(e.data));
       upsert(entry);
+      planLanded(entry);
       if (AM.verdict(entry) === "rejected") {
         const reasons = (entry.quality.reasons || []).join("; ") || "rejected by the checks";
         addError(`rejected:${entry.filename}`, `${entry.filename} rejected: ${reasons}`);
@@ -666,7 +688,7 @@
   function finish(j) {
     job = j;
     showState(j.state);
-    progress({ ...counts(j), done: j.total, running: 0 });
+    progress({ ...counts(j), done: j.total, running: 0, waiting: 0 });
     itemErrors(j);
     $("job-cancel").hidden = true;
     $("job-retry").hidden = !(j.failed > 0);

@@ -146,6 +146,17 @@ const AM = (() => {
     return node;
   }
 
+  // A name or filename that may wrap only between its parts ("0012_european_30_male_4.jpg"
+  // after "_", "-", "." or "/"), never inside one: the text with <wbr> at those places.
+  function breakable(text) {
+    const fragment = document.createDocumentFragment();
+    for (const part of String(text ?? "").split(/(?<=[_\-./])/)) {
+      if (fragment.childNodes.length) fragment.append(document.createElement("wbr"));
+      fragment.append(part);
+    }
+    return fragment;
+  }
+
   function money(value) {
     if (value === null || value === undefined) return "–";
     return `$${Number(value).toFixed(2)}`;
@@ -195,7 +206,7 @@ const AM = (() => {
   }
 
   return {
-    api, busy, el, say, showError, clearError, money, when, duration, seconds, verdict,
+    api, busy, el, say, showError, clearError, breakable, money, when, duration, seconds, verdict,
     categoryClass, actorUrl, ApiError,
   };
 })();

@@ -13,18 +13,21 @@
 
   function row(job) {
     const running = job.state === "running" || job.state === "queued";
+    const cell = (label, attrs, ...content) => el("td", { "data-label": label, ...attrs }, ...content);
+    const name = job.actor_name || job.actor_id;
     return el("tr", { "data-testid": "job-row", "data-job-id": job.id, "data-state": job.state },
-      el("td", {}, AM.when(job.started_at || job.created_at)),
-      el("td", {}, el("a", { href: AM.actorUrl(job.actor_id) }, job.actor_name || job.actor_id)),
-      el("td", {}, job.kind),
-      el("td", {}, el("span", { class: `chip state-${job.state}` }, job.state.replace("_", " "))),
-      el("td", { class: "num" }, String(job.succeeded)),
-      el("td", { class: "num" }, String(job.failed)),
-      el("td", { class: "num" }, String(job.total)),
-      el("td", { class: "num" }, running && job.started_at
+      cell("Started", {}, AM.when(job.started_at || job.created_at)),
+      cell("Actor", { class: "name wide" },
+        el("a", { href: AM.actorUrl(job.actor_id), title: name }, AM.breakable(name))),
+      cell("Kind", {}, job.kind),
+      cell("State", {}, el("span", { class: `chip state-${job.state}` }, job.state.replace("_", " "))),
+      cell("Done", { class: "num" }, String(job.succeeded)),
+      cell("Failed", { class: "num" }, String(job.failed)),
+      cell("Total", { class: "num" }, String(job.total)),
+      cell("Duration", { class: "num" }, running && job.started_at
         ? `${AM.duration(job.started_at, null)} so far` : AM.duration(job.started_at, job.finished_at)),
-      el("td", { class: "num" }, AM.money(job.cost)),
-      el("td", {}, el("code", { class: "small" }, job.id)));
+      cell("Cost", { class: "num" }, AM.money(job.cost)),
+      cell("Job", { class: "name wide" }, el("code", { class: "small" }, job.id)));
   }
 
   async function load() {

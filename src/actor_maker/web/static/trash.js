@@ -22,11 +22,12 @@
       await load();
     }));
     return el("tr", { "data-testid": "trash-entry", "data-trash-id": record.trash_id },
-      el("td", {}, AM.when(record.deleted_at)),
-      el("td", {}, el("a", { href: AM.actorUrl(record.actor_id) }, record.actor_name || record.actor_id)),
-      el("td", {}, record.reason),
-      el("td", {}, label),
-      el("td", {}, restore));
+      el("td", { "data-label": "Deleted" }, AM.when(record.deleted_at)),
+      el("td", { "data-label": "Actor", class: "name" }, el("a", { href: AM.actorUrl(record.actor_id) },
+        AM.breakable(record.actor_name || record.actor_id))),
+      el("td", { "data-label": "Reason" }, record.reason),
+      el("td", { "data-label": "What", class: "name wide" }, AM.breakable(label)),
+      el("td", { "data-label": "" }, restore));
   }
 
   async function load() {

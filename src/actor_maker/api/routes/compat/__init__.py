@@ -23,6 +23,9 @@ Prompts (prompts.py):
 - ``GET /api/actors/{actor_id}/training-prompts`` (old category names, subject filled in)
 - ``GET /api/actors/{actor_id}/prompt-usage``, ``GET /api/actors/{actor_id}/training-data/prompts``
 
+Not part of this server (absent.py): ``POST /api/actors/{actor_id}/regenerate-poster-frame``
+and ``POST /api/generate-base-image`` answer 501 problem+json with ``success: false``.
+
 Request bodies are in bodies.py, shared helpers in _common.py, and waiting for a job in
 waiting.py. Failures of the three waiting routes are problem+json with the old
 ``success: false`` and ``error`` added, never HTTP 200. Inputs pass the CLI's checks
@@ -33,10 +36,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from actor_maker.api.routes.compat import generate, images, prompts
+from actor_maker.api.routes.compat import absent, generate, images, prompts
 
 router = APIRouter()
-for _part in (generate, images, prompts):
+for _part in (generate, images, prompts, absent):
     router.include_router(_part.router)
 
 __all__ = ["router"]

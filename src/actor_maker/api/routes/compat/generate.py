@@ -16,7 +16,9 @@ from actor_maker import actors as actor_ops
 from actor_maker import prompts as prompt_lib
 from actor_maker.api.routes.compat._common import (
     VIA,
+    base_ref,
     load_manifest,
+    loadable_url,
     old_style_errors,
     rendered,
     resolve_actor_id,
@@ -37,9 +39,10 @@ from actor_maker.api.routes.compat.waiting import (
     wants_async,
 )
 from actor_maker.api.routes.deps import ServicesDep
+from actor_maker.api.services import Services
 from actor_maker.errors import InputError, NotFoundError
 from actor_maker.jobs.models import Job, JobKind
-from actor_maker.manifest import Manifest
+from actor_maker.manifest import Manifest, read_manifest
 from actor_maker.pipeline import Actor
 from actor_maker.results import all_json, single_json
 
@@ -64,7 +67,7 @@ async def generate_all_prompts(
         job, _ = await services.start_job(
             body.actor(actor_id),
             kind=JobKind.all,
-            base_image=body.base_image_url,
+            base_image=base_ref(request, body.base_image_url),
             context={"route": "old frontend"},
         )
         if wants_async(prefer):
@@ -80,12 +83,16 @@ async def generate_all_prompts(
 async def generate_single(
     actor_id: str, body: GenerateSingleBody, request: Request, services: ServicesDep
 ) -> dict[str, Any]:
-    """One image from your prompt (`{subject}` is filled in). Waits; a failure is a 4xx/5xx
-    with `success: false` and `error`."""
+    """One image from your prompt (`{subject}` is filled in); a library prompt's text (as
+    `training-prompts` shows it) is recorded under its library id. Waits; a failure is a
+    4xx/5xx with `success: false` and `error`."""
     with old_style_errors():
         actor = body.actor(actor_id)
+        manifest = await asyncio.to_thread(read_manifest, services.store, actor.actor_id)
+        prompt_id = _library_id(services, manifest, body.prompt)
+        base = base_ref(request, body.base_image_url)
         job, _ = await one_image(
-            services, request, actor, body.prompt, body.aspect_ratio, body.base_image_url
+            services, request, actor, body.prompt, body.aspect_ratio, base, prompt_id
         )
         return single_json(job)
 
@@ -107,7 +114,9 @@ async def recreate(
             raise InputError(f"prompt: {body.filename} has no recorded prompt; give one")
         ratio = body.aspect_ratio or str(old.get("aspect_ratio") or "1:1")
         actor = body.actor(actor_id)
-        job, item = await one_image(services, request, actor, prompt, ratio, body.base_image_url)
+        prompt_id = _library_id(services, manifest, prompt)
+        base = base_ref(request, body.base_image_url)
+        job, item = await one_image(services, request, actor, prompt, ratio, base, prompt_id)
         same_prompt = prompt.strip() == str(old.get("prompt") or "").strip()
         new, record = await asyncio.to_thread(
             actor_ops.recreate_entry,
@@ -121,7 +130,7 @@ async def recreate(
     return {
         "success": True,
         "filename": new["filename"],
-        "s3_url": new.get("s3_url"),
+        "s3_url": loadable_url(services, request, new.get("s3_url"), new.get("key")),
         "index": item.index,
         "prompt": new.get("prompt"),
         "replaced": old["filename"],
@@ -131,6 +140,24 @@ async def recreate(
         "trash_id": record.trash_id,
         "job_id": job.id,
     }
+
+
+def _library_id(services: Services, manifest: Manifest | None, prompt: str) -> str | None:
+    """The library id of ``prompt`` when it is a library prompt, as rendered for the actor
+    (what the old prompt picker shows and sends) or as written in the library."""
+    if manifest is None:
+        return None
+    return _library_match(services.pipeline().library, manifest, prompt)
+
+
+def _library_match(
+    library: Sequence[prompt_lib.PromptTemplate], manifest: Manifest, prompt: str
+) -> str | None:
+    text = prompt.strip()
+    for template, scene in zip(library, rendered(library, manifest), strict=True):
+        if text in (scene.text.strip(), template.template.strip()):
+            return template.id
+    return None
 
 
 @router.post("/api/training-data/generate", status_code=201)
@@ -178,7 +205,6 @@ def _job_items(
     images: Sequence[ImageRequest],
 ) -> tuple[JobKind, list[str] | None, list[str] | None]:
     by_id = {p.id: p.text for p in rendered(library, manifest)}
-    by_text = {text: prompt_id for prompt_id, text in by_id.items()}
     chosen: list[tuple[str | None, str]] = []  # (library id or None, text)
     for image in images:
         if image.prompt_id:
@@ -187,7 +213,7 @@ def _job_items(
             chosen.append((image.prompt_id, by_id[image.prompt_id]))
         else:
             text = str(image.prompt).strip()
-            chosen.append((by_text.get(text), text))
+            chosen.append((_library_match(library, manifest, text), text))
     chosen = list(dict.fromkeys(chosen))  # the same prompt twice is one item
     if all(prompt_id for prompt_id, _ in chosen):
         return JobKind.subset, [str(prompt_id) for prompt_id, _ in chosen], None

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from actor_maker import actors as actor_ops
 from actor_maker.api.routes.compat._common import (
     VIA,
     load_manifest,
+    loadable_url,
     resolve_actor_id,
     same_name,
 )
@@ -27,9 +28,10 @@ router = APIRouter(tags=["old frontend"])
 
 
 @router.get("/api/actors/{actor_id}/training-data")
-async def training_data(actor_id: str, services: ServicesDep) -> dict[str, Any]:
-    """The actor's training images; `url` (and `base_image`) are what a browser can load,
-    also for a local store, where `s3_url` is null."""
+async def training_data(actor_id: str, request: Request, services: ServicesDep) -> dict[str, Any]:
+    """The actor's training images; `url` (and `base_image`) are what a browser can load.
+    `s3_url` and `base_image_url` are the S3 URLs, or for a local store this server's
+    absolute `/api/files/...` URLs (the old frontend loads and sends back these two)."""
     manifest = await load_manifest(services, actor_id)
     entries = manifest.training_data
     base = manifest.base_images[0] if manifest.base_images else None
@@ -37,24 +39,31 @@ async def training_data(actor_id: str, services: ServicesDep) -> dict[str, Any]:
     return {
         "actor_id": manifest.actor_id or actor_id,
         "actor_name": manifest.actor_name,
-        "training_images": [_image(services, manifest, n, e) for n, e in enumerate(entries)],
-        "base_image_url": base.get("s3_url") if base else None,
+        "training_images": [
+            _image(services, request, manifest, n, e) for n, e in enumerate(entries)
+        ],
+        "base_image_url": (
+            loadable_url(services, request, base.get("s3_url"), base_key) if base else None
+        ),
         "base_image": services.browser_url(base_key),
         "base_thumbnail": services.thumbnail_url(base_key),
         "has_base_image": base is not None,
         "total_count": len(entries),
         "manifest_updated": manifest.data.get("training_data_updated"),
+        "training_data_good": bool(manifest.data.get("training_data_good")),
     }
 
 
-def _image(services: Services, manifest: Manifest, position: int, entry: Entry) -> dict[str, Any]:
+def _image(
+    services: Services, request: Request, manifest: Manifest, position: int, entry: Entry
+) -> dict[str, Any]:
     filename = str(entry["filename"])
     index = index_of(filename)
     key = object_key_of(services.store, entry, training_prefix(manifest.actor_name))
     return {
         "index": position if index is None else index,
         "filename": filename,
-        "s3_url": entry.get("s3_url"),
+        "s3_url": loadable_url(services, request, entry.get("s3_url"), key, entry.get("status")),
         "status": entry.get("status"),
         "size_mb": entry.get("size_mb"),
         "modified_date": entry.get("modified_date"),
@@ -83,13 +92,20 @@ async def delete_image(actor_id: str, body: DeleteBody, services: ServicesDep) -
 
 @router.post("/api/actors/{actor_id}/training-data/delete-all")
 async def delete_all_images(actor_id: str, body: ForActor, services: ServicesDep) -> dict[str, Any]:
-    """Remove every entry and move their objects to the trash; the actor stays."""
+    """Remove every entry and move their objects to the trash; the actor stays. `deleted`
+    is how many (the old frontend prints it), `filenames` which."""
     manifest = await load_manifest(services, actor_id)
     same_name(manifest, body.actor_name)
     record = await asyncio.to_thread(
         actor_ops.delete_all_images, services.store, manifest.actor_id, via=VIA
     )
-    return _deleted(record)
+    filenames = [str(e["filename"]) for e in record.entries]
+    return {
+        "success": True,
+        "deleted": len(filenames),
+        "filenames": filenames,
+        "trash_id": record.trash_id,
+    }
 
 
 def _deleted(record: TrashRecord) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from actor_maker.api.routes.compat._common import failure
 from actor_maker.api.services import Services
 from actor_maker.errors import NotFoundError, error_class
 from actor_maker.jobs.models import ItemState, Job, JobItem, JobKind
-from actor_maker.pipeline import Actor
+from actor_maker.pipeline import Actor, BaseImage
 
 #: How often a waiting route looks at its job's record.
 WAIT_POLL_S = 0.2
@@ -60,15 +60,19 @@ async def one_image(
     actor: Actor,
     prompt: str,
     aspect_ratio: str,
-    base_image_url: str | None,
+    base_image: BaseImage | None,
+    prompt_id: str | None = None,
 ) -> tuple[Job, JobItem]:
-    """A custom job with one prompt, run to its end; its item when it succeeded."""
+    """A job for one prompt, run to its end; its item when it succeeded. With ``prompt_id``
+    (the prompt is that library prompt) the image is recorded under that id, else under
+    the prompt's ``custom-…`` id."""
     job, _ = await services.start_job(
         actor,
-        kind=JobKind.custom,
-        prompts=[prompt],
+        kind=JobKind.subset if prompt_id else JobKind.custom,
+        prompt_ids=[prompt_id] if prompt_id else None,
+        prompts=None if prompt_id else [prompt],
         aspect_ratio=aspect_ratio,
-        base_image=base_image_url,
+        base_image=base_image,
         context={"route": "old frontend"},
     )
     job = await wait_finished(services, job.id, request)
