@@ -140,7 +140,11 @@ def test_create_generate_watch_and_curate(page, standin):
         " return b && b.value > 0 && b.value < b.max }",
         timeout=30_000,
     )
-    assert 0 < page.get_by_test_id("training-image").count() < 49
+    page.wait_for_function(  # each image is fetched after its event: wait for the first
+        "() => { const n = document.querySelectorAll('[data-testid=training-image]').length;"
+        " return n > 0 && n < 49 }",
+        timeout=30_000,
+    )
     # mid-run: the plan counts down as images land (not "49 prompts missing" until the end),
     # and the items not started yet are "waiting", apart from the running ones
     page.wait_for_function(

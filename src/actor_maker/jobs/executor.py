@@ -131,8 +131,10 @@ async def close_job(session: JobSession) -> Job | None:
     def change(job: Job) -> bool:
         nonlocal finished
         for item in job.items:
+            ours = (item.claimed_by or "").startswith(f"{session.owner}:")
             if item.state == ItemState.queued or (
-                item.state == ItemState.running and not job_items.fresh(item, session.claim_s)
+                item.state == ItemState.running
+                and (ours or not job_items.fresh(item, session.claim_s))
             ):
                 item.state, item.error = ItemState.canceled, reason
                 metrics.record_canceled()
