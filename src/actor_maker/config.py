@@ -38,6 +38,9 @@ DEFAULT_LORA_MODEL = "black-forest-labs/flux-dev-lora"
 #: https://replicate.com/pricing, where "Flux fine-tunes run on H100s".
 DEFAULT_TRAINING_PRICE_PER_SECOND = 0.001525
 
+#: The trainers ``actor-maker train --trainer`` accepts.
+TrainerName = Literal["replicate", "ai-toolkit", "preview"]
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -312,6 +315,53 @@ class Settings(BaseSettings):
         description="Command run in ACTOR_MAKER_AI_TOOLKIT_DIR; the config path is appended.",
     )
 
+    trainer: TrainerName | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ACTOR_MAKER_TRAINER"),
+        description="Default trainer: replicate when REPLICATE_API_TOKEN is set, else preview "
+        "(offline, learns nothing).",
+    )
+    training_owner: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9_.-]+$",
+        validation_alias=AliasChoices("ACTOR_MAKER_TRAINING_OWNER"),
+        description="Replicate account that owns the trained models "
+        "(destination {owner}/actor-{id}-lora).",
+    )
+    training_seconds_per_step: float = Field(
+        default=1.2,
+        gt=0,
+        validation_alias=AliasChoices("ACTOR_MAKER_TRAINING_SECONDS_PER_STEP"),
+        description="Estimated GPU seconds per training step (cost and time estimates).",
+    )
+    sample_price: float = Field(
+        default=0.032,
+        ge=0,
+        validation_alias=AliasChoices("ACTOR_MAKER_SAMPLE_PRICE"),
+        description="US dollars per validation sample image (Replicate flux-dev-lora).",
+    )
+    training_samples: int = Field(
+        default=6,
+        ge=1,
+        le=20,
+        validation_alias=AliasChoices("ACTOR_MAKER_TRAINING_SAMPLES"),
+        description="Validation images made with a trained LoRA.",
+    )
+    training_min_pass: float = Field(
+        default=0.8,
+        ge=0,
+        le=1,
+        validation_alias=AliasChoices("ACTOR_MAKER_TRAINING_MIN_PASS"),
+        description="Share of samples that must pass the identity check; below it a model "
+        "is needs_review.",
+    )
+    preview_training_s: float = Field(
+        default=3.0,
+        gt=0,
+        validation_alias=AliasChoices("ACTOR_MAKER_PREVIEW_TRAINING_S"),
+        description="How long a preview-trainer training takes (seconds).",
+    )
+
     @field_validator("prices")
     @classmethod
     def _merge_prices(cls, v: dict[str, float]) -> dict[str, float]:
@@ -371,6 +421,12 @@ class Settings(BaseSettings):
                 "print(secrets.token_urlsafe(32))')"
             )
         return token
+
+    @property
+    def trainer_name(self) -> TrainerName:
+        if self.trainer:
+            return self.trainer
+        return "replicate" if self.replicate_api_token else "preview"
 
     def price_of(self, model: str) -> float | None:
         return self.prices.get(model)
