@@ -156,7 +156,9 @@ def test_failed_training_changes_only_its_record(store: ObjectStore, tmp_path: P
     assert list(store.list(models.LORA_PREFIX)) == []
 
 
-def test_canceled_training_changes_only_its_record(local_store: ObjectStore, tmp_path: Path) -> None:
+def test_canceled_training_changes_only_its_record(
+    local_store: ObjectStore, tmp_path: Path
+) -> None:
     seed_actor(local_store)
     settings = settings_for(tmp_path)
     before = read_manifest(local_store, ACTOR)
@@ -179,9 +181,7 @@ def test_canceled_training_changes_only_its_record(local_store: ObjectStore, tmp
     assert without_training(after.data) == without_training(before.data)
 
 
-def test_rerun_reattaches_instead_of_starting_another(
-    store: ObjectStore, tmp_path: Path
-) -> None:
+def test_rerun_reattaches_instead_of_starting_another(store: ObjectStore, tmp_path: Path) -> None:
     seed_actor(store)
     settings = settings_for(tmp_path)
     trainer = FakeTrainer(settings.state_dir / "preview-trainer", duration_s=1.5)

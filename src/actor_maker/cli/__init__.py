@@ -27,6 +27,7 @@ from actor_maker.cli import (
     reconcile,
     serve,
     sessions,
+    train,
     trash,
 )
 from actor_maker.cli.state import State
@@ -87,6 +88,7 @@ reconcile.register(app)
 balance.register(app)
 captions.register(app)
 export.register(app)
+train.register(app)
 
 
 def click_command() -> typer.core.TyperGroup:

@@ -28,7 +28,7 @@ from actor_maker.manifest import (
     update_manifest,
 )
 from actor_maker.quality import effective_verdict, is_preview
-from actor_maker.store import open_store
+from actor_maker.store import ObjectStore, open_store
 
 prompts_app = typer.Typer(help="The scene prompt library.", no_args_is_help=True)
 manifest_app = typer.Typer(help="Actor manifests in the store.", no_args_is_help=True)
@@ -188,6 +188,12 @@ def register(app: typer.Typer) -> None:
             str,
             typer.Option("--provider", help="preview (offline, free) or replicate (spends money)."),
         ] = "preview",
+        train_lora: Annotated[
+            bool,
+            typer.Option(
+                "--train", help="Then train its LoRA with the offline preview trainer (free)."
+            ),
+        ] = False,
     ) -> None:
         """Create a sample actor from a bundled public-domain portrait and generate its set."""
         state: State = ctx.obj
@@ -226,11 +232,23 @@ def register(app: typer.Typer) -> None:
                 seed=None,
                 dedupe_key=DEDUPE_ALL,
             )
+            if train_lora:
+                _demo_train(state, pipeline.store, actor.actor_id)
         finally:
             store = pipeline.store
             state.out.print(f"images:   {store.location(training_prefix(actor.actor_name))}")
             state.out.print(f"manifest: {store.location(manifest_key(actor.actor_id))}")
             state.out.print(f"try:      actor-maker manifest show {actor.actor_id}")
+
+
+def _demo_train(state: State, store: ObjectStore, actor_id: str) -> None:
+    """The whole loop offline: the preview trainer learns nothing and charges nothing."""
+    from actor_maker.cli.train import train
+    from actor_maker.training.flow import plan_training
+
+    plan = plan_training(store, state.settings, actor_id, trainer="preview")
+    state.info(f"training {actor_id} {plan.version} with the preview trainer (offline)")
+    train(state, store, plan)
 
 
 def _quality(entry: dict[str, Any]) -> str:
