@@ -7,7 +7,8 @@ import io
 from PIL import Image, ImageEnhance
 
 from actor_maker.demo import demo_base_image
-from actor_maker.manifest import base_image_key, new_manifest, update_manifest
+from actor_maker.layout import base_image_key
+from actor_maker.manifest import new_manifest, update_manifest
 from actor_maker.store.base import ObjectStore
 
 from .helpers import store_training_image

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -21,17 +22,11 @@ from actor_maker.captions import caption_for
 from actor_maker.config import Settings
 from actor_maker.errors import StoreError
 from actor_maker.export import export
-from actor_maker.manifest import Entry, Manifest, index_of, manifest_key, serialize_manifest
-from actor_maker.quality import effective_verdict, is_usable
+from actor_maker.layout import entry_key, index_of, manifest_key
+from actor_maker.manifest import Entry, Manifest, serialize_manifest
+from actor_maker.quality import effective_verdict, is_preview, is_usable
 from actor_maker.store.base import ObjectInfo, ObjectStore, StoredObject
 from actor_maker.training.base import Dataset
-
-
-def is_preview(entry: Entry) -> bool:
-    generation = entry.get("generation")
-    if not isinstance(generation, dict):
-        return False
-    return "preview" in (generation.get("provider"), generation.get("model"))
 
 
 @dataclass(frozen=True)
@@ -40,14 +35,6 @@ class Selection:
     sha256: str
     #: Why the other images were left out, with counts.
     left_out: dict[str, int] = field(default_factory=dict)
-
-
-def _key(store: ObjectStore, entry: Entry) -> str | None:
-    if entry.get("key"):
-        return str(entry["key"])
-    if entry.get("s3_url"):
-        return store.key_for_url(str(entry["s3_url"]))
-    return None
 
 
 def _order(entry: Entry) -> tuple[bool, int, str]:
@@ -62,18 +49,23 @@ def caption_of(manifest: Manifest, entry: Entry) -> str:
 
 
 def select(store: ObjectStore, manifest: Manifest, *, allow_preview: bool = False) -> Selection:
+    """The images to train on; ``allow_preview`` (the preview trainer only) takes the
+    preview placeholders too."""
     chosen: list[Entry] = []
     left_out: Counter[str] = Counter()
     for entry in sorted(manifest.training_data, key=_order):
-        if not is_usable(entry):
+        if is_preview(entry):
+            if not allow_preview or entry.get("status") not in (None, "synced"):
+                left_out["preview placeholder"] += 1
+                continue
+        elif not is_usable(entry):
             verdict = effective_verdict(entry)
             if entry.get("status") not in (None, "synced"):
                 left_out[f"status {entry.get('status')}"] += 1
             else:
                 left_out["awaiting review" if verdict == "review" else str(verdict)] += 1
-        elif is_preview(entry) and not allow_preview:
-            left_out["preview placeholder"] += 1
-        elif _key(store, entry) is None:
+            continue
+        if entry_key(store, entry, manifest.actor_name) is None:
             left_out["not in this store"] += 1
         else:
             chosen.append(entry)
@@ -87,14 +79,27 @@ def dataset_sha256(manifest: Manifest, entries: list[Entry]) -> str:
     return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
+def _unmarked(entry: Entry) -> Entry:
+    """A preview placeholder shown to the export as an ordinary image (preview trainer)."""
+    copy = dict(entry)
+    if is_preview(copy):
+        copy["generation"] = {**copy["generation"], "provider": "preview-trainer"}
+    return copy
+
+
 class DatasetView(ObjectStore):
-    """A read-only view of ``store`` whose manifest for the actor lists only ``entries``."""
+    """A read-only view of ``store`` whose manifest for the actor lists only ``entries``.
+
+    The export of the preview trainer (which learns nothing, so that ``demo --train`` can
+    run the whole loop offline) sees preview placeholders as ordinary images; nothing else
+    ever trains on them.
+    """
 
     def __init__(self, store: ObjectStore, manifest: Manifest, entries: list[Entry]) -> None:
         self._store = store
         self.description = store.description
         data = dict(manifest.data)
-        data["training_data"] = [dict(e) for e in entries]
+        data["training_data"] = [_unmarked(e) for e in entries]
         self._key = manifest_key(manifest.actor_id)
         self._manifest = serialize_manifest(Manifest(data))
 
@@ -121,6 +126,16 @@ class DatasetView(ObjectStore):
         key: str,
         data: bytes,
         version: str,
+        *,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> ObjectInfo:
+        raise StoreError("the dataset view is read-only")
+
+    def put_file(
+        self,
+        key: str,
+        path: str | os.PathLike[str],
         *,
         content_type: str | None = None,
         metadata: Mapping[str, str] | None = None,

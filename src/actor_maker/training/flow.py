@@ -34,6 +34,7 @@ from actor_maker.errors import (
     StoreError,
 )
 from actor_maker.images import md5_hex
+from actor_maker.layout import base_key
 from actor_maker.manifest import Manifest, read_manifest, utc_now
 from actor_maker.store.base import ObjectStore
 from actor_maker.training import models
@@ -474,13 +475,7 @@ def _put_sample(store: ObjectStore, key: str, data: bytes) -> None:
 
 
 def _base_key(store: ObjectStore, manifest: Manifest) -> str | None:
-    for base in manifest.base_images:
-        key = base.get("key") or (
-            store.key_for_url(str(base["s3_url"])) if base.get("s3_url") else None
-        )
-        if key:
-            return str(key)
-    return None
+    return base_key(store, manifest.base_images)
 
 
 def _base_image(store: ObjectStore, actor_id: str) -> bytes:

@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from actor_maker.errors import ConflictError, InputError, NotFoundError
-from actor_maker.manifest import ROOT, Manifest, legacy_now, update_manifest, utc_now
+from actor_maker.layout import ROOT
+from actor_maker.manifest import Manifest, legacy_now, update_manifest, utc_now
 from actor_maker.store.base import ObjectStore
 
 LORA_PREFIX = f"{ROOT}/lora_models/"
