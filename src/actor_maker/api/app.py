@@ -24,9 +24,11 @@ from actor_maker.api.routes import (
     jobs,
     meta,
     quality,
+    trainings,
 )
 from actor_maker.api.services import Services
 from actor_maker.api.sessions import Sessions
+from actor_maker.api.trainings import Trainings
 from actor_maker.config import Settings
 from actor_maker.fetch import AddressPolicy
 from actor_maker.jobs.records import JobRecords
@@ -75,6 +77,7 @@ def create_app(
         try:
             yield
         finally:
+            await app.state.trainings.aclose()
             await services.aclose()
 
     app = FastAPI(
@@ -86,6 +89,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.services = services
+    app.state.trainings = Trainings(runtime)
     errors.install(app)
 
     @app.middleware("http")
@@ -99,7 +103,7 @@ def create_app(
             services.index.invalidate(parts[3] if named else None)
         return response
 
-    for module in (meta, actors, files, quality, datasets, jobs, compat, apidocs):
+    for module in (meta, actors, files, quality, datasets, jobs, trainings, compat, apidocs):
         app.include_router(module.router)
     app.include_router(web.router)  # the web UI's pages
     app.mount(apidocs.ASSETS_URL, StaticFiles(directory=apidocs.ASSETS_DIR), name="apidocs")

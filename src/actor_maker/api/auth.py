@@ -17,7 +17,8 @@ from actor_maker.api.errors import send_problem
 from actor_maker.api.sessions import Sessions
 
 COOKIE = "actor_maker_session"
-OPEN_PATHS = frozenset({"/healthz", "/api/session"})
+#: ``/api/webhooks/replicate`` carries no token: it is verified by its signature.
+OPEN_PATHS = frozenset({"/healthz", "/api/session", "/api/webhooks/replicate"})
 #: The web UI's page shells and assets; their data comes from the protected API.
 OPEN_PAGES = frozenset({"/", "/jobs", "/trash"})
 OPEN_PREFIXES = ("/actors/", "/static/")

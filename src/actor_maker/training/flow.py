@@ -13,6 +13,7 @@ killed process re-run never pays twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 from collections.abc import Callable
@@ -268,6 +269,7 @@ async def run_training(
     *,
     on_event: OnEvent = _quiet,
     poll_s: float | None = None,
+    wake: asyncio.Event | None = None,
 ) -> dict[str, Any]:
     """Run (or re-attach to) the planned training; returns the final model record."""
     if trainer.name != plan.trainer:
@@ -283,7 +285,7 @@ async def run_training(
         on_event("training_reattached", {"training_id": training_id, "version": plan.version})
     else:
         training_id, request = await _start(store, settings, trainer, plan, on_event)
-    status = await _wait(trainer, training_id, on_event, poll_s or settings.poll_interval_s)
+    status = await _wait(trainer, training_id, on_event, poll_s or settings.poll_interval_s, wake)
     if status.state is not TrainingState.succeeded:
         record = models.update_model(
             store,
@@ -364,8 +366,13 @@ async def _start(
 
 
 async def _wait(
-    trainer: Trainer, training_id: str, on_event: OnEvent, poll_s: float
+    trainer: Trainer,
+    training_id: str,
+    on_event: OnEvent,
+    poll_s: float,
+    wake: asyncio.Event | None = None,
 ) -> TrainingStatus:
+    """Poll until final; ``wake`` (set by a verified webhook) cuts a wait short."""
     while True:
         status = await trainer.status(training_id)
         on_event(
@@ -379,7 +386,12 @@ async def _wait(
         )
         if status.state.final:
             return status
-        await asyncio.sleep(poll_s)
+        if wake is None:
+            await asyncio.sleep(poll_s)
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), poll_s)
+        wake.clear()
 
 
 def _put_create_only(store: ObjectStore, key: str, data: bytes, content_type: str) -> str:
