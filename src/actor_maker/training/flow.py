@@ -170,6 +170,8 @@ def plan_training(
     count = settings.training_samples
     per_second, per_sample = _prices(settings, name)
     seconds = STARTUP_S + params.steps * settings.training_seconds_per_step
+    if name == "preview":
+        seconds = settings.preview_training_s
     cost = seconds * per_second + count * per_sample
     if cost > ceiling:
         raise BudgetError(
