@@ -328,6 +328,13 @@ class Settings(BaseSettings):
         description="Replicate account that owns the trained models "
         "(destination {owner}/actor-{id}-lora).",
     )
+    training_webhook_url: str | None = Field(
+        default=None,
+        pattern=r"^https://\S+$",
+        validation_alias=AliasChoices("ACTOR_MAKER_TRAINING_WEBHOOK_URL"),
+        description="Public https URL of this server's /api/webhooks/replicate; Replicate "
+        "calls it when a training ends (polling is the fallback).",
+    )
     training_seconds_per_step: float = Field(
         default=1.2,
         gt=0,

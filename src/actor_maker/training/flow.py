@@ -251,6 +251,7 @@ def _request(settings: Settings, plan: TrainingPlan, dataset: Dataset) -> Traini
         sample_prompts=plan.sample_prompts,
         sample_seeds=plan.sample_seeds,
         destination=destination(settings, plan),
+        webhook_url=settings.training_webhook_url if plan.trainer == "replicate" else None,
     )
 
 
