@@ -159,3 +159,25 @@ def test_kill_9_mid_training_then_rerun_reattaches(
     assert manifest is not None
     [final] = models.models_of(manifest)
     assert final["status"] == "trained" and final["training_id"] == record["training_id"]
+
+
+def test_ai_toolkit_trainer_end_to_end_with_its_standin(
+    setup: tuple[dict[str, str], ObjectStore, Path], tmp_path: Path
+) -> None:
+    environ, store, _ = setup
+    toolkit = tmp_path / "ai-toolkit"
+    toolkit.mkdir()
+    standin = f"{sys.executable} -m actor_maker.testing.ai_toolkit_standin"
+    environ.update(ACTOR_MAKER_AI_TOOLKIT_DIR=str(toolkit), ACTOR_MAKER_AI_TOOLKIT_COMMAND=standin)
+    dry = cli(environ, "train", ACTOR, "--trainer", "ai-toolkit", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["image_count"] == 12  # the preview placeholder is left out
+    assert json.loads(dry.stdout)["estimated_cost"] == 0
+    run = cli(environ, "train", ACTOR, "--trainer", "ai-toolkit", "--steps", "100")
+    assert run.returncode == 0, run.stderr
+    manifest = read_manifest(store, ACTOR)
+    assert manifest is not None
+    [record] = models.models_of(manifest)
+    assert record["trainer"] == "ai-toolkit" and record["params"]["steps"] == 100
+    assert record["status"] in ("trained", "needs_review") and len(record["samples"]) == 6
+    assert store.head(record["key"]) is not None

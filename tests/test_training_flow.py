@@ -257,3 +257,18 @@ def test_replicate_zip_holds_the_planned_images(local_store: ObjectStore, tmp_pa
         images = [n for n in archive.namelist() if n.endswith(".jpg")]
     assert sorted(images) == sorted(e["filename"] for e in selection.entries)
     assert dataset.images == 11 and dataset.sha256 == selection.sha256
+
+
+def test_without_the_identity_extra_the_score_is_empty_and_says_why(
+    local_store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actor_maker.training import scoring
+
+    monkeypatch.setattr(scoring, "identity_available", lambda: False)
+    seed_actor(local_store)
+    settings = settings_for(tmp_path)
+    plan = plan_training(local_store, settings, ACTOR, trainer="preview")
+    record = asyncio.run(run_training(local_store, settings, trainer_for(settings), plan))
+    assert record["status"] == "needs_review"
+    assert record["score"]["share"] is None and record["score"]["median_distance"] is None
+    assert "actor-maker[quality]" in record["score"]["note"] and record["reason"]
