@@ -181,3 +181,36 @@ def test_replicate_trainer_end_to_end_against_the_standin(
     assert record["md5_hash"] and record["size_bytes"] == len(weights)
     assert len(record["samples"]) == settings.training_samples
     assert record["cost"]["actual"] > 0
+
+
+def test_server_restart_reattaches_to_the_running_training(
+    local_store: ObjectStore, tmp_path: Path
+) -> None:
+    seed_actor(local_store)
+    settings = preview_settings(tmp_path, preview_training_s=4.0)
+    trainings = tmp_path / "state" / "preview-trainer"
+    with (
+        serve_in_thread(settings, store=local_store) as url,
+        httpx.Client(base_url=url, timeout=30) as api,
+    ):
+        assert api.post(f"/api/actors/{ACTOR}/trainings", json={}).status_code == 202
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            manifest = read_manifest(local_store, ACTOR)
+            record = models.active_model(manifest) if manifest else None
+            if record and record.get("training_id"):
+                break
+            time.sleep(0.05)
+    # The server is gone; the training went on at the trainer and is in the manifest.
+    manifest = read_manifest(local_store, ACTOR)
+    assert manifest is not None and models.models_of(manifest)[0]["status"] == "training"
+    with (
+        serve_in_thread(settings, store=local_store) as url,
+        httpx.Client(base_url=url, timeout=30) as api,
+    ):
+        again = api.post(f"/api/actors/{ACTOR}/trainings", json={})
+        assert again.status_code == 202 and again.json()["plan"]["reattach"]
+        events = events_until_done(api, ACTOR)
+        assert "training_reattached" in [n for n, _ in events]
+        assert events[-1][1]["status"] == "trained"
+    assert len(list(trainings.iterdir())) == 1  # one training paid for

@@ -181,3 +181,26 @@ def test_ai_toolkit_trainer_end_to_end_with_its_standin(
     assert record["trainer"] == "ai-toolkit" and record["params"]["steps"] == 100
     assert record["status"] in ("trained", "needs_review") and len(record["samples"]) == 6
     assert store.head(record["key"]) is not None
+
+
+def test_demo_train_runs_the_whole_loop_offline(tmp_path: Path) -> None:
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ACTOR_MAKER_", "AWS_", "REPLICATE_"))
+    }
+    environ.update(
+        ACTOR_MAKER_STORE=str(tmp_path / "store"),
+        ACTOR_MAKER_STATE_DIR=str(tmp_path / "state"),
+        ACTOR_MAKER_SLOT_DIR=str(tmp_path / "slots"),
+        ACTOR_MAKER_PREVIEW_TRAINING_S="0.5",
+        ACTOR_MAKER_POLL_INTERVAL="0.05",
+    )
+    proc = cli(environ, "-q", "demo", "--train", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "demo V1:" in proc.stdout
+    manifest = read_manifest(LocalStore(tmp_path / "store"), "demo")
+    assert manifest is not None
+    [record] = models.models_of(manifest)
+    assert record["trainer"] == "preview" and record["key"] and len(record["samples"]) == 6
+    assert record["status"] in ("trained", "needs_review")  # never good by itself
