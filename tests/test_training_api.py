@@ -214,3 +214,31 @@ def test_server_restart_reattaches_to_the_running_training(
         assert "training_reattached" in [n for n, _ in events]
         assert events[-1][1]["status"] == "trained"
     assert len(list(trainings.iterdir())) == 1  # one training paid for
+
+
+def test_cancel_over_http_changes_only_the_record(local_store: ObjectStore, tmp_path: Path) -> None:
+    seed_actor(local_store)
+    before = read_manifest(local_store, ACTOR)
+    settings = preview_settings(tmp_path, preview_training_s=30.0)
+    with (
+        serve_in_thread(settings, store=local_store) as url,
+        httpx.Client(base_url=url, timeout=30) as api,
+    ):
+        assert api.post(f"/api/actors/{ACTOR}/trainings/cancel").status_code == 404
+        assert api.post(f"/api/actors/{ACTOR}/trainings", json={}).status_code == 202
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            manifest = read_manifest(local_store, ACTOR)
+            record = models.active_model(manifest) if manifest else None
+            if record and record.get("training_id"):
+                break
+            time.sleep(0.05)
+        canceled = api.post(f"/api/actors/{ACTOR}/trainings/cancel")
+        assert canceled.status_code == 200, canceled.text
+        events = events_until_done(api, ACTOR)
+        assert events[-1][0] == "training_finished" and events[-1][1]["status"] == "canceled"
+    after = read_manifest(local_store, ACTOR)
+    assert before is not None and after is not None
+    changed = {k for k in after.data if after.data.get(k) != before.data.get(k)}
+    assert changed <= {"custom_lora_models", "custom_lora_models_updated", "training_data_updated"}
+    assert list(local_store.list(models.LORA_PREFIX)) == []

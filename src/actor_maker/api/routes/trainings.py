@@ -16,6 +16,8 @@ from actor_maker.api.trainings import Trainings
 from actor_maker.errors import ActorMakerError, NotFoundError
 from actor_maker.manifest import read_manifest
 from actor_maker.training import models
+from actor_maker.training.factory import make_trainer
+from actor_maker.training.flow import cancel_training
 from actor_maker.training.params import LEARNING_RATE_RANGE, RANK_RANGE, STEPS_RANGE
 from actor_maker.training.webhooks import verify_webhook
 from actor_maker.validation import check_actor_id
@@ -94,6 +96,23 @@ async def current_training(actor_id: str, request: Request) -> dict[str, Any]:
     if run is None:
         raise NotFoundError(f"no training of actor {actor_id} in this server")
     return run.to_json()
+
+
+@router.post("/api/actors/{actor_id}/trainings/cancel")
+async def cancel_training_route(actor_id: str, services: ServicesDep) -> dict[str, str]:
+    """Ask the trainer to cancel the actor's running training. The run that waits on it
+    records `canceled` (only the model record changes); 404 when none is running."""
+    check_actor_id(actor_id)
+    manifest = await asyncio.to_thread(read_manifest, services.store, actor_id)
+    record = models.active_model(manifest) if manifest else None
+    if record is None or not record.get("training_id"):
+        raise NotFoundError(f"actor {actor_id} has no training running")
+    trainer = make_trainer(services.settings, str(record.get("trainer")))
+    try:
+        training_id = await cancel_training(services.store, trainer, actor_id)
+    finally:
+        await trainer.aclose()
+    return {"training_id": training_id, "state": "canceling"}
 
 
 def _sse(name: str, data: Any, seq: int | None = None) -> dict[str, str]:
