@@ -272,3 +272,15 @@ def test_without_the_identity_extra_the_score_is_empty_and_says_why(
     assert record["status"] == "needs_review"
     assert record["score"]["share"] is None and record["score"]["median_distance"] is None
     assert "actor-maker[quality]" in record["score"]["note"] and record["reason"]
+
+
+def test_a_taken_weights_key_is_never_replaced(local_store: ObjectStore, tmp_path: Path) -> None:
+    seed_actor(local_store)
+    taken = models.weights_key("0012_european_30_female", "V1")
+    local_store.put_if_absent(taken, b"someone else's weights")
+    settings = settings_for(tmp_path)
+    plan = plan_training(local_store, settings, ACTOR, trainer="preview")
+    assert plan.version == "V2"
+    record = asyncio.run(run_training(local_store, settings, trainer_for(settings), plan))
+    assert record["key"].endswith("_V2.safetensors")
+    assert local_store.get(taken).data == b"someone else's weights"

@@ -182,7 +182,7 @@ def plan_training(
         actor_id=actor_id,
         actor_name=manifest.actor_name,
         trainer=name,
-        version=models.next_version(manifest),
+        version=_free_version(store, manifest),
         trigger_word=trigger,
         image_count=len(selection.entries),
         dataset_sha256=selection.sha256,
@@ -195,6 +195,14 @@ def plan_training(
         left_out=selection.left_out,
         selection=selection,
     )
+
+
+def _free_version(store: ObjectStore, manifest: Manifest) -> str:
+    """The next version whose weights key is free (an object left there is never replaced)."""
+    version = models.next_version(manifest)
+    while store.head(models.weights_key(manifest.actor_name, version)) is not None:
+        version = f"V{int(version[1:]) + 1}"
+    return version
 
 
 def _reattach_plan(
