@@ -34,7 +34,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, LocalStore]]:
         trainer="preview",
         preview_training_s=3.0,
         poll_interval_s=0.1,
-        api_token="ui-secret",
+        api_token="ui-secret-token-0123",
     )
     with serve_in_thread(settings) as url:
         yield url, store
@@ -53,7 +53,7 @@ def test_train_panel_estimate_start_progress_samples_mark_good(
         errors: list[Any] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto("/")
-        page.get_by_label("API token").fill("ui-secret")
+        page.get_by_label("API token").fill("ui-secret-token-0123")
         page.get_by_role("button", name="Sign in").click()
         page.goto(f"/actors/{ACTOR}")
         panel = page.get_by_test_id("train-panel")
