@@ -107,6 +107,23 @@ def test_demo_runs_offline_and_says_where_things_are(tmp_path):
     manifest = read_manifest(LocalStore(tmp_path / "data" / "store"), "demo")
     assert len(manifest.training_data) >= 38
     assert {e["generation"]["provider"] for e in manifest.training_data} == {"preview"}
+    # the job id it prints is a job of the shared records: `jobs list` and `jobs watch` know it
+    job_id = proc.stdout.rsplit("· job ", 1)[1].split()[0]
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "actor_maker", *args],
+            env=environ,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    listed = cli("jobs", "list")
+    assert listed.returncode == 0 and job_id in listed.stdout, listed.stdout
+    watched = cli("jobs", "watch", job_id)
+    assert watched.returncode == 0 and "succeeded" in watched.stdout, watched.stdout
 
 
 def test_secrets_stay_out_of_verbose_output_and_manifests(

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from actor_maker.jobs.models import ItemState, Job
 from actor_maker.pipeline import JobPlan
+from actor_maker.quality import is_preview
 
 
 def counted(n: int, singular: str, plural: str | None = None) -> str:
@@ -83,8 +84,10 @@ def result_table(job: Job, entries: dict[str, dict[str, Any]] | None = None) -> 
     table.add_column("result")
     table.add_column("file / reason", overflow="fold")
     for item in job.items:
-        if item.state == ItemState.succeeded and item.verdict == "rejected":
-            entry = (entries or {}).get(item.prompt_id) or {}
+        entry = (entries or {}).get(item.prompt_id) or {}
+        if item.state == ItemState.succeeded and is_preview(entry):
+            table.add_row(item.prompt_id, "[yellow]preview[/yellow]", item.filename or "")
+        elif item.state == ItemState.succeeded and item.verdict == "rejected":
             reasons = "; ".join((entry.get("quality") or {}).get("reasons", []))
             table.add_row(
                 item.prompt_id, "[yellow]stored, rejected[/yellow]", f"{item.filename}: {reasons}"

@@ -61,17 +61,18 @@ def jobs_list(
         print(json.dumps([j.model_dump(mode="json") for j in jobs], indent=2))
         return
     table = Table(title=f"{len(jobs)} job(s)", title_justify="left")
-    for column in ("id", "actor", "state", "done", "failed", "cost", "created"):
-        table.add_column(column)
+    for column in ("id", "actor", "state", "stored", "cost", "created (UTC)"):
+        # ids are what people copy into `jobs watch`: never cut (fits 80 columns)
+        table.add_column(column, no_wrap=True)
     for job in jobs:
+        failed = f", {job.failed} failed" if job.failed else ""
         table.add_row(
             job.id,
             job.actor_id,
             job.state.value,
-            f"{job.succeeded}/{job.total}",
-            str(job.failed),
+            f"{job.succeeded}/{job.total}{failed}",
             f"${job.cost:.2f}",
-            job.created_at.strftime("%Y-%m-%d %H:%M"),
+            job.created_at.strftime("%m-%d %H:%M"),
         )
     st.out.print(table)
 
