@@ -90,12 +90,11 @@ async def start_training(
 
 
 @router.get("/api/actors/{actor_id}/trainings/current")
-async def current_training(actor_id: str, request: Request) -> dict[str, Any]:
-    """The training this server runs (or last ran) for the actor."""
+async def current_training(actor_id: str, request: Request) -> dict[str, Any] | None:
+    """The training this server runs (or last ran) for the actor; `null` when none (the actor
+    page asks on every load: "none" is an answer, not an error)."""
     run = _trainings(request).get(check_actor_id(actor_id))
-    if run is None:
-        raise NotFoundError(f"no training of actor {actor_id} in this server")
-    return run.to_json()
+    return run.to_json() if run is not None else None
 
 
 @router.post("/api/actors/{actor_id}/trainings/cancel")

@@ -124,7 +124,7 @@
   async function resume() {
     try {
       const run = await api(`/api/actors/${enc}/trainings/current`, { quiet: true });
-      if (!run.done) attach();
+      if (run && !run.done) attach();
     } catch (_) { /* no training in this server */ }
   }
 
