@@ -115,7 +115,8 @@ def clean_environ() -> dict[str, str]:
 
 def read_sse(response: httpx.Response) -> Iterator[tuple[str, str]]:
     """(event, data) pairs from a streaming text/event-stream response."""
-    event, data = "message", []
+    event = "message"
+    data: list[str] = []
     for line in response.iter_lines():
         if line == "":
             if data:

@@ -17,6 +17,43 @@ from actor_maker.testing.s3server import MotoS3, start_moto_server
 #: The region the test S3 stores and buckets live in (moto's default).
 S3_REGION = "us-east-1"
 
+#: Modules whose tests start several OS processes (workers, CLIs, servers) and time them:
+#: under pytest-xdist (`-n auto --dist loadgroup`) they run one after another on one worker,
+#: so two of them never compete for the CPUs; every other module stays whole on one worker,
+#: so its module-scoped servers start once.
+PROCESS_MODULES = frozenset(
+    {
+        "test_api_restart",
+        "test_concurrent_writers",
+        "test_processes",
+        "test_queue",
+        "test_queue_limits",
+        "test_store_concurrency",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.path.stem
+        group = "processes" if module in PROCESS_MODULES else module
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _own_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The default request-slot directory lives under XDG_CACHE_HOME: give each test session
+    (each xdist worker) its own, so parallel sessions never share slots."""
+    import os
+
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoS3]:

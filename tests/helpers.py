@@ -6,6 +6,7 @@ import io
 import json
 import shutil
 from pathlib import Path
+from typing import TypeVar
 
 from PIL import Image, ImageDraw
 
@@ -15,6 +16,8 @@ ORIGINAL = REPO / "tests" / "fixtures" / "original"
 SHARED_ORIGINAL = REPO.parent / "shared" / "fixtures" / "original"
 MANIFESTS = ORIGINAL / "manifests"
 PROMPT_METADATA = ORIGINAL / "prompt_metadata"
+
+T = TypeVar("T")
 
 
 def fixture_manifest(actor_id: str) -> dict:  # type: ignore[type-arg]
@@ -66,3 +69,9 @@ def store_training_image(
     }
     update_manifest(store, actor_id, lambda m: m.add_entry(dict(entry)))
     return entry
+
+
+def found(value: T | None) -> T:
+    """``value``, failing the test when it is ``None`` (a lookup that must hit)."""
+    assert value is not None, "expected a value, got None"
+    return value

@@ -2,6 +2,7 @@
 
 import json
 import threading
+from typing import Any
 
 import pytest
 
@@ -14,12 +15,12 @@ from actor_maker.errors import (
     UnknownActorTypeError,
 )
 from actor_maker.layout import base_image_key, manifest_key, training_key, training_prefix
-from actor_maker.manifest import Manifest, read_manifest, update_manifest
+from actor_maker.manifest import Manifest, read_manifest, require_manifest, update_manifest
 from actor_maker.trash import TRASH_PREFIX, restore
 
-from .helpers import fixture_manifest, sample_image, store_training_image
+from .helpers import fixture_manifest, found, sample_image, store_training_image
 
-LIMITS = {"max_bytes": 10 * 1024 * 1024, "max_pixels": 40_000_000}
+LIMITS: dict[str, Any] = {"max_bytes": 10 * 1024 * 1024, "max_pixels": 40_000_000}
 ID, NAME = "0500", "0500_test_actor"
 
 
@@ -60,7 +61,7 @@ def keys_in(store) -> dict[str, str]:
 
 
 def filenames(store, actor_id=ID) -> list[str]:
-    return [e["filename"] for e in read_manifest(store, actor_id).training_data]
+    return [e["filename"] for e in require_manifest(store, actor_id).training_data]
 
 
 # --- create / update ----------------------------------------------------------------------
@@ -80,7 +81,7 @@ def test_create_actor_stores_base_image_and_manifest(store):
     )
     key = base_image_key(NAME, "jpg")
     assert store.get(key).data == small_image(1)
-    stored = read_manifest(store, ID)
+    stored = require_manifest(store, ID)
     assert stored.data == manifest.data
     assert stored.actor_type == "robot" and stored.actor_sex == "male"
     assert stored.description == "chrome plating" and stored.outfit == "a red scarf"
@@ -171,7 +172,7 @@ def test_delete_image_moves_object_and_entry_to_trash(store):
     trash_copy = f"{TRASH_PREFIX}{record.trash_id}/{entries[1]['key']}"
     assert store.get(trash_copy).data == small_image(1)
     assert store.head(trash_copy).metadata == {"prompt-id": "p1"}
-    manifest = read_manifest(store, ID)
+    manifest = require_manifest(store, ID)
     assert manifest.data["statistics"]["training_images_count"] == 2
     assert manifest.highest_index() == 2  # the index stays used
 
@@ -197,14 +198,14 @@ def test_delete_legacy_entry_without_object_here_removes_only_the_entry(store, a
     before = keys_in(store)
     record = actors.delete_image(store, actor_id, first["filename"], via="ui")
     assert record.objects == [] and record.entries == [first]
-    after = read_manifest(store, actor_id)
+    after = require_manifest(store, actor_id)
     assert after.find(first["filename"]) is None
     assert len(after.training_data) == len(legacy["training_data"]) - 1
     assert after.data["lora_model"] == legacy["lora_model"]  # unknown fields survive
     new_keys = set(keys_in(store)) - set(before)
     assert all(k.startswith(f"{TRASH_PREFIX}{record.trash_id}/") for k in new_keys)
     restore(store, record.trash_id)
-    assert read_manifest(store, actor_id).find(first["filename"]) == first
+    assert require_manifest(store, actor_id).find(first["filename"]) == first
 
 
 def test_delete_all_images(store):
@@ -227,7 +228,7 @@ def test_delete_actor_needs_confirmation(store):
 
 def test_delete_actor_moves_everything_to_trash(store):
     entries = make_actor(store, images=2)
-    manifest = read_manifest(store, ID)
+    manifest = require_manifest(store, ID)
     record = actors.delete_actor(store, ID, confirm=ID, via="api")
     assert read_manifest(store, ID) is None
     assert [k for k in keys_in(store) if not k.startswith(TRASH_PREFIX)] == []
@@ -284,7 +285,7 @@ def test_set_good_sets_and_toggles(store):
     assert actors.set_good(store, ID, name) is False
     assert actors.set_good(store, ID, name, True) is True
     assert actors.set_good(store, ID, name, True) is True
-    assert read_manifest(store, ID).find(name)["good"] is True
+    assert found(require_manifest(store, ID).find(name))["good"] is True
     with pytest.raises(NotFoundError):
         actors.set_good(store, ID, f"{NAME}_9.jpg")
 
@@ -307,7 +308,7 @@ def test_concurrent_set_good_never_loses_a_toggle(store):
     for t in threads:
         t.join()
     assert errors == []
-    assert all(e.get("good") is True for e in read_manifest(store, ID).training_data)
+    assert all(e.get("good") is True for e in require_manifest(store, ID).training_data)
 
 
 def test_actor_flags_toggle(store):
@@ -315,7 +316,7 @@ def test_actor_flags_toggle(store):
     assert actors.toggle_actor_good(store, ID) is True
     assert actors.toggle_training_data_good(store, ID) is True
     assert actors.toggle_actor_good(store, ID) is False
-    data = read_manifest(store, ID).data
+    data = require_manifest(store, ID).data
     assert data["good"] is False and data["training_data_good"] is True
 
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from actor_maker.config import Settings
-from actor_maker.manifest import read_manifest
+from actor_maker.manifest import require_manifest
 from actor_maker.testing.replicate_server import Faults
 
 from .apiserver import read_sse, serve_in_thread, standin_settings
@@ -92,7 +92,7 @@ def test_job_end_to_end_with_live_events(api, standin, s3_store):
     final = events[-1][1]
     assert final["state"] == "partially_failed" and final["succeeded"] == 2 and final["failed"] == 1
     assert final["cost"] == pytest.approx(0.08)
-    stored = read_manifest(s3_store, "0500")
+    stored = require_manifest(s3_store, "0500")
     assert len(stored.training_data) == 2
     # a late client gets the current state, then job_finished, and the stream closes
     with api.stream("GET", f"/api/jobs/{job['id']}/events") as stream:

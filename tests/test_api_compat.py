@@ -14,14 +14,14 @@ import httpx
 import pytest
 
 from actor_maker import actors
-from actor_maker.manifest import read_manifest, update_manifest
+from actor_maker.manifest import require_manifest, update_manifest
 from actor_maker.pipeline import Actor, JobPlan
 from actor_maker.prompts import load_library
 from actor_maker.results import all_json
 from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
 
 from .apiserver import serve_in_thread, standin_settings
-from .helpers import sample_image
+from .helpers import found, sample_image
 
 TOKEN = "r8_compat_secret"
 ID = "0012"
@@ -206,7 +206,7 @@ def test_generate_single_success(client, store):
     body = response.json()
     assert body["success"] is True and "error" not in body
     assert body["prompt"].startswith("The man studies")
-    entry = read_manifest(store, ID).find(body["filename"])
+    entry = require_manifest(store, ID).find(body["filename"])
     assert entry is not None and body["index"] == 0 and entry["prompt"] == body["prompt"]
     assert body["s3_url"] == entry.get("s3_url")  # None for a local store
     assert store.head(body["key"]) is not None
@@ -218,7 +218,7 @@ def test_generate_single_failures_are_not_200(client, store, standin):
     assert "E005" in body["error"] and body["job_id"]
     body = assert_old_failure(single(client, "The {subject} waits", aspect_ratio="7:3"), 422)
     assert "aspect ratio" in body["error"]
-    assert read_manifest(store, ID).training_data == []
+    assert require_manifest(store, ID).training_data == []
     response = single(client, "x" * 3000)  # over the schema's limit: the common 422 shape
     assert response.status_code == 422 and response.json()["errors"][0]["field"] == "prompt"
 
@@ -247,7 +247,7 @@ def test_recreate_keeps_the_position_and_trashes_the_old_object(client, store):
     replaced = [t for t in trash if t["reason"] == "replaced"]
     assert [t["trash_id"] for t in replaced] == [new["trash_id"]]
     assert replaced[0]["entries"][0]["filename"] == old["filename"]
-    assert read_manifest(store, ID).data["statistics"]["training_images_count"] == 3
+    assert require_manifest(store, ID).data["statistics"]["training_images_count"] == 3
 
 
 def test_recreate_keeps_a_library_prompt_id_and_takes_a_new_prompt(client, store):
@@ -288,12 +288,12 @@ def test_delete_and_delete_all_update_statistics(client, store):
     assert response.status_code == 200, response.text
     assert response.json()["deleted"] == [gone["filename"]] and response.json()["success"]
     assert store.head(gone["key"]) is None
-    assert read_manifest(store, ID).data["statistics"]["training_images_count"] == 2
+    assert require_manifest(store, ID).data["statistics"]["training_images_count"] == 2
     response = client.post(f"/api/actors/{ID}/training-data/delete-all", json={"actor_name": NAME})
     assert response.status_code == 200, response.text
     assert response.json()["deleted"] == 2  # a count: the old frontend prints "Deleted 2 ..."
     assert sorted(response.json()["filenames"]) == sorted(m["filename"] for m in made[1:])
-    manifest = read_manifest(store, ID)
+    manifest = require_manifest(store, ID)
     assert (
         manifest.training_data == [] and manifest.data["statistics"]["training_images_count"] == 0
     )
@@ -334,12 +334,12 @@ def test_toggles(client, store):
     assert client.post(url).json() == {"good": True}
     assert client.post(url).json() == {"good": False}
     assert client.post(f"/api/actors/{ID}/toggle-good").json() == {"good": True}
-    assert read_manifest(store, ID).data["good"] is True
+    assert require_manifest(store, ID).data["good"] is True
     url = "/api/training/training-data/toggle-good"
     assert client.post(url, json={"actorId": "0012"}).json() == {"good": True}
     assert client.post(url, json={"actorId": 12}).json() == {"good": False}  # a number: "0012"
     assert client.post(url, json={"actorId": 12.0}).json() == {"good": True}
-    assert read_manifest(store, ID).data["training_data_good"] is True
+    assert require_manifest(store, ID).data["training_data_good"] is True
     assert client.post(url, json={"actorId": 13}).status_code == 404
     assert client.post(url, json={"actorId": True}).status_code == 422
     assert client.post(f"/api/actors/{ID}/training-data/{NAME}_9.jpg/toggle-good").status_code == (
@@ -405,7 +405,7 @@ def test_training_data_generate_library_prompts_make_a_subset_job(client, store)
     assert job["context"]["workflow"] == "lora-training"
     assert job["context"]["settings"]["steps"] == 30
     assert wait_finished(client, job["id"])["state"] == "succeeded"
-    entries = read_manifest(store, ID).training_data
+    entries = require_manifest(store, ID).training_data
     assert {e["aspect_ratio"] for e in entries} == {"3:4"}
     assert {e["generation"]["seed"] for e in entries} == {7}
 
@@ -455,7 +455,7 @@ def test_training_data_urls_load_and_go_back_as_the_base_image(client, store):
     made = single(client, "The {subject} waves").json()  # sends base_url(client) back
     assert made["success"] is True
     listing = client.get(f"/api/actors/{ID}/training-data").json()
-    manifest = read_manifest(store, ID)
+    manifest = require_manifest(store, ID)
     image, base = listing["training_images"][0], listing["base_image_url"]
     if manifest.training_data[0].get("s3_url") is None:  # a local store: our own URL
         root = str(client.base_url).rstrip("/")
@@ -514,13 +514,15 @@ def test_a_library_prompt_picked_as_text_keeps_its_library_id(client, store):
     }
     response = single(client, texts["color-oil-portrait"])
     assert response.status_code == 200, response.text
-    entry = read_manifest(store, ID).find(response.json()["filename"])
+    entry = found(require_manifest(store, ID).find(response.json()["filename"]))
     assert (
         entry["prompt_id"] == "color-oil-portrait"
         and entry["prompt"] == texts["color-oil-portrait"]
     )
     free = single(client, texts["color-oil-portrait"] + " At dusk.").json()
-    assert read_manifest(store, ID).find(free["filename"])["prompt_id"].startswith("custom-")
+    assert found(require_manifest(store, ID).find(free["filename"]))["prompt_id"].startswith(
+        "custom-"
+    )
 
 
 @pytest.mark.parametrize(

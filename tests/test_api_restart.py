@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from actor_maker.manifest import read_manifest
+from actor_maker.manifest import require_manifest
 from actor_maker.store.local import LocalStore
 from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
 
@@ -96,7 +96,7 @@ def test_killed_server_job_is_resumed_by_the_next_one_without_duplicates(env, tm
     finally:
         second.stop()
     assert final["state"] == "succeeded", final
-    manifest = read_manifest(LocalStore(tmp_path / "store"), "0800")
+    manifest = require_manifest(LocalStore(tmp_path / "store"), "0800")
     prompt_ids = [e["prompt_id"] for e in manifest.training_data]
     assert sorted(prompt_ids) == sorted(PROMPTS), "each prompt exactly once"
     assert len({e["filename"] for e in manifest.training_data}) == len(PROMPTS)
@@ -116,7 +116,7 @@ def test_a_live_servers_job_is_never_taken_over(env, tmp_path, standin):
     finally:
         first.stop()
         second.stop()
-    manifest = read_manifest(LocalStore(tmp_path / "store"), "0800")
+    manifest = require_manifest(LocalStore(tmp_path / "store"), "0800")
     assert sorted(e["prompt_id"] for e in manifest.training_data) == sorted(PROMPTS)
     jobs = {e["generation"]["job_id"] for e in manifest.training_data}
     assert jobs == {job_id}
@@ -168,7 +168,7 @@ def test_a_live_job_is_never_taken_over_with_the_cpu_busy(env, tmp_path, standin
         first.stop()
         second.stop()
     assert standin.creates == len(PROMPTS), "a prompt was paid for twice"
-    manifest = read_manifest(LocalStore(tmp_path / "store"), "0800")
+    manifest = require_manifest(LocalStore(tmp_path / "store"), "0800")
     assert sorted(e["prompt_id"] for e in manifest.training_data) == sorted(PROMPTS)
 
 
@@ -195,7 +195,7 @@ def test_resume_after_kill_polls_the_predictions_in_flight(env, tmp_path, standi
         second.stop()
     assert final["state"] == "succeeded", final
     assert standin.creates == len(PROMPTS), "predictions in flight were paid twice"
-    manifest = read_manifest(LocalStore(tmp_path / "store"), "0800")
+    manifest = require_manifest(LocalStore(tmp_path / "store"), "0800")
     assert sorted(e["prompt_id"] for e in manifest.training_data) == sorted(PROMPTS)
     resumed = {i["prompt_id"]: i["prediction_id"] for i in final["items"]}
     for prompt_id in in_flight:
@@ -228,5 +228,5 @@ def test_resume_after_expired_outputs_pays_only_for_those(env, tmp_path, standin
     assert final["state"] == "succeeded", final
     started_before = sum(1 for i in job["items"] if i.get("prediction_id"))
     assert len(PROMPTS) <= standin.creates <= len(PROMPTS) + started_before
-    manifest = read_manifest(LocalStore(tmp_path / "store"), "0800")
+    manifest = require_manifest(LocalStore(tmp_path / "store"), "0800")
     assert sorted(e["prompt_id"] for e in manifest.training_data) == sorted(PROMPTS)

@@ -21,7 +21,7 @@ from actor_maker.balance import (
 from actor_maker.cli import main
 from actor_maker.config import Settings
 from actor_maker.errors import InputError
-from actor_maker.manifest import Manifest, new_manifest, read_manifest, update_manifest
+from actor_maker.manifest import Manifest, new_manifest, require_manifest, update_manifest
 from actor_maker.prompts import CATEGORIES, ScenePrompt, load_library
 from actor_maker.store.local import LocalStore
 
@@ -256,7 +256,7 @@ def test_cli_reports_and_dry_run_spends_nothing(actor, capsys):
     assert code == 0, err
     plan = json.loads(out)
     assert plan["dry_run"] is True and plan["total"] == 6
-    assert read_manifest(actor, "0700").training_data == []
+    assert require_manifest(actor, "0700").training_data == []
 
     code, _, err = cli(capsys, "balance", "0700", "--target", "65/20")
     assert code == 2 and "error: target" in err and "Traceback" not in err
@@ -275,7 +275,7 @@ def test_cli_fill_adds_what_is_missing(actor, clean_env, standin, capsys):
     assert code == 0, err
     body = json.loads(out)
     assert body["total"] == 6 and body["successful"] == 6
-    manifest = read_manifest(actor, "0700")
+    manifest = require_manifest(actor, "0700")
     assert sorted(categories(manifest)) == sorted(
         ["photoreal"] * 4 + ["bw_stylized"] + ["color_stylized"]
     )
@@ -287,7 +287,7 @@ def test_cli_fill_adds_what_is_missing(actor, clean_env, standin, capsys):
     assert sum(r.usable + r.rejected + r.review for r in after.rows) == 6
     # whatever the checks rejected (a near-duplicate) is made again
     for _ in range(5):
-        if report(read_manifest(actor, "0700"), Target(size=6)).total_missing == 0:
+        if report(require_manifest(actor, "0700"), Target(size=6)).total_missing == 0:
             break
         code, out, err = cli(capsys, "balance", "0700", "--size", "6", "--fill", "--json")
         assert code == 0, err
@@ -302,7 +302,7 @@ def test_preview_placeholders_are_never_usable(actor, capsys):
     code, out, err = cli(capsys, "balance", "0700", "--size", "6", "--fill", "--json")
     assert code == 0, err
     assert json.loads(out)["successful"] == 6
-    found = report(read_manifest(actor, "0700"), Target(size=6))
+    found = report(require_manifest(actor, "0700"), Target(size=6))
     assert found.total_usable == 0 and found.total_missing == 6
     assert sum(r.rejected for r in found.rows) == 6
     code, out, err = cli(capsys, "balance", "0700", "--size", "6", "--json")
@@ -323,7 +323,7 @@ def test_cli_fill_reuses_prompts_when_the_library_runs_out(actor, capsys):
         capsys, "balance", "0700", "--target", "0/100/0", "--size", str(len(bw) + 1), "--fill"
     )
     assert code == 0, err
-    added = [e for e in read_manifest(actor, "0700").training_data if "generation" in e]
+    added = [e for e in require_manifest(actor, "0700").training_data if "generation" in e]
     assert [e["prompt_id"] for e in added] == [f"{bw[0].id}~2"]
     assert added[0]["category"] == "bw_stylized" and added[0]["prompt"]
 

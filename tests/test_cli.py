@@ -9,7 +9,7 @@ import pytest
 
 from actor_maker.cli import main
 from actor_maker.layout import manifest_key
-from actor_maker.manifest import read_manifest
+from actor_maker.manifest import require_manifest
 from actor_maker.testing.replicate_server import Faults
 
 from .conftest import S3_REGION, STANDIN_TOKEN
@@ -78,7 +78,7 @@ def test_generate_all_json_has_the_old_shape(replicate_env, standin, s3_store, b
     for r in ok:
         assert r["s3_url"].startswith(os.environ["AWS_ENDPOINT_URL"]) and "?" not in r["s3_url"]
     assert body["cost"] == pytest.approx(0.08)
-    manifest = read_manifest(s3_store, "0012")
+    manifest = require_manifest(s3_store, "0012")
     assert len(manifest.training_data) == 2
     assert {e["generation"]["provider"] for e in manifest.training_data} == {"replicate"}
     assert TOKEN not in out + err
@@ -204,7 +204,7 @@ def test_import_legacy_is_safe_twice(s3_env, s3_store, tmp_path, capsys):
     code, out, _ = cli(capsys, "import-legacy", str(MANIFESTS), "--prompt-metadata", str(actors))
     assert code == 0 and "10 manifest(s) imported" in out
     first = {o.key: o.version for o in s3_store.list("system_actors/manifests/")}
-    manifest = read_manifest(s3_store, "0007")
+    manifest = require_manifest(s3_store, "0007")
     legacy = json.loads((MANIFESTS / "0007_manifest.json").read_text())
     prompts = json.loads((PROMPT_METADATA / "0007_european_55_male.json").read_text())["images"]
     for entry, old in zip(manifest.training_data, legacy["training_data"], strict=True):
@@ -381,6 +381,7 @@ def test_reconcile_counts_read_as_words(clean_env, capsys, tmp_path):
         ],
     }
     for data in (fixture_manifest("0006"), one):
+        assert isinstance(data["character_id"], str)
         store.put_if_absent(manifest_key(data["character_id"]), json.dumps(data).encode())
     store.put_if_absent("system_actors/training_data/0700_one/0700_one_5.jpg", sample_image())
     code, out, _ = cli(capsys, "reconcile", "--all")

@@ -7,10 +7,10 @@ import sys
 import pytest
 
 from actor_maker.layout import index_of, training_prefix
-from actor_maker.manifest import read_manifest
+from actor_maker.manifest import require_manifest
 
 from .conftest import S3_REGION
-from .helpers import sample_image
+from .helpers import found, sample_image
 
 ACTOR_ID, ACTOR_NAME = "0300", "0300_concurrent_actor"
 PROMPTS = [
@@ -58,14 +58,14 @@ def run_writers(env, base, processes=4):
 
 
 def check_invariants(store, expected):
-    manifest = read_manifest(store, ACTOR_ID)
+    manifest = require_manifest(store, ACTOR_ID)
     entries = manifest.training_data
     filenames = [e["filename"] for e in entries]
     assert len(entries) == expected, "a manifest update was lost"
     assert len(set(filenames)) == expected, "a filename was used twice"
     objects = {o.key for o in store.list(training_prefix(ACTOR_NAME))}
     assert objects == {e["key"] for e in entries}, "objects and entries disagree"
-    assert sorted(index_of(f) for f in filenames) == list(range(expected))
+    assert sorted(found(index_of(f)) for f in filenames) == list(range(expected))
     for entry in entries:  # no object was overwritten by another process
         assert store.head(entry["key"]).size == entry["size_bytes"]
     assert manifest.data["statistics"]["training_images_count"] == expected

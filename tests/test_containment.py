@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import threading
 import zipfile
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -16,14 +18,14 @@ from actor_maker.config import Settings
 from actor_maker.errors import InputError, NotFoundError
 from actor_maker.export import export
 from actor_maker.layout import training_key
-from actor_maker.manifest import read_manifest, update_manifest
+from actor_maker.manifest import require_manifest, update_manifest
 from actor_maker.store.local import LocalStore
 from actor_maker.trash import TRASH_PREFIX
 
 from .apiserver import serve_in_thread
 from .helpers import sample_image, store_training_image
 
-LIMITS = {"max_bytes": 10 * 1024 * 1024, "max_pixels": 40_000_000}
+LIMITS: dict[str, Any] = {"max_bytes": 10 * 1024 * 1024, "max_pixels": 40_000_000}
 ME, OTHER = ("0400", "0400_me"), ("0401", "0401_other")
 
 
@@ -55,7 +57,7 @@ def seed_pointing_outside(store) -> dict[str, bytes]:
         add(store, actor, 0)
     add(store, OTHER, 1)
     theirs = training_key(OTHER[1], 1, "jpg")
-    sneaky = [
+    sneaky: list[dict[str, Any]] = [
         {"filename": "a_7.jpg", "key": theirs, "status": "synced"},
         {"filename": "b_8.jpg", "key": f"system_actors/training_data/{ME[1]}/../{OTHER[1]}/x.jpg"},
     ]
@@ -138,7 +140,8 @@ class RacingStore(LocalStore):
 
     def __init__(self, root, key: str, *, after: bool) -> None:
         super().__init__(root)
-        self.key, self.after, self.hook = key, after, None
+        self.key, self.after = key, after
+        self.hook: Callable[[], None] | None = None
 
     def delete(self, key: str) -> None:
         hook = self.hook if key == self.key else None
@@ -163,7 +166,7 @@ def test_deleting_an_image_never_removes_what_a_concurrent_update_lists(tmp_path
 
     store.hook = readd
     actors.delete_image(store, ME[0], entry["filename"], via="cli")
-    assert read_manifest(store, ME[0]).find(entry["filename"]) is not None
+    assert require_manifest(store, ME[0]).find(entry["filename"]) is not None
     assert store.get(key).data == image(0)  # listed, so it is there
 
 
@@ -196,7 +199,7 @@ def test_concurrent_deletes_and_writers_leave_no_entry_without_its_object(local_
     for thread in threads:
         thread.join()
     assert errors == []
-    manifest = read_manifest(store, ME[0])
+    manifest = require_manifest(store, ME[0])
     assert sorted(e["filename"] for e in manifest.training_data) == [
         f"{ME[1]}_{i}.jpg" for i in range(20, 32)
     ]

@@ -21,7 +21,7 @@ from actor_maker.captions import caption_for, trigger_first
 from actor_maker.cli import main
 from actor_maker.config import Settings
 from actor_maker.errors import InputError
-from actor_maker.export import CARD_MARK, RECORD, export
+from actor_maker.export import CARD_MARK, RECORD, Format, export
 from actor_maker.layout import training_key
 from actor_maker.manifest import Manifest, new_manifest, read_manifest, update_manifest
 from actor_maker.store.base import ObjectStore
@@ -51,7 +51,7 @@ SPEC: dict[int, tuple[str, str | None, str | None, dict[str, Any]]] = {
     8: ("jpg", "photoreal", "accepted", {"foreign": True}),
 }
 USABLE = {0, 1, 4, 5}  # 7 is usable but its object is gone: a failed item
-FORMATS = ("kohya", "ai-toolkit", "replicate-zip")
+FORMATS: tuple[Format, ...] = ("kohya", "ai-toolkit", "replicate-zip")
 
 
 def _entry(store: ObjectStore, name: str, index: int) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 import io
 import struct
 import zlib
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -10,7 +11,7 @@ from actor_maker.images import PROVIDER_MAX_PIXELS, downscale_for_provider, insp
 
 from .helpers import sample_image
 
-LIMITS = {"max_bytes": 25 * 1024 * 1024, "max_pixels": 50_000_000}
+LIMITS: dict[str, Any] = {"max_bytes": 25 * 1024 * 1024, "max_pixels": 50_000_000}
 
 
 def png_header_only(width: int, height: int) -> bytes:

@@ -4,6 +4,8 @@ a name prefix. Real stores (a directory and moto S3), real HTTP, the real CLI.""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -23,7 +25,7 @@ from actor_maker.trash import TRASH_PREFIX
 from .apiserver import serve_in_thread
 from .helpers import sample_image, store_training_image
 
-LIMITS = {"max_bytes": 10 * 1024 * 1024, "max_pixels": 40_000_000}
+LIMITS: dict[str, Any] = {"max_bytes": 10 * 1024 * 1024, "max_pixels": 40_000_000}
 #: ``0012_a`` and ``0012_ab`` share a prefix; ``0014`` reuses ``0012_a`` (legacy data written
 #: before names were unique).
 A, AB, REUSED = ("0012", "0012_a"), ("0013", "0012_ab"), ("0014", "0012_a")

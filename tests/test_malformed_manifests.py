@@ -5,6 +5,7 @@ go on. Real HTTP (uvicorn on loopback), the real CLI, a real store."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -19,7 +20,7 @@ from actor_maker.manifest import parse_manifest, update_manifest
 from .apiserver import serve_in_thread
 from .helpers import sample_image, store_training_image
 
-LIMITS = {"max_bytes": 10 * 1024 * 1024, "max_pixels": 40_000_000}
+LIMITS: dict[str, Any] = {"max_bytes": 10 * 1024 * 1024, "max_pixels": 40_000_000}
 GOOD = ("0100", "0100_good")
 ENTRY = {"filename": "x_1.jpg", "status": "synced"}
 

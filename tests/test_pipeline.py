@@ -6,12 +6,12 @@ import pytest
 from actor_maker.config import Settings
 from actor_maker.errors import BudgetError, InputError, InvalidImageError, UnknownActorTypeError
 from actor_maker.layout import index_of, manifest_key, training_key, training_prefix
-from actor_maker.manifest import read_manifest
+from actor_maker.manifest import require_manifest
 from actor_maker.pipeline import Actor, Pipeline
 from actor_maker.slots import ProcessSlots
 
 from .fakes import CountingProvider
-from .helpers import fixture_manifest, sample_image
+from .helpers import fixture_manifest, found, sample_image
 
 ACTOR = Actor("0100", "0100_test_actor", "person", "male")
 BASE = sample_image()
@@ -38,13 +38,13 @@ async def test_generate_all_creates_manifest_and_entries(store):
     )
     result = await pipeline.run(plan, BASE)
     assert [i.state for i in result.items] == ["succeeded"] * 3
-    manifest = read_manifest(store, ACTOR.actor_id)
+    manifest = require_manifest(store, ACTOR.actor_id)
     assert manifest is not None
     assert manifest.actor_type == "person" and manifest.actor_sex == "male"
     assert len(manifest.base_images) == 1
     assert store.head(manifest.base_images[0]["key"]) is not None
     entries = manifest.training_data
-    assert sorted(index_of(e["filename"]) for e in entries) == [0, 1, 2]
+    assert sorted(found(index_of(e["filename"])) for e in entries) == [0, 1, 2]
     assert {e["prompt_id"] for e in entries} == set(plan_ids(plan))
     for entry in entries:
         assert entry["status"] == "synced"
@@ -77,7 +77,7 @@ async def test_rerun_generates_only_what_is_missing(local_store):
     assert pipeline.plan_all(ACTOR, only=only).items == ()
     forced = pipeline.plan_all(ACTOR, only=only, force=True)
     await pipeline.run(forced, BASE)
-    manifest = read_manifest(local_store, ACTOR.actor_id)
+    manifest = require_manifest(local_store, ACTOR.actor_id)
     assert len(manifest.training_data) == 4
     assert len({e["filename"] for e in manifest.training_data}) == 4
     assert provider.calls == 4
@@ -90,8 +90,8 @@ async def test_legacy_manifest_is_extended_after_its_highest_index(s3_store):
     pipeline = make(s3_store)
     plan = pipeline.plan_all(actor, only=["photo-rain-platform"])
     result = await pipeline.run(plan, BASE)
-    manifest = read_manifest(s3_store, actor.actor_id)
-    old_highest = max(index_of(e["filename"]) for e in legacy["training_data"])
+    manifest = require_manifest(s3_store, actor.actor_id)
+    old_highest = max(found(index_of(e["filename"])) for e in legacy["training_data"])
     assert result.items[0].index == old_highest + 1
     assert manifest.training_data[: len(legacy["training_data"])] == legacy["training_data"]
     assert manifest.base_images == legacy["base_images"]  # kept, not replaced
@@ -110,7 +110,7 @@ async def test_orphan_object_at_next_index_is_never_overwritten(local_store):
     local_store.put_if_absent(orphan, b"paid for, manifest update lost")
     await pipeline.run(pipeline.plan_all(ACTOR, only=["bw-charcoal-portrait"]), BASE)
     assert local_store.get(orphan).data == b"paid for, manifest update lost"
-    filenames = {e["filename"] for e in read_manifest(local_store, ACTOR.actor_id).training_data}
+    filenames = {e["filename"] for e in require_manifest(local_store, ACTOR.actor_id).training_data}
     assert filenames == {f"{ACTOR.actor_name}_0.jpg", f"{ACTOR.actor_name}_2.jpg"}
 
 
@@ -124,7 +124,7 @@ async def test_a_failed_item_does_not_block_the_others(local_store):
     assert states["bw-charcoal-portrait"] == "failed"
     assert "E005" in next(i.error for i in result.items if i.state == "failed")
     assert result.succeeded == 2
-    manifest = read_manifest(local_store, ACTOR.actor_id)
+    manifest = require_manifest(local_store, ACTOR.actor_id)
     assert {e["prompt_id"] for e in manifest.training_data} == {
         "photo-rain-platform",
         "color-oil-portrait",
@@ -198,7 +198,7 @@ async def test_cancel_keeps_what_finished_and_cancels_the_rest(local_store):
         await task
     assert provider.canceled == 1
     for _ in range(100):  # images already generated are still being stored
-        manifest = read_manifest(local_store, ACTOR.actor_id)
+        manifest = require_manifest(local_store, ACTOR.actor_id)
         if len(manifest.training_data) == 2:
             break
         await asyncio.sleep(0.02)

@@ -16,7 +16,7 @@ from actor_maker.cli import main
 from actor_maker.config import Settings
 from actor_maker.errors import InputError
 from actor_maker.layout import training_key
-from actor_maker.manifest import Manifest, read_manifest, update_manifest
+from actor_maker.manifest import Manifest, require_manifest, update_manifest
 from actor_maker.quality import PREVIEW_REASON, effective_verdict, is_usable
 from actor_maker.quality.review import set_override
 from actor_maker.store.local import LocalStore
@@ -90,7 +90,7 @@ def previews(env: pytest.MonkeyPatch, tmp_path: Path, capsys) -> LocalStore:
 
 
 def test_preview_images_are_rejected_and_never_usable(previews, capsys):
-    manifest = read_manifest(previews, ACTOR)
+    manifest = require_manifest(previews, ACTOR)
     assert manifest is not None and len(manifest.training_data) == 4
     for entry in manifest.training_data:
         assert entry["quality"]["verdict"] == "rejected"
@@ -122,7 +122,7 @@ def test_a_stored_accepted_verdict_does_not_make_a_preview_usable():
 
 
 def test_a_preview_cannot_be_approved(previews):
-    filename = read_manifest(previews, ACTOR).training_data[0]["filename"]
+    filename = require_manifest(previews, ACTOR).training_data[0]["filename"]
     with pytest.raises(InputError, match="preview placeholder"):
         set_override(previews, ACTOR, filename, "accepted", via="cli")
     set_override(previews, ACTOR, filename, "rejected", via="cli")  # rejecting is fine
@@ -151,7 +151,7 @@ def test_clean_previews_moves_them_to_the_trash(previews, tmp_path, capsys):
     code, out, err = cli(capsys, "clean-previews", ACTOR)
     assert code == 0, err
     assert "4 preview image(s) moved to the trash" in out
-    manifest = read_manifest(previews, ACTOR)
+    manifest = require_manifest(previews, ACTOR)
     assert [e["filename"] for e in manifest.training_data] == [real]
     assert list(previews.list(f"system_actors/training_data/{NAME}/")) != []
     keys = {i.key for i in previews.list(f"system_actors/training_data/{NAME}/")}
@@ -171,7 +171,7 @@ def test_clean_previews_all_and_bad_input(previews, capsys):
     assert code == 0, err
     assert "6 preview image(s) moved in all" in out
     for actor_id in (ACTOR, "0711"):
-        assert read_manifest(previews, actor_id).training_data == []
+        assert require_manifest(previews, actor_id).training_data == []
     for args in ([], [ACTOR, "--all"], ["../x"], ["0799"]):
         code, _, err = cli(capsys, "clean-previews", *args)
         assert code == 2 and err.startswith("error: "), args

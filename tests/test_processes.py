@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from actor_maker.manifest import read_manifest
+from actor_maker.manifest import require_manifest
 from actor_maker.store.local import LocalStore
 from actor_maker.testing.replicate_server import Faults
 
@@ -82,7 +82,7 @@ def test_ctrl_c_cancels_in_flight_keeps_finished_and_exits_130(env, standin, tmp
     assert "interrupted" in err
     assert standin.canceled >= 1, err
     assert standin.creates == 2  # nothing new started
-    manifest = read_manifest(LocalStore(tmp_path / "store"), "0800")
+    manifest = require_manifest(LocalStore(tmp_path / "store"), "0800")
     assert len(manifest.training_data) == 1  # the one that finished; nothing after it
 
 
@@ -104,7 +104,7 @@ def test_demo_runs_offline_and_says_where_things_are(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "not training data" in proc.stderr
     assert "manifest:" in proc.stdout and "demo_manifest.json" in proc.stdout
-    manifest = read_manifest(LocalStore(tmp_path / "data" / "store"), "demo")
+    manifest = require_manifest(LocalStore(tmp_path / "data" / "store"), "demo")
     assert len(manifest.training_data) >= 38
     assert {e["generation"]["provider"] for e in manifest.training_data} == {"preview"}
     # the job id it prints is a job of the shared records: `jobs list` and `jobs watch` know it

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 from actor_maker.config import Settings
-from actor_maker.manifest import read_manifest
+from actor_maker.manifest import require_manifest
 from actor_maker.pipeline import Actor, Pipeline
 from actor_maker.providers.base import GeneratedImage, GenerationParams, InputImage
 from actor_maker.quality import effective_verdict, is_usable
@@ -19,7 +19,7 @@ from actor_maker.quality.checker import QualityChecker
 from actor_maker.quality.review import recheck, set_override
 from actor_maker.slots import ProcessSlots
 
-from .helpers import REPO
+from .helpers import REPO, found
 
 PHOTOS = REPO / "tests" / "fixtures" / "photos"
 ASTRONAUT = (PHOTOS / "astronaut.jpg").read_bytes()
@@ -102,7 +102,7 @@ async def test_bad_images_are_stored_but_rejected_with_reasons(store, checker):
         "a blurry one": "rejected",
         "a good one": "accepted",
     }
-    manifest = read_manifest(store, ACTOR.actor_id)
+    manifest = require_manifest(store, ACTOR.actor_id)
     assert len(manifest.training_data) == 3  # paid for: kept, but not training data
     by_prompt = {e["prompt"]: e for e in manifest.training_data}
     assert any(
@@ -120,7 +120,7 @@ async def test_two_near_copies_finishing_together_are_not_both_accepted(store, c
     result = await run(make(store, provider, checker), ["the first take", "the second take"])
     verdicts = sorted(i.verdict for i in result.items)
     assert verdicts == ["accepted", "rejected"]
-    manifest = read_manifest(store, ACTOR.actor_id)
+    manifest = require_manifest(store, ACTOR.actor_id)
     rejected = next(e for e in manifest.training_data if effective_verdict(e) == "rejected")
     kept = next(e for e in manifest.training_data if effective_verdict(e) == "accepted")
     assert f"near-duplicate of {kept['filename']}" in " ".join(rejected["quality"]["reasons"])
@@ -133,7 +133,7 @@ async def test_identity_rejects_another_person(store, checker):
     result = await run(make(store, provider, checker), ["the same woman", "the other woman"])
     verdicts = {i.prompt: i.verdict for i in result.items}
     assert verdicts == {"the same woman": "accepted", "the other woman": "rejected"}
-    manifest = read_manifest(store, ACTOR.actor_id)
+    manifest = require_manifest(store, ACTOR.actor_id)
     other = next(e for e in manifest.training_data if e["prompt"] == "the other woman")
     assert other["quality"]["scores"]["face_distance"] > checker.identity_threshold
 
@@ -143,7 +143,7 @@ async def test_override_and_recheck(local_store, checker):
     await run(make(local_store, provider, checker), ["a blank one", "a good one"])
     blank = next(
         e
-        for e in read_manifest(local_store, ACTOR.actor_id).training_data
+        for e in require_manifest(local_store, ACTOR.actor_id).training_data
         if e["prompt"] == "a blank one"
     )
     entry = set_override(local_store, ACTOR.actor_id, blank["filename"], "accepted", via="api")
@@ -153,6 +153,6 @@ async def test_override_and_recheck(local_store, checker):
     again = next(e for e in rechecked if e["filename"] == blank["filename"])
     assert effective_verdict(again) == "accepted"  # overrides survive a re-check
     set_override(local_store, ACTOR.actor_id, blank["filename"], None, via="cli")
-    manifest = read_manifest(local_store, ACTOR.actor_id)
-    assert effective_verdict(manifest.find(blank["filename"])) == "rejected"
+    manifest = require_manifest(local_store, ACTOR.actor_id)
+    assert effective_verdict(found(manifest.find(blank["filename"]))) == "rejected"
     json.dumps(manifest.data)  # still plain JSON

@@ -18,7 +18,7 @@ from actor_maker.config import Settings
 from actor_maker.jobs.models import JobKind
 from actor_maker.jobs.redis import RedisJobRecords
 from actor_maker.layout import training_prefix
-from actor_maker.manifest import read_manifest
+from actor_maker.manifest import require_manifest
 from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
 
 from .apiserver import clean_environ, read_sse, serve_in_thread
@@ -153,7 +153,7 @@ def wait_all(records, count, timeout=90):
 def check_exact(store, ids, jobs):
     by_actor = {j.actor_id: j for j in jobs}
     for actor_id in ids:
-        manifest = read_manifest(store, actor_id)
+        manifest = require_manifest(store, actor_id)
         prompt_ids = sorted(e["prompt_id"] for e in manifest.training_data)
         assert prompt_ids == sorted(PROMPTS), f"{actor_id}: {prompt_ids}"
         keys = {e["key"] for e in manifest.training_data}

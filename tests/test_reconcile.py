@@ -11,8 +11,8 @@ from actor_maker.images import md5_hex
 from actor_maker.layout import manifest_key, training_key, training_prefix
 from actor_maker.manifest import (
     new_manifest,
-    read_manifest,
     recompute_statistics,
+    require_manifest,
     serialize_manifest,
 )
 from actor_maker.reconcile import reconcile, reconcile_all
@@ -21,7 +21,7 @@ from actor_maker.store.s3 import S3Store
 from actor_maker.trash import list_trash, restore
 
 from .conftest import S3_REGION
-from .helpers import fixture_manifest, sample_image
+from .helpers import fixture_manifest, found, sample_image
 
 #: Fixture 0022: four entries in another bucket, ten ``local_only`` ones.
 ID, NAME = "0022", "0022_european_95_female"
@@ -147,7 +147,7 @@ def test_fix_repairs_the_safe_kinds_and_leaves_external_entries_alone(store):
     objects = snapshot(store)
     report = reconcile(store, ID, fix=True, min_age=0)
     assert report.errors == []
-    manifest = read_manifest(store, ID)
+    manifest = require_manifest(store, ID)
     entries = manifest.training_data
     # external entries: byte-identical and in their order
     names = {e["filename"] for e in fixture_manifest(ID)["training_data"]}
@@ -157,11 +157,11 @@ def test_fix_repairs_the_safe_kinds_and_leaves_external_entries_alone(store):
     by_name = Counter(e["filename"] for e in entries)
     assert by_name[filename_of(104)] == 1  # exact copy dropped
     assert by_name[filename_of(105)] == 2  # different entries: both kept
-    missing = manifest.find(filename_of(101))
+    missing = found(manifest.find(filename_of(101)))
     assert missing["status"] == "missing" and missing["missing_since"]
-    assert manifest.find(filename_of(102))["size_bytes"] == len(image(102))
-    assert manifest.find(filename_of(103))["md5_hash"] == md5_hex(image(103))
-    adopted = manifest.find(filename_of(106))
+    assert found(manifest.find(filename_of(102)))["size_bytes"] == len(image(102))
+    assert found(manifest.find(filename_of(103)))["md5_hash"] == md5_hex(image(103))
+    adopted = found(manifest.find(filename_of(106)))
     assert adopted["key"] == key_of(106)
     assert adopted["s3_url"] == store.public_url(key_of(106))
     assert adopted["md5_hash"] == md5_hex(image(106))
@@ -199,10 +199,10 @@ def test_fix_repairs_the_safe_kinds_and_leaves_external_entries_alone(store):
     assert any("adopted" in line for line in report.fixed)
 
     # the second run finds nothing to write
-    version = read_manifest(store, ID).version
+    version = require_manifest(store, ID).version
     again = reconcile(store, ID, fix=True, min_age=0)
     assert again.fixed == [] and again.errors == []
-    assert read_manifest(store, ID).version == version
+    assert require_manifest(store, ID).version == version
     assert [o.key for o in again.orphans] == [key_of(107)]
     assert [m.filename for m in again.missing] == [filename_of(101)]
     assert again.mismatched == [] and again.statistics == []
@@ -223,7 +223,8 @@ def test_delete_orphans_moves_only_orphans_whose_metadata_names_the_actor(store)
     (record,) = list_trash(store, actor_id=ID)
     assert record.reason == "orphan" and record.via == "cli"
     assert [o["key"] for o in record.objects] == [key_of(108)]
-    assert {o.key: o.action for o in report.orphans}[key_of(108)].startswith("moved to the trash")
+    actions = {o.key: o.action for o in report.orphans}
+    assert found(actions[key_of(108)]).startswith("moved to the trash")
     restore(store, record.trash_id)
     assert store.get(key_of(108)).data == image(108)
     assert [o.key for o in reconcile(store, ID, min_age=0).orphans] == [
@@ -239,7 +240,7 @@ def test_young_orphans_are_reported_and_left_alone(store):
     assert {o.key for o in report.orphans if o.recent} == {key_of(106), key_of(107)}
     assert all(o.action is None for o in report.orphans)
     assert store.head(key_of(107)) is not None
-    assert read_manifest(store, ID).find(filename_of(106)) is None
+    assert require_manifest(store, ID).find(filename_of(106)) is None
     assert list_trash(store) == []
 
 
@@ -269,9 +270,9 @@ def test_adoptable_needs_this_actor_a_prompt_and_a_job(store):
     assert store.head(key_of(4, name)) is not None  # claimed by an entry's name: never moved
     assert store.get(key_of(1, name)).data == image(1)  # another actor's: never moved
     assert store.head(key_of(3, name)) is None  # ours, not adoptable: moved to the trash
-    after = read_manifest(store, aid)
+    after = require_manifest(store, aid)
     assert after.training_data[0] == manifest.training_data[0]
-    assert after.find(filename_of(2, name))["generation"]["prediction_id"] == "x"
+    assert found(after.find(filename_of(2, name)))["generation"]["prediction_id"] == "x"
 
 
 def test_unknown_and_corrupt_manifests(store):
@@ -310,7 +311,7 @@ def test_the_old_systems_bucket_maps_its_entries_into_the_store(moto_server):
     assert {m.filename for m in report.mismatched} == {e["filename"] for e in synced[:3]}
     assert report.orphans == []
     reconcile(store, "0006", fix=True, min_age=0)
-    after = read_manifest(store, "0006")
+    after = require_manifest(store, "0006")
     local = [e for e in data["training_data"] if e["status"] == "local_only"]
     assert [e for e in after.training_data if e["status"] == "local_only"] == local
     assert sum(1 for e in after.training_data if e["status"] == "missing") == len(synced) - 3
@@ -346,7 +347,7 @@ def test_multipart_etags_are_not_taken_for_md5(s3_store, moto_server, s3_bucket)
         (filename_of(2, name), "size_bytes")
     ]
     reconcile(s3_store, aid, fix=True, min_age=0)
-    fixed = read_manifest(s3_store, aid).find(filename_of(2, name))
+    fixed = found(require_manifest(s3_store, aid).find(filename_of(2, name)))
     assert fixed["size_bytes"] == len(datas[2]) and fixed["md5_hash"] == md5_hex(datas[2])
     assert reconcile(s3_store, aid, min_age=0).consistent
 

@@ -78,7 +78,9 @@ def test_make_thumbnail_fits_within_the_box_as_webp(size, mode, fmt, expected):
     assert max(thumb.size) <= THUMBNAIL_SIZE
     assert thumb.mode == "RGB"
     if mode == "RGBA":  # fully transparent pixels become white, not black
-        r, g, b = thumb.convert("RGB").getpixel((10, 10))
+        pixel = thumb.convert("RGB").getpixel((10, 10))
+        assert isinstance(pixel, tuple)
+        r, g, b = pixel
         assert min(r, g, b) > 240
 
 

@@ -116,7 +116,7 @@ async def test_train_poll_weights_and_samples(standin, tmp_path):
         status = await until_final(t, training_id)
         assert status.state is TrainingState.succeeded, status.error
         assert status.progress == 1.0 and "200/200" in status.logs_tail
-        assert status.model_version and status.model_version.startswith(req.destination + ":")
+        assert status.model_version and status.model_version.startswith(f"{req.destination}:")
         assert status.gpu_seconds and status.gpu_seconds > 0
         assert status.extra["cost"] == round(status.gpu_seconds * 0.001525, 6)
         weights = await t.weights(status)

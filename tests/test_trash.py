@@ -4,6 +4,7 @@ import io
 import json
 import os
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -12,13 +13,13 @@ from actor_maker.cli import app, main
 from actor_maker.cli import trash as trash_cli
 from actor_maker.errors import InputError, NotFoundError
 from actor_maker.layout import base_image_key, manifest_key, training_key
-from actor_maker.manifest import read_manifest, update_manifest
+from actor_maker.manifest import read_manifest, require_manifest, update_manifest
 from actor_maker.store.local import LocalStore
 from actor_maker.trash import TRASH_PREFIX, list_trash, move_to_trash, purge, restore
 
 from .helpers import sample_image, store_training_image
 
-LIMITS = {"max_bytes": 10 * 1024 * 1024, "max_pixels": 40_000_000}
+LIMITS: dict[str, Any] = {"max_bytes": 10 * 1024 * 1024, "max_pixels": 40_000_000}
 ID, NAME = "0600", "0600_trash_actor"
 
 
@@ -84,12 +85,13 @@ def test_move_to_trash_copies_with_metadata_then_deletes(store):
 
 
 def test_move_refuses_bad_reason_via_and_keys(store):
-    for kwargs in (
+    refused: list[dict[str, Any]] = [
         {"reason": "oops", "via": "cli", "keys": []},
         {"reason": "delete", "via": "mail", "keys": []},
         {"reason": "delete", "via": "cli", "keys": ["system_actors/../x"]},
         {"reason": "delete", "via": "cli", "keys": [f"{TRASH_PREFIX}x/y"]},
-    ):
+    ]
+    for kwargs in refused:
         with pytest.raises(InputError):
             move_to_trash(store, actor_id=ID, actor_name=NAME, **kwargs)
     assert objects(store) == {}
@@ -97,14 +99,14 @@ def test_move_refuses_bad_reason_via_and_keys(store):
 
 def test_delete_then_restore_gives_back_entries_and_bytes(store):
     make_actor(store)
-    before_manifest = read_manifest(store, ID)
+    before_manifest = require_manifest(store, ID)
     before_objects = outside_trash(store)
     first = actors.delete_image(store, ID, f"{NAME}_1.jpg", via="ui")
     second = actors.delete_all_images(store, ID, via="ui")
     assert [r.trash_id for r in list_trash(store)] == [second.trash_id, first.trash_id]
     restore(store, second.trash_id)
     restore(store, first.trash_id)
-    after = read_manifest(store, ID)
+    after = require_manifest(store, ID)
     assert sorted(after.training_data, key=lambda e: e["filename"]) == sorted(
         before_manifest.training_data, key=lambda e: e["filename"]
     )
@@ -130,7 +132,7 @@ def test_restore_onto_a_reused_index_takes_the_next_free_one(store):
     assert entry["s3_url"] == store.public_url(entry["key"])
     assert store.get(entry["key"]).data == image(1)
     assert store.head(entry["key"]).metadata == {"seed": "1"}
-    manifest = read_manifest(store, ID)
+    manifest = require_manifest(store, ID)
     assert manifest.find(f"{NAME}_4.jpg") == entry
     assert manifest.find(f"{NAME}_1.jpg") == newer
     assert {k: v for k, v in entry.items() if k not in ("filename", "key", "s3_url")} == {
@@ -153,17 +155,17 @@ def test_restore_after_a_crash_between_copy_and_delete_makes_no_duplicate(store)
     before = outside_trash(store)
     restore(store, record.trash_id)
     assert outside_trash(store).keys() == before.keys()
-    assert read_manifest(store, ID).training_data == entries
+    assert require_manifest(store, ID).training_data == entries
 
 
 def test_delete_actor_then_restore_recreates_the_manifest(store):
     make_actor(store)
-    before_manifest = read_manifest(store, ID)
+    before_manifest = require_manifest(store, ID)
     before_objects = outside_trash(store)
     record = actors.delete_actor(store, ID, confirm=ID, via="cli")
     assert read_manifest(store, ID) is None
     restore(store, record.trash_id)
-    after = read_manifest(store, ID)
+    after = require_manifest(store, ID)
     for field in ("training_data", "base_images", "metadata", "statistics", "last_index"):
         assert after.data[field] == before_manifest.data[field]
     assert outside_trash(store).keys() == before_objects.keys()
@@ -178,7 +180,7 @@ def test_restore_actor_into_a_newly_created_one_merges(store):
     actors.create_actor(store, actor_id=ID, actor_name=NAME, base_image=image(50), **LIMITS)
     newer = add_image(store, 0, seed=40)
     restore(store, record.trash_id)
-    manifest = read_manifest(store, ID)
+    manifest = require_manifest(store, ID)
     assert [e["filename"] for e in manifest.training_data] == [
         newer["filename"],
         f"{NAME}_2.jpg",  # the old _0, moved past the taken index
@@ -219,7 +221,7 @@ def test_restore_of_an_image_needs_the_actor(store):
         restore(store, record.trash_id)
     restore(store, whole.trash_id)
     restore(store, record.trash_id)
-    assert read_manifest(store, ID).training_data == entries
+    assert require_manifest(store, ID).training_data == entries
 
 
 def test_purge_by_age(store, monkeypatch):
@@ -302,7 +304,7 @@ def test_cli_trash_list_and_restore(cli_store, capsys):
     assert code == 0 and record.trash_id in out and "1 deletion(s)" in out
     code, out, _ = cli(capsys, "trash", "restore", record.trash_id)
     assert code == 0 and "restored 1 object and 1 entry" in out
-    assert read_manifest(cli_store, ID).find(entries[0]["filename"]) is not None
+    assert require_manifest(cli_store, ID).find(entries[0]["filename"]) is not None
     code, _, err = cli(capsys, "trash", "restore", "../../etc")
     assert code == 2 and err.startswith("error: invalid trash id")
 

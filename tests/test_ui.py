@@ -14,7 +14,7 @@ from actor_maker.config import Settings
 from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
 
 from .apiserver import serve_in_thread
-from .helpers import REPO
+from .helpers import REPO, found
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -333,7 +333,7 @@ def test_captions_trigger_word_and_export(page, standin, tmp_path):
     expect(status).to_contain_text(
         re.compile(r"Replaced .woman. with .person.: \d+ captions? updated")
     )
-    changed = int(re.search(r"(\d+) captions? updated", status.inner_text()).group(1))
+    changed = int(found(re.search(r"(\d+) captions? updated", status.inner_text())).group(1))
     assert changed > 0
     tiles.first.get_by_role("button").click()
     expect(caption).to_have_value("amk0105 a person waiting on a rainy platform")
