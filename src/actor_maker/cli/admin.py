@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from actor_maker import prompts as prompt_lib
-from actor_maker.actors import check_name_free
+from actor_maker.actors import ensure_manifest
 from actor_maker.cli.generate import build, execute
 from actor_maker.cli.state import State
 from actor_maker.demo import DEMO_ACTOR, DEMO_DESCRIPTION, DEMO_OUTFIT, demo_base_image
@@ -23,9 +23,7 @@ from actor_maker.legacy import import_legacy
 from actor_maker.manifest import (
     Entry,
     new_manifest,
-    read_manifest,
     require_manifest,
-    update_manifest,
 )
 from actor_maker.quality import effective_verdict, is_preview
 from actor_maker.store import ObjectStore, open_store
@@ -199,39 +197,22 @@ def register(app: typer.Typer) -> None:
         state: State = ctx.obj
         pipeline = build(state, provider, None)
         actor = DEMO_ACTOR
-        if read_manifest(pipeline.store, actor.actor_id) is None:
-            check_name_free(pipeline.store, actor.actor_name, actor.actor_id)
-        update_manifest(
-            pipeline.store,
-            actor.actor_id,
-            lambda _m: False,
-            create=lambda: new_manifest(
-                actor_id=actor.actor_id,
-                actor_name=actor.actor_name,
-                actor_type=actor.type,
-                actor_sex=actor.actor_sex,
-                description=DEMO_DESCRIPTION,
-                outfit=DEMO_OUTFIT,
-            ),
+        demo = new_manifest(
+            actor_id=actor.actor_id,
+            actor_name=actor.actor_name,
+            actor_type=actor.type,
+            actor_sex=actor.actor_sex,
+            description=DEMO_DESCRIPTION,
+            outfit=DEMO_OUTFIT,
         )
+        ensure_manifest(pipeline.store, demo)  # the texts its prompts are rendered with
         plan = pipeline.plan_all(actor)
         state.info(
             f"demo actor {actor.actor_id} ({actor.actor_name}): "
             "NASA portrait of Eileen Collins, public domain"
         )
         try:
-            execute(
-                state,
-                pipeline,
-                plan,
-                demo_base_image(),
-                as_json=False,
-                single=False,
-                dry_run=False,
-                max_cost=None,
-                seed=None,
-                dedupe_key=DEDUPE_ALL,
-            )
+            execute(state, pipeline, plan, demo_base_image(), dedupe_key=DEDUPE_ALL)
             if train_lora:
                 _demo_train(state, pipeline.store, actor.actor_id)
         finally:
