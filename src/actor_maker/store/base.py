@@ -15,6 +15,7 @@ import abc
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from actor_maker.errors import InputError
 
@@ -71,6 +72,18 @@ def check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
     return {k: str(v) for k, v in meta.items()}
 
 
+@dataclass(frozen=True)
+class Attributes:
+    """What a write stores beside the bytes: content type and (checked) metadata."""
+
+    content_type: str | None
+    metadata: dict[str, str]
+
+    @classmethod
+    def checked(cls, content_type: str | None, metadata: Mapping[str, str] | None) -> Attributes:
+        return cls(content_type, check_metadata(metadata))
+
+
 class ObjectStore(abc.ABC):
     """Primitives every store offers. Implementations: ``LocalStore``, ``S3Store``."""
 
@@ -85,7 +98,6 @@ class ObjectStore(abc.ABC):
     def head(self, key: str) -> ObjectInfo | None:
         """Size, version and metadata of ``key``; ``None`` when absent."""
 
-    @abc.abstractmethod
     def put_if_absent(
         self,
         key: str,
@@ -95,8 +107,8 @@ class ObjectStore(abc.ABC):
         metadata: Mapping[str, str] | None = None,
     ) -> ObjectInfo:
         """Create ``key``; ``PreconditionFailed`` when it already exists. Never overwrites."""
+        return self._create(key, data, Attributes.checked(content_type, metadata))
 
-    @abc.abstractmethod
     def put_if_version(
         self,
         key: str,
@@ -111,8 +123,8 @@ class ObjectStore(abc.ABC):
         A missing key also fails with ``PreconditionFailed``. Readers never see a
         half-written object.
         """
+        return self._replace(key, data, version, Attributes.checked(content_type, metadata))
 
-    @abc.abstractmethod
     def put_file(
         self,
         key: str,
@@ -128,6 +140,21 @@ class ObjectStore(abc.ABC):
         Unconditional: for artefacts one writer owns (an export's zip), never for training
         images or manifests, which go through ``put_if_absent``/``put_if_version``.
         """
+        return self._upload(key, Path(path), Attributes.checked(content_type, metadata))
+
+    # The write primitives each backend supplies, behind the three ``put`` methods above.
+
+    @abc.abstractmethod
+    def _create(self, key: str, data: bytes, attributes: Attributes) -> ObjectInfo:
+        """``put_if_absent``."""
+
+    @abc.abstractmethod
+    def _replace(self, key: str, data: bytes, version: str, attributes: Attributes) -> ObjectInfo:
+        """``put_if_version``."""
+
+    @abc.abstractmethod
+    def _upload(self, key: str, path: Path, attributes: Attributes) -> ObjectInfo:
+        """``put_file``."""
 
     @abc.abstractmethod
     def list(self, prefix: str) -> Iterator[ObjectInfo]:

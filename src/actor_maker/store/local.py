@@ -32,7 +32,7 @@ import json
 import os
 import secrets
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from typing import Any
 import portalocker
 
 from actor_maker.errors import InputError, NotFoundError, PreconditionFailed, StoreError
-from actor_maker.store.base import ObjectInfo, ObjectStore, StoredObject, check_key, check_metadata
+from actor_maker.store.base import Attributes, ObjectInfo, ObjectStore, StoredObject, check_key
 
 _META_DIR = ".meta"
 _LOCK_DIR = ".locks"
@@ -108,37 +108,20 @@ class LocalStore(ObjectStore):
 
     # --- writes ------------------------------------------------------------------
 
-    def put_if_absent(
-        self,
-        key: str,
-        data: bytes,
-        *,
-        content_type: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-    ) -> ObjectInfo:
+    def _create(self, key: str, data: bytes, attributes: Attributes) -> ObjectInfo:
         path = self._path(key)
-        meta = check_metadata(metadata)
         with _os_errors(f"write {key!r}"), self._locked(key), _temp_file(path, data) as tmp:
             if os.path.lexists(path):
                 raise PreconditionFailed(f"object {key!r} already exists")
-            info = self._record(key, tmp, data, content_type, meta)
+            info = self._record(key, tmp, _md5(data), attributes)
             try:
                 os.link(tmp, path)
             except FileExistsError as exc:
                 raise PreconditionFailed(f"object {key!r} already exists") from exc
             return info
 
-    def put_if_version(
-        self,
-        key: str,
-        data: bytes,
-        version: str,
-        *,
-        content_type: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-    ) -> ObjectInfo:
+    def _replace(self, key: str, data: bytes, version: str, attributes: Attributes) -> ObjectInfo:
         path = self._path(key)
-        meta = check_metadata(metadata)
         with _os_errors(f"write {key!r}"), self._locked(key), _temp_file(path, data) as tmp:
             try:
                 current = _md5_file(path)
@@ -146,30 +129,20 @@ class LocalStore(ObjectStore):
                 raise PreconditionFailed(f"object {key!r} does not exist") from exc
             if current != version:
                 raise PreconditionFailed(f"object {key!r} changed since it was read")
-            info = self._record(key, tmp, data, content_type, meta)
+            info = self._record(key, tmp, _md5(data), attributes)
             os.replace(tmp, path)
             return info
 
-    def put_file(
-        self,
-        key: str,
-        path: str | os.PathLike[str],
-        *,
-        content_type: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-    ) -> ObjectInfo:
+    def _upload(self, key: str, path: Path, attributes: Attributes) -> ObjectInfo:
         final = self._path(key)
-        meta = check_metadata(metadata)
         with (
             _os_errors(f"write {key!r}"),
             self._locked(key),
-            _temp_copy(final, Path(path)) as (tmp, version),
+            _temp_copy(final, path) as (tmp, version),
         ):
-            st = tmp.stat()
-            sidecar = _Sidecar(version, content_type, meta, _stamp(st))
-            self._write_sidecar(key, sidecar)
+            info = self._record(key, tmp, version, attributes)
             os.replace(tmp, final)
-            return _info(key, st, version, sidecar)
+            return info
 
     def delete(self, key: str) -> None:
         path = self._path(key)
@@ -249,14 +222,12 @@ class LocalStore(ObjectStore):
             finally:
                 portalocker.unlock(fh)
 
-    def _record(
-        self, key: str, tmp: Path, data: bytes, content_type: str | None, meta: dict[str, str]
-    ) -> ObjectInfo:
-        """Write the sidecar for the bytes in ``tmp``, about to become ``key``."""
+    def _record(self, key: str, tmp: Path, version: str, attributes: Attributes) -> ObjectInfo:
+        """Write the sidecar for the bytes in ``tmp`` (at ``version``), about to become ``key``."""
         st = tmp.stat()
-        sidecar = _Sidecar(_md5(data), content_type, meta, _stamp(st))
+        sidecar = _Sidecar(version, attributes.content_type, attributes.metadata, _stamp(st))
         self._write_sidecar(key, sidecar)
-        return _info(key, st, sidecar.version, sidecar)
+        return _info(key, st, version, sidecar)
 
     def _write_sidecar(self, key: str, sidecar: _Sidecar) -> None:
         body = json.dumps(dataclasses.asdict(sidecar)).encode()

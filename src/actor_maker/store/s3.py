@@ -17,6 +17,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -34,7 +35,7 @@ from actor_maker.errors import (
     PreconditionFailed,
     StoreError,
 )
-from actor_maker.store.base import ObjectInfo, ObjectStore, StoredObject, check_key, check_metadata
+from actor_maker.store.base import Attributes, ObjectInfo, ObjectStore, StoredObject, check_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -134,43 +135,18 @@ class S3Store(ObjectStore):
 
     # --- writes ------------------------------------------------------------------
 
-    def put_if_absent(
-        self,
-        key: str,
-        data: bytes,
-        *,
-        content_type: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-    ) -> ObjectInfo:
-        return self._put(key, data, content_type, metadata, IfNoneMatch="*")
+    def _create(self, key: str, data: bytes, attributes: Attributes) -> ObjectInfo:
+        return self._put(key, data, attributes, IfNoneMatch="*")
 
-    def put_if_version(
-        self,
-        key: str,
-        data: bytes,
-        version: str,
-        *,
-        content_type: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-    ) -> ObjectInfo:
-        return self._put(key, data, content_type, metadata, IfMatch=f'"{_unquote_etag(version)}"')
+    def _replace(self, key: str, data: bytes, version: str, attributes: Attributes) -> ObjectInfo:
+        return self._put(key, data, attributes, IfMatch=f'"{_unquote_etag(version)}"')
 
-    def put_file(
-        self,
-        key: str,
-        path: str | os.PathLike[str],
-        *,
-        content_type: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-    ) -> ObjectInfo:
+    def _upload(self, key: str, path: Path, attributes: Attributes) -> ObjectInfo:
         """boto3's managed transfer: one PUT for small files, multipart above 16 MB."""
         full = self._full_key(key)
-        extra: dict[str, Any] = {"Metadata": check_metadata(metadata)}
-        if content_type:
-            extra["ContentType"] = content_type
         with self._errors("put", full):
             self.client.upload_file(
-                os.fspath(path), self._bucket, full, ExtraArgs=extra, Config=_TRANSFER
+                os.fspath(path), self._bucket, full, ExtraArgs=_extra(attributes), Config=_TRANSFER
             )
         info = self.head(key)
         if info is None:  # pragma: no cover - deleted by someone else in between
@@ -243,20 +219,10 @@ class S3Store(ObjectStore):
 
     # --- requests ------------------------------------------------------------------
 
-    def _put(
-        self,
-        key: str,
-        data: bytes,
-        content_type: str | None,
-        metadata: Mapping[str, str] | None,
-        **condition: str,
-    ) -> ObjectInfo:
+    def _put(self, key: str, data: bytes, attributes: Attributes, **condition: str) -> ObjectInfo:
         full = self._full_key(key)
-        meta = check_metadata(metadata)
         params: dict[str, Any] = {"Bucket": self._bucket, "Key": full, "Body": data}
-        params.update(Metadata=meta, **condition)
-        if content_type:
-            params["ContentType"] = content_type
+        params.update(_extra(attributes), **condition)
         with self._errors("put", full, missing=PreconditionFailed):
             resp = self.client.put_object(**params)
         return ObjectInfo(
@@ -264,8 +230,8 @@ class S3Store(ObjectStore):
             size=len(data),
             version=_unquote_etag(resp["ETag"]),
             modified=time.time(),
-            metadata=meta,
-            content_type=content_type,
+            metadata=attributes.metadata,
+            content_type=attributes.content_type,
         )
 
     def _info(self, key: str, resp: Mapping[str, Any]) -> ObjectInfo:
@@ -331,6 +297,14 @@ def _make_client(
         region_name=region,
     )
     return session.client("s3", endpoint_url=endpoint_url, config=config)
+
+
+def _extra(attributes: Attributes) -> dict[str, Any]:
+    """The request parameters that store ``attributes`` with an object."""
+    extra: dict[str, Any] = {"Metadata": attributes.metadata}
+    if attributes.content_type:
+        extra["ContentType"] = attributes.content_type
+    return extra
 
 
 def _unquote_etag(etag: str) -> str:
