@@ -24,6 +24,7 @@ import pytest
 import redis
 
 from actor_maker.errors import ConfigError, InputError, StoreError
+from actor_maker.jobs.memory import MemoryJobRecords
 from actor_maker.jobs.models import ItemState, Job, JobItem, JobState
 from actor_maker.jobs.records import JobRecords
 from actor_maker.jobs.redis import RedisJobRecords
@@ -202,6 +203,28 @@ def test_list_filters_orders_and_pages(records: JobRecords) -> None:
     assert records.count(actor_id="0002", states=[JobState.queued]) == 1
     assert records.count(actor_id="0001", states=running) == 1
     assert records.count(actor_id="9999") == 0
+
+
+def test_list_and_count_agree_on_odd_arguments(records: JobRecords) -> None:
+    """The base class owns these rules (``JobRecords.list``/``count``), so every backend
+    answers alike: no page for a limit under 1, a negative offset is the start, a state
+    named twice counts once."""
+    jobs = [make_job("0001", i, state=JobState.running) for i in range(3)]
+    for job in jobs:
+        records.create(job)
+    newest_first = [j.id for j in reversed(jobs)]
+    assert records.list(limit=0) == []
+    assert records.list(limit=-1) == []
+    assert ids(records.list(offset=-2)) == newest_first
+    twice = [JobState.running, JobState.running]
+    assert ids(records.list(states=twice)) == newest_first
+    assert records.count(states=twice) == 3
+    assert records.count(actor_id="0001", states=twice) == 3
+
+
+def test_memory_records_list_like_the_stored_ones() -> None:
+    test_list_filters_orders_and_pages(MemoryJobRecords())
+    test_list_and_count_agree_on_odd_arguments(MemoryJobRecords())
 
 
 def test_save_moves_a_job_between_filters(records: JobRecords) -> None:

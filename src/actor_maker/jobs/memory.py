@@ -10,18 +10,19 @@ from __future__ import annotations
 import builtins
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from pydantic_core import to_json
 
 from actor_maker.errors import InputError
 from actor_maker.jobs.models import Job, JobEvent, JobState
+from actor_maker.jobs.records import JobFilter, JobRecords
 
 _UNFINISHED = (JobState.queued, JobState.running)
 
 
-class MemoryJobRecords:
+class MemoryJobRecords(JobRecords):
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._lock = threading.RLock()
@@ -74,32 +75,16 @@ class MemoryJobRecords:
         jobs = [j for j in (self._load(i) for i in self._jobs) if j is not None]
         return sorted(jobs, key=lambda j: j.created_at, reverse=True)
 
-    def _filtered(
-        self, actor_id: str | None, states: Sequence[JobState] | None
-    ) -> builtins.list[Job]:
-        return [
-            j
-            for j in self._all()
-            if (actor_id is None or j.actor_id == actor_id)
-            and (states is None or j.state in states)
-        ]
+    def _filtered(self, where: JobFilter) -> builtins.list[Job]:
+        return [j for j in self._all() if where.matches(j)]
 
-    def list(
-        self,
-        *,
-        actor_id: str | None = None,
-        states: Sequence[JobState] | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> builtins.list[Job]:
+    def _list(self, where: JobFilter, limit: int, offset: int) -> builtins.list[Job]:
         with self._lock:
-            return self._filtered(actor_id, states)[offset : offset + limit]
+            return self._filtered(where)[offset : offset + limit]
 
-    def count(
-        self, *, actor_id: str | None = None, states: Sequence[JobState] | None = None
-    ) -> int:
+    def _count(self, where: JobFilter) -> int:
         with self._lock:
-            return len(self._filtered(actor_id, states))
+            return len(self._filtered(where))
 
     def request_cancel(self, job_id: str) -> Job | None:
         with self._lock:
@@ -155,7 +140,11 @@ class MemoryJobRecords:
 
     def orphaned(self) -> builtins.list[Job]:
         with self._lock:
-            jobs = [j for j in self._filtered(None, _UNFINISHED) if self.lease_owner(j.id) is None]
+            jobs = [
+                j
+                for j in self._filtered(JobFilter(states=_UNFINISHED))
+                if self.lease_owner(j.id) is None
+            ]
             return sorted(jobs, key=lambda j: j.created_at)
 
     def close(self) -> None:

@@ -46,6 +46,7 @@ from redis.retry import Retry
 
 from actor_maker.errors import ConfigError, InputError, StoreError
 from actor_maker.jobs.models import Job, JobEvent, JobState
+from actor_maker.jobs.records import JobFilter, JobRecords
 
 #: Seconds to wait for a connection, and for the reply to a command.
 CONNECT_TIMEOUT_S = 5.0
@@ -117,7 +118,7 @@ return 0
 """
 
 
-class RedisJobRecords:
+class RedisJobRecords(JobRecords):
     """``JobRecords`` in the Redis at ``url``, every key under ``prefix:``.
 
     ``client`` replaces the one built from ``url`` (which is then only named in
@@ -303,41 +304,30 @@ class RedisJobRecords:
         )
         return [_text(member) for member, _ in merged][:stop]
 
-    def list(
-        self,
-        *,
-        actor_id: str | None = None,
-        states: Sequence[JobState] | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> builtins.list[Job]:
-        """Newest first."""
-        offset = max(offset, 0)
-        if limit <= 0 or (states is not None and not states):
-            return []
-        if states is None:
-            key = self._all_key if actor_id is None else self._actor_key(actor_id)
+    def _list(self, where: JobFilter, limit: int, offset: int) -> builtins.list[Job]:
+        if where.states is None:
             with self._errors() as client:
-                ids = [_text(m) for m in client.zrevrange(key, offset, offset + limit - 1)]
+                members = client.zrevrange(self._filter_key(where), offset, offset + limit - 1)
+            ids = [_text(m) for m in members]
         else:
-            ids = self._newest(actor_id, _unique(states), offset + limit)[offset:]
+            ids = self._newest(where.actor_id, where.states, offset + limit)[offset:]
         return self._jobs(ids)
 
-    def count(
-        self, *, actor_id: str | None = None, states: Sequence[JobState] | None = None
-    ) -> int:
-        """How many jobs ``list`` would page through with these filters."""
-        if states is None:
-            key = self._all_key if actor_id is None else self._actor_key(actor_id)
+    def _count(self, where: JobFilter) -> int:
+        if where.states is None:
             with self._errors() as client:
-                return int(client.zcard(key))
-        if actor_id is not None:
-            return len(self._newest(actor_id, _unique(states), None))
+                return int(client.zcard(self._filter_key(where)))
+        if where.actor_id is not None:
+            return len(self._newest(where.actor_id, where.states, None))
         with self._errors() as client:
             pipe = client.pipeline(transaction=True)
-            for state in _unique(states):
+            for state in where.states:
                 pipe.zcard(self._state_key(state))
             return sum(int(n) for n in pipe.execute())
+
+    def _filter_key(self, where: JobFilter) -> str:
+        """The index of every job, or of one actor's jobs (``where`` has no states)."""
+        return self._all_key if where.actor_id is None else self._actor_key(where.actor_id)
 
     def request_cancel(self, job_id: str) -> Job | None:
         """Set ``cancel_requested`` (seen by whichever process runs the job)."""
@@ -432,10 +422,6 @@ def _rank(entry: tuple[Any, float]) -> tuple[float, bytes]:
     """Sort key of a sorted-set entry, as Redis orders them: score, then member bytes."""
     member, score = entry
     return score, member if isinstance(member, bytes) else str(member).encode()
-
-
-def _unique(states: Sequence[JobState]) -> builtins.list[JobState]:
-    return list(dict.fromkeys(JobState(s) for s in states))
 
 
 def _job(record: object, cancel: object) -> Job | None:

@@ -30,6 +30,7 @@ from pydantic_core import to_json
 
 from actor_maker.errors import InputError, StoreError
 from actor_maker.jobs.models import Job, JobEvent, JobState
+from actor_maker.jobs.records import JobFilter, JobRecords
 
 #: How long a writer waits for another process's write lock before giving up.
 BUSY_TIMEOUT_MS = 5000
@@ -70,7 +71,7 @@ _JOB_COLUMNS = "record, cancel_requested"
 _UNFINISHED = (JobState.queued.value, JobState.running.value)
 
 
-class SQLiteJobRecords:
+class SQLiteJobRecords(JobRecords):
     """``JobRecords`` in a SQLite file at ``path`` (created with its parent folders)."""
 
     def __init__(
@@ -220,29 +221,18 @@ class SQLiteJobRecords:
                 )
             return job
 
-    def list(
-        self,
-        *,
-        actor_id: str | None = None,
-        states: Sequence[JobState] | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> builtins.list[Job]:
-        """Newest first."""
-        where, params = _filters(actor_id, states)
+    def _list(self, where: JobFilter, limit: int, offset: int) -> builtins.list[Job]:
+        clause, params = _where(where)
         rows = self._read(
-            f"SELECT {_JOB_COLUMNS} FROM jobs {where}"
+            f"SELECT {_JOB_COLUMNS} FROM jobs {clause}"
             " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
         return [_job(row) for row in rows]
 
-    def count(
-        self, *, actor_id: str | None = None, states: Sequence[JobState] | None = None
-    ) -> int:
-        """How many jobs ``list`` would page through with these filters."""
-        where, params = _filters(actor_id, states)
-        rows = self._read(f"SELECT COUNT(*) AS n FROM jobs {where}", params)
+    def _count(self, where: JobFilter) -> int:
+        clause, params = _where(where)
+        rows = self._read(f"SELECT COUNT(*) AS n FROM jobs {clause}", params)
         return int(rows[0]["n"])
 
     def request_cancel(self, job_id: str) -> Job | None:
@@ -363,18 +353,16 @@ def _job(row: sqlite3.Row) -> Job:
     return job
 
 
-def _filters(
-    actor_id: str | None, states: Sequence[JobState] | None
-) -> tuple[str, builtins.list[object]]:
+def _where(where: JobFilter) -> tuple[str, builtins.list[object]]:
     """A ``WHERE`` clause (or nothing) and its parameters for ``list`` and ``count``."""
     clauses: builtins.list[str] = []
     params: builtins.list[object] = []
-    if actor_id is not None:
+    if where.actor_id is not None:
         clauses.append("actor_id = ?")
-        params.append(actor_id)
-    if states is not None:
-        clauses.append(f"state IN ({', '.join('?' * len(states))})" if states else "0")
-        params.extend(JobState(s).value for s in states)
+        params.append(where.actor_id)
+    if where.states is not None:
+        clauses.append(f"state IN ({', '.join('?' * len(where.states))})")
+        params.extend(s.value for s in where.states)
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
