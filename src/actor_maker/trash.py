@@ -24,7 +24,7 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from actor_maker.errors import ActorMakerError, InputError, NotFoundError, PreconditionFailed
 from actor_maker.layout import (
@@ -140,19 +140,27 @@ def _storable(metadata: dict[str, str]) -> dict[str, str]:
 # --- moving to the trash ---------------------------------------------------------------
 
 
+class Deletion(TypedDict):
+    """Who and what a deletion is about, as its trash record keeps it."""
+
+    actor_id: str
+    actor_name: str
+    #: One of ``REASONS``.
+    reason: str
+    #: One of ``VIAS``.
+    via: str
+    #: The manifest entries removed (default: none).
+    entries: NotRequired[Iterable[Entry]]
+    #: The whole manifest, when a whole actor is deleted.
+    manifest: NotRequired[dict[str, Any] | None]
+
+
 def copy_to_trash(
-    store: ObjectStore,
-    *,
-    keys: Sequence[str],
-    actor_id: str,
-    actor_name: str,
-    reason: str,
-    via: str,
-    entries: Iterable[Entry] = (),
-    manifest: dict[str, Any] | None = None,
+    store: ObjectStore, *, keys: Sequence[str], **deletion: Unpack[Deletion]
 ) -> TrashRecord:
     """First half of a move: copy ``keys`` (absent ones skipped) and write the record.
     Nothing is deleted; finish with ``delete_originals`` or undo with ``discard``."""
+    reason, via = deletion["reason"], deletion["via"]
     if reason not in REASONS:
         raise InputError(f"unknown trash reason {reason!r}; one of {', '.join(REASONS)}")
     if via not in VIAS:
@@ -187,12 +195,12 @@ def copy_to_trash(
         trash_id=trash_id,
         deleted_at=utc_now(),
         reason=reason,
-        actor_id=actor_id,
-        actor_name=actor_name,
+        actor_id=deletion["actor_id"],
+        actor_name=deletion["actor_name"],
         via=via,
         objects=objects,
-        entries=[copy.deepcopy(dict(e)) for e in entries],
-        manifest=copy.deepcopy(manifest) if manifest is not None else None,
+        entries=[copy.deepcopy(dict(e)) for e in deletion.get("entries", ())],
+        manifest=copy.deepcopy(deletion.get("manifest")),
     )
     store.put_if_absent(record_key(trash_id), record.to_json(), content_type="application/json")
     return record
@@ -275,27 +283,10 @@ def discard(store: ObjectStore, trash_id: str) -> None:
 
 
 def move_to_trash(
-    store: ObjectStore,
-    *,
-    keys: Sequence[str],
-    actor_id: str,
-    actor_name: str,
-    reason: str,
-    via: str,
-    entries: Iterable[Entry] = (),
-    manifest: dict[str, Any] | None = None,
+    store: ObjectStore, *, keys: Sequence[str], **deletion: Unpack[Deletion]
 ) -> TrashRecord:
     """Copy ``keys`` and the record into a new trash folder, then delete the originals."""
-    record = copy_to_trash(
-        store,
-        keys=keys,
-        actor_id=actor_id,
-        actor_name=actor_name,
-        reason=reason,
-        via=via,
-        entries=entries,
-        manifest=manifest,
-    )
+    record = copy_to_trash(store, keys=keys, **deletion)
     delete_originals(store, record)
     return record
 
