@@ -67,32 +67,6 @@ def make_checker(settings: Settings) -> QualityChecker | None:
     return _checker(settings.identity_check, settings.identity_threshold)
 
 
-def make_pipeline(
-    settings: Settings,
-    *,
-    store: ObjectStore | None = None,
-    provider: ImageProvider | None = None,
-    prompts_file: Path | None = None,
-    policy: AddressPolicy | None = None,
-    slots: RequestSlots | None = None,
-) -> Pipeline:
-    configure_decoding(settings.max_concurrent_decodes)
-    return Pipeline(
-        settings=settings,
-        store=store or open_store(settings),
-        provider=provider or make_provider(settings),
-        slots=slots
-        or MachineSlots(
-            settings.max_concurrent_requests,
-            settings.slot_dir,
-            timeout_s=settings.slot_timeout_s,
-        ),
-        policy=policy or AddressPolicy(allow_private=settings.allow_private_urls),
-        library=prompt_lib.load_library(prompts_file) if prompts_file else None,
-        checker=make_checker(settings),
-    )
-
-
 def open_records(settings: Settings) -> JobRecords:
     """Where jobs are recorded: Redis with a queue configured, else the SQLite file that
     the API, the CLI and ``actor-maker jobs`` share."""
