@@ -84,13 +84,7 @@ class Planning:
             if unknown:
                 raise InputError(f"unknown prompt id(s): {', '.join(unknown)}")
             templates = [t for t in templates if t.id in set(only)]
-        rendered = prompt_lib.render_all(
-            templates,
-            actor_type=actor.type,
-            actor_sex=actor.actor_sex,
-            description=manifest.description if manifest else None,
-            outfit=manifest.outfit if manifest else None,
-        )
+        rendered = _rendered(templates, actor, manifest)
         done = manifest.prompt_ids() if manifest and not force else set()
         items = [
             JobItem(prompt_id=p.id, prompt=p.text, category=p.category, face_visible=p.face_visible)
@@ -118,13 +112,7 @@ class Planning:
                 template = prompt_lib.PromptTemplate(
                     custom_prompt_id(text), "custom", text, True, ()
                 )
-                text = prompt_lib.render(
-                    template,
-                    actor_type=actor.type,
-                    actor_sex=actor.actor_sex,
-                    description=manifest.description if manifest else None,
-                    outfit=manifest.outfit if manifest else None,
-                ).text
+                text = _rendered([template], actor, manifest)[0].text
             items.append(JobItem(prompt_id=custom_prompt_id(text), prompt=text))
         return self._plan(actor, items, aspect_ratio)
 
@@ -160,3 +148,16 @@ class Planning:
             return
         if self.store.key_for_url(ref) is None:
             self.policy.check_syntax(ref)
+
+
+def _rendered(
+    templates: Sequence[prompt_lib.PromptTemplate], actor: Actor, manifest: Manifest | None
+) -> list[prompt_lib.ScenePrompt]:
+    """``templates`` filled in for ``actor``, with its manifest's description and outfit."""
+    return prompt_lib.render_all(
+        templates,
+        actor_type=actor.type,
+        actor_sex=actor.actor_sex,
+        description=manifest.description if manifest else None,
+        outfit=manifest.outfit if manifest else None,
+    )
