@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TypedDict, Unpack
 
 from actor_maker.actors.common import (
     _metadata,
@@ -28,24 +29,40 @@ from actor_maker.validation import check_actor_id, check_actor_name
 log = logging.getLogger(__name__)
 
 
+class ActorTexts(TypedDict, total=False):
+    """What a request says about an actor besides its images. On an update ``None`` (or
+    leaving it out) keeps a field and ``""`` clears it."""
+
+    actor_type: str | None
+    actor_sex: str | None
+    description: str | None
+    outfit: str | None
+
+
+def _checked_texts(texts: ActorTexts) -> dict[str, str | None]:
+    """Description and outfit, checked (``InputError`` for control characters, length)."""
+    return {
+        "description": _text(texts.get("description"), "description"),
+        "outfit": _text(texts.get("outfit"), "outfit"),
+    }
+
+
 def create_actor(
     store: ObjectStore,
     *,
     actor_id: str,
     actor_name: str,
-    actor_type: str = "person",
-    actor_sex: str | None = None,
-    description: str | None = None,
-    outfit: str | None = None,
     base_image: bytes,
     max_bytes: int,
     max_pixels: int,
+    **texts: Unpack[ActorTexts],
 ) -> Manifest:
-    """A new actor: its base image stored create-only, its manifest created create-only."""
+    """A new actor: its base image stored create-only, its manifest created create-only.
+    Its type defaults to ``person``."""
     check_actor_id(actor_id)
     check_actor_name(actor_name)
-    kind, sex = _type_and_sex(actor_type, actor_sex)
-    description, outfit = _text(description, "description"), _text(outfit, "outfit")
+    kind, sex = _type_and_sex(texts.get("actor_type") or "person", texts.get("actor_sex"))
+    checked = _checked_texts(texts)
     info = inspect_image(base_image, max_bytes=max_bytes, max_pixels=max_pixels, what="base image")
     if read_manifest(store, actor_id) is not None:
         raise InputError(f"actor {actor_id} exists already")
@@ -56,8 +73,8 @@ def create_actor(
         actor_name=actor_name,
         actor_type=kind,
         actor_sex=sex,
-        description=description,
-        outfit=outfit,
+        description=checked["description"],
+        outfit=checked["outfit"],
     )
     manifest.base_images.append(base)
 
@@ -128,20 +145,18 @@ def update_actor(
     store: ObjectStore,
     actor_id: str,
     *,
-    actor_type: str | None = None,
-    actor_sex: str | None = None,
-    description: str | None = None,
-    outfit: str | None = None,
     base_image: bytes | None = None,
     max_bytes: int,
     max_pixels: int,
     via: str = "api",
+    **texts: Unpack[ActorTexts],
 ) -> Manifest:
     """Change type, sex, description, outfit (``None`` leaves a field, ``""`` clears it)
     and/or the base image, which goes to a new key and becomes ``base_images[0]``."""
     current = require_manifest(store, actor_id)
+    actor_type, actor_sex = texts.get("actor_type"), texts.get("actor_sex")
     kind, sex = _type_and_sex(actor_type or current.actor_type, actor_sex)
-    texts = {"description": _text(description, "description"), "outfit": _text(outfit, "outfit")}
+    checked = _checked_texts(texts)
     base = None
     if base_image is not None:
         info = inspect_image(
@@ -157,7 +172,7 @@ def update_actor(
         if actor_sex is not None:
             manifest.data["actor_sex"] = sex
             _set_or_clear(meta, "sex", sex or "")
-        for field, value in texts.items():
+        for field, value in checked.items():
             if value is not None:
                 _set_or_clear(meta, field, value)
         if base is not None:

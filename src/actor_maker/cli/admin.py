@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -197,15 +198,9 @@ def register(app: typer.Typer) -> None:
         state: State = ctx.obj
         pipeline = build(state, provider, None)
         actor = DEMO_ACTOR
-        demo = new_manifest(
-            actor_id=actor.actor_id,
-            actor_name=actor.actor_name,
-            actor_type=actor.type,
-            actor_sex=actor.actor_sex,
-            description=DEMO_DESCRIPTION,
-            outfit=DEMO_OUTFIT,
-        )
-        ensure_manifest(pipeline.store, demo)  # the texts its prompts are rendered with
+        # created first, with the texts its prompts are rendered with
+        demo = new_manifest(**asdict(actor), description=DEMO_DESCRIPTION, outfit=DEMO_OUTFIT)
+        ensure_manifest(pipeline.store, demo)
         plan = pipeline.plan_all(actor)
         state.info(
             f"demo actor {actor.actor_id} ({actor.actor_name}): "

@@ -284,6 +284,19 @@ class JobRunner:
         return job
 
 
+async def prepared_job(
+    pipeline: Pipeline, plan: JobPlan, base_image: BaseImage, **fields: Any
+) -> Job:
+    """The job record for ``plan`` once its base image is stored (the actor's manifest
+    created if it had none): the base image's key, its URL without secrets, the provider;
+    ``fields`` (kind, seed, dedupe key, context ...) go to ``JobPlan.to_job``."""
+    key = await pipeline.prepare_base(plan.actor, base_image)
+    url = redact_url(base_image) if isinstance(base_image, str) else None
+    return plan.to_job(
+        provider=pipeline.provider.name, base_image_key=key, base_image_url=url, **fields
+    )
+
+
 async def run_plan(
     pipeline: Pipeline,
     plan: JobPlan,
@@ -300,13 +313,12 @@ async def run_plan(
     """Record ``plan`` as a job and run it here to its end (the CLI and the demo): the same
     records, executor and item rule as the API, so the job id works with ``actor-maker jobs``
     and shows on the UI's Jobs page."""
-    key = await pipeline.prepare_base(plan.actor, base_image)
-    job = plan.to_job(
+    job = await prepared_job(
+        pipeline,
+        plan,
+        base_image,
         kind=kind,
-        provider=pipeline.provider.name,
         seed=seed,
-        base_image_key=key,
-        base_image_url=redact_url(base_image) if isinstance(base_image, str) else None,
         dedupe_key=dedupe_key,
         context=context or {"via": "cli"},
     )
