@@ -456,3 +456,50 @@ def test_phone_width_pages_fit_and_names_break_between_words(browser, server, st
     assert card.locator("h2").evaluate(MID_WORD_BREAKS)["bad"] == []
     context.close()
     assert outside == []
+
+
+def test_the_pager_pages_through_actors_and_jobs(browser, tmp_path):
+    """The actors and jobs pages share one pager (templates/pager.html, ``AM.pager``)."""
+    from actor_maker import actors
+    from actor_maker.store.local import LocalStore
+
+    store = LocalStore(tmp_path / "store")
+    photo = PHOTO.read_bytes()
+    for i in range(25):  # the actors page shows 24 a page
+        actor_id = f"{i + 1:04d}"
+        actors.create_actor(
+            store,
+            actor_id=actor_id,
+            actor_name=f"{actor_id}_pager",
+            base_image=photo,
+            max_bytes=25 << 20,
+            max_pixels=50_000_000,
+        )
+    settings = Settings(_env_file=None, store=str(tmp_path / "store"), state_dir=tmp_path / "state")
+    with serve_in_thread(settings) as url:
+        context = browser.new_context(base_url=url)
+        tab = context.new_page()
+        errors: list[str] = []
+        tab.on("pageerror", lambda e: errors.append(str(e)))
+        tab.goto("/")
+        info, prev, next_ = (
+            tab.locator("#page-info"),
+            tab.locator("#page-prev"),
+            tab.locator("#page-next"),
+        )
+        expect(info).to_have_text("Page 1 of 2")
+        expect(tab.get_by_test_id("actor-card")).to_have_count(24)
+        expect(prev).to_be_disabled()
+        next_.click()
+        expect(info).to_have_text("Page 2 of 2")
+        expect(tab.get_by_test_id("actor-card")).to_have_count(1)
+        expect(next_).to_be_disabled()
+        prev.click()
+        expect(info).to_have_text("Page 1 of 2")
+        expect(tab.get_by_test_id("actor-card")).to_have_count(24)
+        tab.goto("/jobs")
+        expect(info).to_have_text("Page 1 of 1 · 0 jobs")
+        expect(prev).to_be_disabled()
+        expect(next_).to_be_disabled()
+        context.close()
+    assert errors == [], errors

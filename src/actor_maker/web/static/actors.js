@@ -2,14 +2,12 @@
 "use strict";
 
 (() => {
-  const { api, busy, el, say } = AM;
+  const { api, busy, el, say, pager } = AM;
   const PER_PAGE = 24;
   const grid = document.getElementById("actor-grid");
   const filters = document.getElementById("filters");
   const count = document.getElementById("actors-count");
-  const prev = document.getElementById("page-prev");
-  const next = document.getElementById("page-next");
-  const pageInfo = document.getElementById("page-info");
+  const bar = pager((to) => { page = to; load(); });
   const toggle = document.getElementById("new-actor-toggle");
   const panel = document.getElementById("new-actor");
   const form = document.getElementById("new-actor-form");
@@ -90,9 +88,7 @@
         grid.append(el("p", { class: "muted" }, "No actors match. Create one with “New actor”."));
       }
       count.textContent = `${total} actor${total === 1 ? "" : "s"}`;
-      pageInfo.textContent = `Page ${page} of ${pages}`;
-      prev.disabled = page <= 1;
-      next.disabled = page >= pages;
+      bar.show(page, pages, `Page ${page} of ${pages}`);
     } catch (_) {
       /* shown in the alert region */
     } finally {
@@ -114,8 +110,6 @@
     clearTimeout(typing);
     typing = setTimeout(() => { page = 1; load(); }, 300);
   });
-  prev.addEventListener("click", () => { page -= 1; load(); });
-  next.addEventListener("click", () => { page += 1; load(); });
 
   function openForm(open) {
     panel.hidden = !open;

@@ -205,8 +205,27 @@ const AM = (() => {
     return `/actors/${encodeURIComponent(id)}`;
   }
 
+  // The page's "Previous page / Next page" bar (templates/pager.html). The buttons call
+  // go(page); after each load, show(page, pages, text) updates the bar.
+  function pager(go) {
+    const prev = document.getElementById("page-prev");
+    const next = document.getElementById("page-next");
+    const info = document.getElementById("page-info");
+    let current = 1;
+    prev.addEventListener("click", () => go(current - 1));
+    next.addEventListener("click", () => go(current + 1));
+    return {
+      show(page, pages, text) {
+        current = page;
+        info.textContent = text;
+        prev.disabled = page <= 1;
+        next.disabled = page >= pages;
+      },
+    };
+  }
+
   return {
     api, busy, el, say, showError, clearError, breakable, money, when, duration, seconds, verdict,
-    categoryClass, actorUrl, ApiError,
+    categoryClass, actorUrl, pager, ApiError,
   };
 })();

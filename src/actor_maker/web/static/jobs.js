@@ -2,12 +2,10 @@
 "use strict";
 
 (() => {
-  const { api, el } = AM;
+  const { api, el, pager } = AM;
   const PER_PAGE = 25;
   const body = document.getElementById("jobs-body");
-  const prev = document.getElementById("page-prev");
-  const next = document.getElementById("page-next");
-  const info = document.getElementById("page-info");
+  const bar = pager((to) => { page = to; load(); });
   let page = 1;
   let timer = null;
 
@@ -39,17 +37,13 @@
       const pages = Math.max(1, Math.ceil(total / PER_PAGE));
       body.replaceChildren(...data.map(row));
       document.getElementById("jobs-empty").hidden = data.length > 0;
-      info.textContent = `Page ${page} of ${pages} · ${total} job${total === 1 ? "" : "s"}`;
-      prev.disabled = page <= 1;
-      next.disabled = page >= pages;
+      bar.show(page, pages, `Page ${page} of ${pages} · ${total} job${total === 1 ? "" : "s"}`);
       if (data.some((j) => j.state === "running" || j.state === "queued")) {
         timer = setTimeout(load, 3000);
       }
     } catch (_) { /* shown in the alert region */ }
   }
 
-  prev.addEventListener("click", () => { page -= 1; load(); });
-  next.addEventListener("click", () => { page += 1; load(); });
   document.getElementById("jobs-refresh").addEventListener("click", load);
   load();
 })();
