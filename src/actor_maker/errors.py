@@ -31,6 +31,7 @@ ever see this tree::
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -53,68 +54,73 @@ class ActorMakerError(Exception):
     #: Process exit code used when this error reaches the CLI edge.
     exit_code: int = ExitCode.FAILED
 
+    def __init_subclass__(
+        cls, *, status: int | None = None, exit_code: int | None = None, **kwargs: Any
+    ) -> None:
+        """A subclass states its own ``status``/``exit_code`` in its class line, e.g.
+        ``class NotFoundError(ActorMakerError, status=404, exit_code=ExitCode.USAGE)``;
+        what it leaves out it inherits."""
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+        if exit_code is not None:
+            cls.exit_code = exit_code
 
-class InputError(ActorMakerError):
-    status = 422
-    exit_code = ExitCode.USAGE
+
+class InputError(ActorMakerError, status=422, exit_code=ExitCode.USAGE):
+    """Bad input, refused before anything happens."""
 
 
 class UnsafeURLError(InputError):
-    pass
+    """A URL scheme or address that is not allowed."""
 
 
 class InvalidImageError(InputError):
-    pass
+    """Not an image, too big, or too many pixels."""
 
 
 class UnknownActorTypeError(InputError):
-    pass
+    """An actor type the prompt library does not know."""
 
 
-class ConfigError(ActorMakerError):
-    status = 500
-    exit_code = ExitCode.USAGE
+class ConfigError(ActorMakerError, status=500, exit_code=ExitCode.USAGE):
+    """Settings that cannot work."""
 
 
 class ManifestError(ActorMakerError):
-    pass
+    """A manifest that cannot be read or written."""
 
 
-class CorruptManifestError(ManifestError):
-    status = 409
-    exit_code = ExitCode.USAGE
+class CorruptManifestError(ManifestError, status=409, exit_code=ExitCode.USAGE):
+    """Not valid JSON or not a manifest; left untouched."""
 
 
-class ManifestConflictError(ManifestError):
-    status = 503
+class ManifestConflictError(ManifestError, status=503):
+    """Gave up after too many concurrent-update retries."""
 
 
-class NotFoundError(ActorMakerError):
-    status = 404
-    exit_code = ExitCode.USAGE
+class NotFoundError(ActorMakerError, status=404, exit_code=ExitCode.USAGE):
+    """An actor, object or prompt that does not exist."""
 
 
-class StoreError(ActorMakerError):
+class StoreError(ActorMakerError, status=502, exit_code=ExitCode.USAGE):
     """The store is unreachable or refuses us: at the CLI edge that is configuration."""
 
-    status = 502
-    exit_code = ExitCode.USAGE
+
+class PreconditionFailed(StoreError, status=409):
+    """A put-if-absent or put-if-version lost the race."""
 
 
-class PreconditionFailed(StoreError):
-    status = 409
-
-
-class ProviderError(ActorMakerError):
-    status = 502
+class ProviderError(ActorMakerError, status=502):
+    """The image model failed for one item."""
 
 
 class ContentFlaggedError(ProviderError):
-    pass
+    """E005 "flagged as sensitive": final, not retried."""
 
 
 class ProviderTimeoutError(ProviderError):
-    pass
+    """The per-image deadline passed, or a sent create timed out."""
 
 
 class RetryableProviderError(ProviderError):
@@ -129,25 +135,20 @@ class RetryableProviderError(ProviderError):
         self.throttled = throttled
 
 
-class SlotTimeoutError(ActorMakerError):
-    status = 503
+class SlotTimeoutError(ActorMakerError, status=503):
+    """No request slot became free in time."""
 
 
-class BudgetError(ActorMakerError):
-    status = 422
-    exit_code = ExitCode.USAGE
+class BudgetError(ActorMakerError, status=422, exit_code=ExitCode.USAGE):
+    """The estimated cost is over the ceiling."""
 
 
-class FetchError(ActorMakerError):
-    status = 422
-    exit_code = ExitCode.USAGE
+class FetchError(ActorMakerError, status=422, exit_code=ExitCode.USAGE):
+    """The base image could not be downloaded."""
 
 
-class ConflictError(ActorMakerError):
+class ConflictError(ActorMakerError, status=409, exit_code=ExitCode.USAGE):
     """The request conflicts with the current state (a job another process runs, a finished job)."""
-
-    status = 409
-    exit_code = ExitCode.USAGE
 
 
 def error_class(name: str | None) -> type[ActorMakerError]:
