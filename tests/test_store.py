@@ -424,3 +424,31 @@ def test_location_of_a_folder(store: ObjectStore) -> None:
     assert store.location("system_actors/x.json").endswith("system_actors/x.json")
     with pytest.raises(InputError):
         store.location("a//b/")
+
+
+class _ReadOnly(LocalStore):
+    """Reads of a local store, none of its writes: the base class's write primitives."""
+
+    _create = ObjectStore._create
+    _replace = ObjectStore._replace
+    _upload = ObjectStore._upload
+
+
+def test_a_store_without_write_primitives_is_read_only(tmp_path: Path) -> None:
+    """``ObjectStore`` owns the ``put`` methods (and their metadata check); a backend
+    supplies ``_create``/``_replace``/``_upload``, and one that does not refuses writes."""
+    LocalStore(tmp_path).put_if_absent("a/b.txt", b"x")
+    view = _ReadOnly(tmp_path)
+    assert view.get("a/b.txt").data == b"x"
+    with pytest.raises(InputError):  # the base checks metadata first, for every backend
+        view.put_if_absent("a/c.txt", b"y", metadata={"Bad Key": "v"})
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"z")
+    for write in (
+        lambda: view.put_if_absent("a/c.txt", b"y"),
+        lambda: view.put_if_version("a/b.txt", b"y", view.get("a/b.txt").info.version),
+        lambda: view.put_file("a/d.bin", source),
+    ):
+        with pytest.raises(StoreError, match="read-only"):
+            write()
+    assert view.head("a/c.txt") is None and view.get("a/b.txt").data == b"x"

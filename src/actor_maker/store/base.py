@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from actor_maker.errors import InputError
+from actor_maker.errors import InputError, StoreError
 
 #: S3 allows 2 KB of user metadata; the local store enforces the same budget.
 MAX_METADATA_BYTES = 2048
@@ -142,19 +142,20 @@ class ObjectStore(abc.ABC):
         """
         return self._upload(key, Path(path), Attributes.checked(content_type, metadata))
 
-    # The write primitives each backend supplies, behind the three ``put`` methods above.
+    # The write primitives a backend supplies behind the three ``put`` methods above; a
+    # store that leaves them out is read-only.
 
-    @abc.abstractmethod
     def _create(self, key: str, data: bytes, attributes: Attributes) -> ObjectInfo:
         """``put_if_absent``."""
+        raise StoreError(f"{self.description} is read-only")
 
-    @abc.abstractmethod
     def _replace(self, key: str, data: bytes, version: str, attributes: Attributes) -> ObjectInfo:
         """``put_if_version``."""
+        raise StoreError(f"{self.description} is read-only")
 
-    @abc.abstractmethod
     def _upload(self, key: str, path: Path, attributes: Attributes) -> ObjectInfo:
         """``put_file``."""
+        raise StoreError(f"{self.description} is read-only")
 
     @abc.abstractmethod
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
