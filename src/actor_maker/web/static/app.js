@@ -205,6 +205,13 @@ const AM = (() => {
     return `/actors/${encodeURIComponent(id)}`;
   }
 
+  // The actor an actor page is about (its #actor-root's data-actor-id), plain and
+  // URL-encoded for API paths.
+  function pageActor() {
+    const actorId = document.getElementById("actor-root").dataset.actorId;
+    return { actorId, enc: encodeURIComponent(actorId) };
+  }
+
   // The page's "Previous page / Next page" bar (templates/pager.html). The buttons call
   // go(page); after each load, show(page, pages, text) updates the bar.
   function pager(go) {
@@ -226,6 +233,6 @@ const AM = (() => {
 
   return {
     api, busy, el, say, showError, clearError, breakable, money, when, duration, seconds, verdict,
-    categoryClass, actorUrl, pager, ApiError,
+    categoryClass, actorUrl, pageActor, pager, ApiError,
   };
 })();

@@ -4,9 +4,8 @@
 
 (() => {
   const { api, busy, el, say } = AM;
+  const { actorId, enc } = AM.pageActor();
   const $ = (id) => document.getElementById(id);
-  const actorId = $("actor-root").dataset.actorId;
-  const enc = encodeURIComponent(actorId);
   let stream = null;
 
   function scoreText(model) {
