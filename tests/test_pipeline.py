@@ -242,3 +242,36 @@ async def test_a_rejected_token_stops_the_job(local_store):
     assert result.error_type == "ConfigError" and result.state == "failed"
     assert provider.calls == 1
     assert {i.state for i in result.items} == {"failed", "canceled"}
+
+
+def test_one_entry_per_job_item_however_many_runs_store_it(local_store):
+    """A run that took over a lapsed claim and the starved run it took it from may both get
+    as far as storing: the manifest keeps one entry for the item (invariant 8)."""
+    from actor_maker.manifest import new_manifest, read_manifest, update_manifest
+    from actor_maker.pipeline.storing import EntryAppender
+
+    update_manifest(
+        local_store,
+        "0100",
+        lambda m: False,
+        create=lambda: new_manifest(
+            actor_id="0100", actor_name="0100_test_actor", actor_type="person", actor_sex="male"
+        ),
+    )
+    appender = EntryAppender(local_store, "0100")
+
+    def entry(filename: str) -> dict[str, object]:
+        return {
+            "filename": filename,
+            "prompt_id": "photo-rain-platform",
+            "prompt": "rain",
+            "md5_hash": "x",
+            "generation": {"job_id": "job_1", "provider": "fake"},
+            "caption": "amk0100 man",
+        }
+
+    first = appender.append(entry("0100_test_actor_0.jpg"))
+    second = appender.append(entry("0100_test_actor_1.jpg"))
+    assert first["filename"] == second["filename"] == "0100_test_actor_0.jpg"
+    manifest = read_manifest(local_store, "0100")
+    assert manifest is not None and len(manifest.training_data) == 1

@@ -71,7 +71,7 @@ def test_request_limit_holds_across_processes_on_one_machine(env, standin):
 def test_ctrl_c_cancels_in_flight_keeps_finished_and_exits_130(env, standin, tmp_path):
     environ, base = env
     environ["MAX_CONCURRENT_REQUESTS"] = "1"
-    standin.faults = Faults(latency=0.6, wait_cap=0.1)
+    standin.faults = Faults(latency=1.5, wait_cap=0.1)  # a wide window for the signal
     proc = spawn(environ, "generate-all", "0800", "0800_actor", base, "--only", PROMPTS)
     deadline = time.monotonic() + 30
     while standin.creates < 2 and time.monotonic() < deadline:  # first done, second running

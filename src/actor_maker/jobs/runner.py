@@ -71,6 +71,11 @@ async def create_job(records: JobRecords, job: Job) -> tuple[Job, bool]:
     return stored, stored.id == job.id
 
 
+#: An item's claim lasts this many leases: a runner that lost its lease to a starved
+#: machine still holds the items it is paying for, long after another runner took the job.
+CLAIM_LEASES = 4
+
+
 class JobRunner:
     def __init__(
         self,
@@ -214,7 +219,11 @@ class JobRunner:
     async def _run(self, job: Job) -> None:
         pipeline = self.pipelines(job.model)
         session = await pipeline.open_session(
-            self.records, job, owner=self.owner, emit=self._emit, claim_s=self.lease_ttl_s
+            self.records,
+            job,
+            owner=self.owner,
+            emit=self._emit,
+            claim_s=self.lease_ttl_s * CLAIM_LEASES,
         )
         if job.cancel_requested:
             session.canceled.set()

@@ -341,6 +341,14 @@ class Pipeline(Planning, BaseImages):
             "created_at": utc_now(),
         }
         written = entries.append(entry)
+        if written.get("filename") != entry["filename"]:
+            # Another run of this job stored the item first (it took over a claim that lapsed
+            # while this one was starved). The same prediction's bytes are a plain copy.
+            if written.get("md5_hash") == entry["md5_hash"]:
+                self.store.delete(key)
+            else:  # a second paid image: kept as an orphan, reconcile reports it
+                log.warning("%s: %s was stored twice for job %s", job.actor_id, key, job.id)
+            return written
         metrics.record_generated(generated.provider, generated.model)  # stored, even if canceled
         log.debug("%s: stored %s (%s)", job.actor_id, key, effective_verdict(written))
         return written

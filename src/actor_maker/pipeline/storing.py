@@ -70,6 +70,8 @@ class EntryAppender:
         def change(manifest: Manifest) -> bool:
             changed = False
             for entry, _ in batch:
+                if stored_for(manifest, entry) is not None:
+                    continue  # this job's item is stored already (a run that took it over)
                 fresh = copy.deepcopy(entry)  # pure: this runs again on a conflict
                 decide_duplicate(fresh, manifest.training_data)
                 if not fresh.get("caption"):  # the actor's trigger word lives in the manifest
@@ -84,4 +86,23 @@ class EntryAppender:
                 done.set_exception(exc)
         else:
             for entry, done in batch:
-                done.set_result(written.find(str(entry["filename"])) or entry)
+                done.set_result(
+                    written.find(str(entry["filename"])) or stored_for(written, entry) or entry
+                )
+
+
+def stored_for(manifest: Manifest, entry: dict[str, Any]) -> dict[str, Any] | None:
+    """The entry the same job stored for the same prompt, if any: one entry per job item,
+    however many runs got as far as storing it."""
+    job_id = (entry.get("generation") or {}).get("job_id")
+    if not job_id:
+        return None
+    for other in manifest.training_data:
+        generation = other.get("generation")
+        if (
+            other.get("prompt_id") == entry.get("prompt_id")
+            and isinstance(generation, dict)
+            and generation.get("job_id") == job_id
+        ):
+            return other
+    return None
