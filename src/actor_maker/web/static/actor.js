@@ -456,12 +456,14 @@
     if (to) location.href = AM.actorUrl(to);
   });
 
+  // Looked up once: an answer that comes back while the page is being left finds them still.
+  const neighborButtons = { "prev-actor": $("prev-actor"), "next-actor": $("next-actor") };
   async function loadNeighbors() {
     try {
       neighbors = await api(`/ui/api/actors/${enc}/neighbors`);
     } catch (_) { return; }
     for (const [id, to] of [["prev-actor", neighbors.prev], ["next-actor", neighbors.next]]) {
-      const button = $(id);
+      const button = neighborButtons[id];
       button.disabled = !to;
       button.title = to ? `Actor ${to}` : "";
     }
@@ -507,10 +509,12 @@
   }
   ratio.addEventListener("change", refreshPlan);
 
+  const planText = $("plan-text");
+  const generateAll = $("generate-all");
   function showPlan() {
-    const text = $("plan-text");
+    const text = planText;
     const count = plan.count;
-    $("generate-all").disabled = count === 0;
+    generateAll.disabled = count === 0;
     text.textContent = count === 0
       ? "Every library prompt has an image."
       : `${count} prompt${count === 1 ? "" : "s"} missing · estimated ${AM.money(count * plan.price)}`
