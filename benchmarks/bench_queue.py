@@ -250,30 +250,8 @@ def run(case: Case) -> Outcome:
             for _ in range(case.workers)
         ]
         time.sleep(3)  # let the workers connect
-        spies = (
-            [
-                subprocess.Popen(
-                    [
-                        "py-spy",
-                        "record",
-                        "--nonblocking",
-                        "-f",
-                        "raw",
-                        "-r",
-                        "50",
-                        "-p",
-                        str(pid),
-                        "-o",
-                        os.path.join(case.profile, f"{name}.txt"),
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-                for name, pid in (("worker0", procs[0].pid), ("bench", os.getpid()))
-            ]
-            if case.profile
-            else []
-        )
+        targets = (("worker0", procs[0].pid), ("bench", os.getpid())) if case.profile else ()
+        spies = [_spy(pid, os.path.join(str(case.profile), f"{name}.txt")) for name, pid in targets]
         records = RedisJobRecords(REDIS, prefix=prefix)
         try:
             cpu_before = (
@@ -335,6 +313,16 @@ def run(case: Case) -> Outcome:
         if case.verify:
             verify(store, ids, prompt_ids, outcome)
         return outcome
+
+
+def _spy(pid: int, path: str) -> subprocess.Popen[bytes]:
+    """py-spy sampling what holds the GIL (CPU, not waits) in ``pid``, 50 times a second."""
+    command = ["py-spy", "record", "--nonblocking", "--gil", "-f", "raw", "-r", "50"]
+    return subprocess.Popen(
+        [*command, "-p", str(pid), "-o", path],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _own_cpu() -> float:
