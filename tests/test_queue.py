@@ -355,3 +355,76 @@ def test_duplicate_deliveries_never_pay_twice(env, prefix, standin, s3_store):
     assert jobs[0].state.value == "succeeded"
     assert standin.creates == len(PROMPTS)  # each prompt paid for once
     check_exact(s3_store, ids, jobs)
+
+
+class CountingRecords(RedisJobRecords):
+    """Real Redis job records that count the writes (``modify``) made to them."""
+
+    writes = 0
+
+    def modify(self, job_id, change):
+        self.writes += 1
+        return super().modify(job_id, change)
+
+
+async def one_delivery(local_store, prefix, *, latency, claim_s, cancel_after=None):
+    """One ``ItemProcessor.process`` of a one-item job (cancel polled every 0.05 s);
+    returns the records, the provider and the job as it ended."""
+    import asyncio
+
+    from actor_maker.pipeline import Actor, Pipeline
+    from actor_maker.queue.items import BaseImageCache, ItemProcessor
+    from actor_maker.slots import ProcessSlots
+
+    from .fakes import CountingProvider
+
+    provider = CountingProvider(latency=latency)
+    pipeline = Pipeline(
+        settings=Settings(_env_file=None, prices={"fake/model": 0.04}),
+        store=local_store,
+        provider=provider,
+        slots=ProcessSlots(2),
+    )
+    actor = Actor("0790", "0790_keeper", "person", "female")
+    key = await pipeline.prepare_base(actor, sample_image())
+    plan = pipeline.plan_all(actor, only=PROMPTS[:1])
+    records = CountingRecords(REDIS, prefix=prefix)
+    job = records.create(plan.to_job(provider="fake", base_image_key=key))
+    processor = ItemProcessor(
+        records=records,
+        pipelines=lambda _: pipeline,
+        cache=BaseImageCache(2),
+        owner="test-worker",
+        claim_s=claim_s,
+        cancel_poll_s=0.05,
+    )
+    task = asyncio.create_task(processor.process(job.id, PROMPTS[0]))
+    if cancel_after is not None:
+        await asyncio.sleep(cancel_after)
+        await asyncio.to_thread(records.request_cancel, job.id)
+    assert await asyncio.wait_for(task, 30)
+    return records, provider, records.get(job.id)
+
+
+async def test_a_delivery_polls_for_cancel_without_rewriting_the_job(local_store, prefix):
+    """The keeper reads the job every cancel poll but renews the claim (a write of the whole
+    record, which the items of one job race for) only every quarter of the claim's life."""
+    records, provider, job = await one_delivery(local_store, prefix, latency=1.0, claim_s=60)
+    assert job.items[0].state.value == "succeeded" and provider.calls == 1
+    # claim, prediction id, outcome (+ the job's finish); not ~20 renewals at 0.05 s
+    assert records.writes <= 5, records.writes
+
+
+async def test_a_delivery_still_renews_its_claim(local_store, prefix):
+    records, _, job = await one_delivery(local_store, prefix, latency=1.5, claim_s=0.4)
+    assert job.items[0].state.value == "succeeded"
+    assert records.writes >= 7  # 3 or 4 + a renewal every 0.1 s through a 1.5 s call
+
+
+async def test_a_delivery_sees_a_cancel_within_a_poll(local_store, prefix):
+    started = time.monotonic()
+    _, provider, job = await one_delivery(
+        local_store, prefix, latency=10.0, claim_s=60, cancel_after=0.5
+    )
+    assert job.items[0].state.value == "canceled" and provider.canceled == 1
+    assert time.monotonic() - started < 5

@@ -4,6 +4,11 @@ A redelivered message never pays twice: ``run_item`` acknowledges a final item, 
 an item an earlier delivery stored, refuses an item another live delivery has claimed,
 and polls the prediction a dead delivery started. The worker keeps one session per job
 (its base image read once) and a keeper thread that renews the claims in flight.
+
+Each delivery's keeper reads the job record every ``cancel_poll_s`` to notice a cancel,
+but writes it (renews the item's claim) only every quarter of the claim's life: a write of
+the whole record every second for every item in flight made the items of one job race each
+other's ``WATCH`` and was most of a worker's Redis and CPU work at the provider's rate.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from collections.abc import Callable
 
 from actor_maker.jobs.executor import Keeper
@@ -44,6 +50,37 @@ class BaseImageCache:
                     self._images.popitem(last=False)
             self._locks.pop(key, None)
             return self._images[key]
+
+
+class ItemKeeper(Keeper):
+    """The keeper of one delivery: a read every ``interval_s`` for a cancel request, a
+    renewal of the claim (a write) only every ``renew_s``."""
+
+    def __init__(
+        self,
+        session: JobSession,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        interval_s: float,
+        renew_s: float,
+    ) -> None:
+        super().__init__(session, loop, interval_s=interval_s)
+        self.renew_s = renew_s
+        self._renewed = time.monotonic()
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now - self._renewed >= self.renew_s:
+            self._renewed = now
+            super().tick()  # renews the claim, and looks at the cancel flag it read
+            return
+        session = self.session
+        job = session.records.get(session.job.id)
+        if job is not None and job.cancel_requested and not session.canceled.is_set():
+            session.canceled.set()
+            session.stop.set()
+            for task in list(self.tasks):
+                self.loop.call_soon_threadsafe(task.cancel)
 
 
 class ItemProcessor:
@@ -86,10 +123,11 @@ class ItemProcessor:
         return await self._run(pipeline, session, prompt_id)
 
     async def _run(self, pipeline: Pipeline, session: JobSession, prompt_id: str) -> bool:
-        keeper = Keeper(
+        keeper = ItemKeeper(
             session,
             asyncio.get_running_loop(),
             interval_s=min(self.cancel_poll_s, self.claim_s / 4),
+            renew_s=self.claim_s / 4,
         )
         task = asyncio.create_task(pipeline.run_item(session, prompt_id))
         keeper.tasks.add(task)
