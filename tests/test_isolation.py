@@ -14,7 +14,7 @@ from actor_maker.cli import main
 from actor_maker.config import Settings
 from actor_maker.errors import NameTakenError
 from actor_maker.images import inspect_image
-from actor_maker.layout import manifest_key, store_base_image, training_key
+from actor_maker.layout import actor_ids, manifest_key, store_base_image, training_key
 from actor_maker.manifest import new_manifest, serialize_manifest
 from actor_maker.pipeline import Actor, Pipeline
 from actor_maker.providers.preview import PreviewProvider
@@ -189,3 +189,57 @@ def test_cli_exits_2_for_a_taken_name(local_store, clean_env, tmp_path, capsys):
     assert info.value.code == 2, out + err
     assert "taken by actor 0013" in err and "Traceback" not in err
     assert objects(local_store) == before
+
+
+def test_concurrent_creates_of_one_name_leave_one_actor(store):
+    """Twelve creates of one name at the same instant (twelve ids): the name's create-only
+    marker lets exactly one through, on the local store and on S3."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(i: int) -> str:
+        try:
+            actors.create_actor(
+                store,
+                actor_id=f"07{i:02d}",
+                actor_name="0700_shared_name",
+                base_image=image(i),
+                max_bytes=10**7,
+                max_pixels=10**8,
+            )
+        except NameTakenError:
+            return "taken"
+        return "created"
+
+    with ThreadPoolExecutor(12) as pool:
+        outcomes = list(pool.map(create, range(12)))
+    assert outcomes.count("created") == 1, outcomes
+    assert len([i for i in actor_ids(store) if i.startswith("07")]) == 1
+
+
+def test_a_deleted_actors_name_is_free_again(local_store):
+    actors.create_actor(
+        local_store,
+        actor_id="0710",
+        actor_name="0710_x",
+        base_image=image(1),
+        max_bytes=10**7,
+        max_pixels=10**8,
+    )
+    actors.delete_actor(local_store, "0710", confirm="0710", via="cli")
+    actors.create_actor(
+        local_store,
+        actor_id="0711",
+        actor_name="0710_x",
+        base_image=image(2),
+        max_bytes=10**7,
+        max_pixels=10**8,
+    )
+    with pytest.raises(NameTakenError):
+        actors.create_actor(
+            local_store,
+            actor_id="0712",
+            actor_name="0710_x",
+            base_image=image(3),
+            max_bytes=10**7,
+            max_pixels=10**8,
+        )

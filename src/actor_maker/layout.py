@@ -31,6 +31,8 @@ MANIFEST_PREFIX = f"{ROOT}/manifests/"
 MANIFEST_SUFFIX = "_manifest.json"
 TRAINING_PREFIX = f"{ROOT}/training_data/"
 BASE_IMAGE_PREFIX = f"{ROOT}/base_images/"
+#: One create-only marker per actor name, holding the id of the actor that has it.
+NAME_PREFIX = f"{ROOT}/.names/"
 #: The object metadata field naming the actor an object was stored for.
 ACTOR_ID_FIELD = "actor-id"
 
@@ -39,6 +41,10 @@ _INDEX_RE = re.compile(r"_(\d+)\.(?:jpe?g|png|webp)$", re.IGNORECASE)
 
 
 # --- keys ------------------------------------------------------------------------------
+
+
+def name_key(actor_name: str) -> str:
+    return f"{NAME_PREFIX}{actor_name}"
 
 
 def manifest_key(actor_id: str) -> str:

@@ -47,6 +47,7 @@ from actor_maker.manifest import (
     update_manifest,
     utc_now,
 )
+from actor_maker.names import restore_name
 from actor_maker.store.base import ObjectStore, check_key, check_metadata
 from actor_maker.thumbnails import thumbnail_key
 from actor_maker.validation import check_actor_id, check_actor_name
@@ -427,6 +428,8 @@ def restore(store: ObjectStore, trash_id: str) -> TrashRecord:
             restorer.rewrite(b, BASE_IMAGE_PREFIX) for b in saved.base_images
         ]
     update_manifest(store, record.actor_id, _merge(entries, saved), create=_creator(saved))
+    if whole_actor and saved is not None:
+        restore_name(store, saved.actor_name, record.actor_id)
     discard(store, trash_id)
     log.info("restored trash %s (%s of actor %s)", trash_id, record.reason, record.actor_id)
     return replace(record, entries=entries)

@@ -11,7 +11,7 @@ changing an actor, ``removal`` deleting and replacing, ``flags`` the ``good`` fl
 and prompt usage; every public name is importable from ``actor_maker.actors``.
 """
 
-from actor_maker.actors.common import actor_named, check_filename, check_name_free
+from actor_maker.actors.common import check_filename
 from actor_maker.actors.editing import create_actor, ensure_actor, ensure_manifest, update_actor
 from actor_maker.actors.flags import (
     prompt_id_usage,
@@ -29,6 +29,7 @@ from actor_maker.actors.removal import (
     recreate_entry,
     replace_entry,
 )
+from actor_maker.names import actor_named, check_name_free
 
 __all__ = [
     "actor_named",

@@ -3,14 +3,14 @@ of the store's actors."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from actor_maker import prompts
-from actor_maker.errors import ActorMakerError, InputError, NameTakenError, NotFoundError
-from actor_maker.layout import actor_ids
-from actor_maker.manifest import Manifest, read_manifest
-from actor_maker.store.base import ObjectStore
+from actor_maker.errors import (
+    InputError,
+    NotFoundError,
+)
+from actor_maker.manifest import Manifest
 from actor_maker.validation import MAX_PROMPT_LENGTH, check_name
 
 
@@ -62,29 +62,3 @@ def _keep_high_water_mark(manifest: Manifest, mark: int) -> None:
     """Indices of removed images stay used, so a restore finds its name free."""
     if mark >= 0:
         manifest.data["last_index"] = max(mark, manifest.highest_index())
-
-
-def actor_named(store: ObjectStore, actor_name: str, *, other_than: str = "") -> str | None:
-    """The id of an actor of ``store`` named ``actor_name`` (other than ``other_than``),
-    or ``None``. Manifests that cannot be read are skipped."""
-    ids = [i for i in actor_ids(store) if i != other_than]
-
-    def name_of(actor_id: str) -> str | None:
-        try:
-            manifest = read_manifest(store, actor_id)
-        except ActorMakerError:
-            return None
-        return manifest.actor_name if manifest else None
-
-    with ThreadPoolExecutor(16) as pool:
-        for actor_id, name in zip(ids, pool.map(name_of, ids), strict=True):
-            if name == actor_name:
-                return actor_id
-    return None
-
-
-def check_name_free(store: ObjectStore, actor_name: str, actor_id: str) -> None:
-    """Names are unique in a store: ``ConflictError`` when another actor has this one."""
-    owner = actor_named(store, actor_name, other_than=actor_id)
-    if owner is not None:
-        raise NameTakenError(f"actor name {actor_name} is taken by actor {owner}")

@@ -5,13 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TypedDict, Unpack
 
-from actor_maker.actors.common import (
-    _metadata,
-    _set_or_clear,
-    _text,
-    _type_and_sex,
-    check_name_free,
-)
+from actor_maker.actors.common import _metadata, _set_or_clear, _text, _type_and_sex
 from actor_maker.errors import InputError
 from actor_maker.images import ImageInfo, inspect_image
 from actor_maker.layout import base_image_item, store_base_image
@@ -23,6 +17,7 @@ from actor_maker.manifest import (
     require_manifest,
     update_manifest,
 )
+from actor_maker.names import check_name_free
 from actor_maker.store.base import ObjectStore
 from actor_maker.validation import check_actor_id, check_actor_name
 

@@ -21,6 +21,7 @@ from actor_maker.layout import (
     training_prefix,
 )
 from actor_maker.manifest import Change, Entry, Manifest, require_manifest, update_manifest
+from actor_maker.names import release_name
 from actor_maker.quality import is_preview
 from actor_maker.store.base import ObjectStore
 from actor_maker.trash import TrashRecord, copy_to_trash, delete_originals, discard, move_to_trash
@@ -33,7 +34,7 @@ def delete_actor(store: ObjectStore, actor_id: str, *, confirm: str, via: str) -
         raise InputError(f"to delete actor {actor_id}, confirm with its id {actor_id!r}")
     manifest = require_manifest(store, actor_id)
     name = check_actor_name(manifest.actor_name)
-    return move_to_trash(
+    record = move_to_trash(
         store,
         keys=[manifest_key(actor_id), *actor_objects(store, manifest)],
         actor_id=actor_id,
@@ -43,6 +44,8 @@ def delete_actor(store: ObjectStore, actor_id: str, *, confirm: str, via: str) -
         entries=manifest.training_data,
         manifest=manifest.data,
     )
+    release_name(store, name, actor_id)
+    return record
 
 
 def actor_objects(store: ObjectStore, manifest: Manifest) -> list[str]:
