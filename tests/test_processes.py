@@ -40,6 +40,12 @@ def env(tmp_path, standin):
     return environ, str(base)
 
 
+def _default_sigint() -> None:
+    # pytest-xdist's workers ignore SIGINT, and an ignored signal stays ignored across exec:
+    # give the CLI the disposition a terminal would.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def spawn(environ, *args):
     return subprocess.Popen(
         [sys.executable, "-m", "actor_maker", *args],
@@ -47,6 +53,7 @@ def spawn(environ, *args):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
 
 
