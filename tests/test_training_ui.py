@@ -55,6 +55,7 @@ def test_train_panel_estimate_start_progress_samples_mark_good(
         page.goto("/")
         page.get_by_label("API token").fill("ui-secret-token-0123")
         page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_label("API token")).to_be_hidden()  # signed in (the cookie is set)
         page.goto(f"/actors/{ACTOR}")
         panel = page.get_by_test_id("train-panel")
         panel.get_by_role("button", name="Estimate").click()
@@ -63,7 +64,7 @@ def test_train_panel_estimate_start_progress_samples_mark_good(
         panel.get_by_role("button", name="Start training").click()
         page.wait_for_function(
             "() => { const b = document.querySelector('[data-testid=train-progress]');"
-            " return b && b.value > 0 && b.value < 1 }",
+            " return b && b.value > 0 }",  # moving (a loaded machine may see it only at the end)
             timeout=30_000,
         )
         expect(page.get_by_test_id("model-status-V1")).to_have_text("trained", timeout=60_000)
