@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,7 +88,8 @@ def _unmarked(entry: Entry) -> Entry:
 
 
 class DatasetView(ObjectStore):
-    """A read-only view of ``store`` whose manifest for the actor lists only ``entries``.
+    """A read-only view of ``store`` whose manifest for the actor lists only ``entries``
+    (it supplies no write primitives, so the base class refuses every put).
 
     The export of the preview trainer (which learns nothing, so that ``demo --train`` can
     run the whole loop offline) sees preview placeholders as ordinary images; nothing else
@@ -111,37 +111,6 @@ class DatasetView(ObjectStore):
 
     def head(self, key: str) -> ObjectInfo | None:
         return self._store.head(key)
-
-    def put_if_absent(
-        self,
-        key: str,
-        data: bytes,
-        *,
-        content_type: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-    ) -> ObjectInfo:
-        raise StoreError("the dataset view is read-only")
-
-    def put_if_version(
-        self,
-        key: str,
-        data: bytes,
-        version: str,
-        *,
-        content_type: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-    ) -> ObjectInfo:
-        raise StoreError("the dataset view is read-only")
-
-    def put_file(
-        self,
-        key: str,
-        path: str | os.PathLike[str],
-        *,
-        content_type: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-    ) -> ObjectInfo:
-        raise StoreError("the dataset view is read-only")
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         return self._store.list(prefix)
