@@ -99,6 +99,18 @@ class Manifest:
     def find(self, filename: str) -> Entry | None:
         return next((e for e in self.training_data if e.get("filename") == filename), None)
 
+    def job_entry(self, job_id: str, prompt_id: object) -> Entry | None:
+        """The entry a job stored for a prompt (``generation.job_id``): one per job item."""
+        for entry in self.training_data:
+            generation = entry.get("generation")
+            if (
+                entry.get("prompt_id") == prompt_id
+                and isinstance(generation, dict)
+                and generation.get("job_id") == job_id
+            ):
+                return entry
+        return None
+
     def highest_index(self) -> int:
         """Highest image index ever used: entries plus the recorded high-water mark."""
         seen = [index_of(str(e.get("filename", ""))) for e in self.training_data]

@@ -25,17 +25,7 @@ def stored_by_job(store: ObjectStore, job: Job, prompt_id: str) -> Entry | None:
     """The manifest entry a run of this job stored for the prompt (a resumed or redelivered
     item finds its work done)."""
     manifest = read_manifest(store, job.actor_id)
-    if manifest is None:
-        return None
-    for entry in manifest.training_data:
-        generation = entry.get("generation")
-        if (
-            entry.get("prompt_id") == prompt_id
-            and isinstance(generation, dict)
-            and generation.get("job_id") == job.id
-        ):
-            return entry
-    return None
+    return manifest.job_entry(job.id, prompt_id) if manifest is not None else None
 
 
 def record_entry(item: JobItem, entry: Entry) -> None:
@@ -47,12 +37,8 @@ def record_entry(item: JobItem, entry: Entry) -> None:
     item.seed = generation.get("seed", item.seed)
     item.prediction_id = generation.get("prediction_id") or item.prediction_id
     index = entry.get("index")
-    item.index = index if isinstance(index, int) else _index(str(entry["filename"]))
+    item.index = index if isinstance(index, int) else index_of(str(entry["filename"]))
     item.verdict = effective_verdict(entry)
-
-
-def _index(filename: str) -> int | None:
-    return index_of(filename)
 
 
 def fresh(item: JobItem, claim_s: float) -> bool:

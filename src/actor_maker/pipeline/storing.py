@@ -95,14 +95,4 @@ def stored_for(manifest: Manifest, entry: dict[str, Any]) -> dict[str, Any] | No
     """The entry the same job stored for the same prompt, if any: one entry per job item,
     however many runs got as far as storing it."""
     job_id = (entry.get("generation") or {}).get("job_id")
-    if not job_id:
-        return None
-    for other in manifest.training_data:
-        generation = other.get("generation")
-        if (
-            other.get("prompt_id") == entry.get("prompt_id")
-            and isinstance(generation, dict)
-            and generation.get("job_id") == job_id
-        ):
-            return other
-    return None
+    return manifest.job_entry(str(job_id), entry.get("prompt_id")) if job_id else None
