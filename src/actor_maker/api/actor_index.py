@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 #: Bumped when what a summary holds changes: older snapshots are then not used.
 SNAPSHOT_FORMAT = "actor-index/1"
+#: The snapshot (several MB at 10,000 actors) is rewritten at most this often while jobs
+#: keep changing manifests, and once more when the server stops.
+SNAPSHOT_EVERY_S = 30.0
 
 LEGACY_FIELDS = ("sex", "age", "ethnicity", "outfit", "face_prompt")
 
@@ -134,6 +137,7 @@ class ActorIndex:
         self._background: threading.Thread | None = None
         self._sorted: list[dict[str, Any]] = []
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="actor-index")
+        self._saved_at = -SNAPSHOT_EVERY_S  # the first refresh saves at once
         self._load_snapshot()
 
     def _snapshot_tag(self) -> str:
@@ -153,6 +157,7 @@ class ActorIndex:
     def _save_snapshot(self) -> None:
         if self.snapshot is None:
             return
+        self._saved_at = self._clock()
         with self._lock:
             body = json.dumps({"tag": self._snapshot_tag(), "actors": self._cache})
         try:
@@ -249,7 +254,7 @@ class ActorIndex:
             for key in gone:
                 self._cache.pop(key, None)
         self._resort()
-        if stale or gone:
+        if (stale or gone) and self._clock() - self._saved_at >= SNAPSHOT_EVERY_S:
             self._save_snapshot()
 
     def _resort(self) -> None:
@@ -259,3 +264,5 @@ class ActorIndex:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
+        if self._listed_at is not None:
+            self._save_snapshot()  # what changed since the last save
