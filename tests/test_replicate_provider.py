@@ -241,3 +241,32 @@ async def test_the_token_never_appears_in_errors(standin, faults):
     with pytest.raises(ProviderError) as info:
         await generate(standin, max_retries=1, wait_s=1, request_timeout_s=0.3)
     assert TOKEN not in str(info.value) and TOKEN not in repr(info.value.__cause__)
+
+
+def _polls(standin) -> int:
+    return sum(
+        1 for method, path in standin.requests_log if method == "GET" and "/v1/predictions/" in path
+    )
+
+
+async def test_first_poll_waits_most_of_the_typical_duration(standin):
+    """A recorded job creates without waiting and then polls. Once the provider has seen how
+    long the model takes, a new prediction's first poll waits most of that, so each one
+    costs a couple of polls instead of one per ``poll_interval_s``."""
+    standin.faults = Faults(latency=0.6)
+    p = provider(standin)
+    ids: list[str] = []
+
+    async def recorded(prediction_id: str) -> None:
+        ids.append(prediction_id)
+
+    try:
+        await p.generate(IMAGE, PARAMS, on_created=recorded)
+        first = _polls(standin)
+        await p.generate(IMAGE, PARAMS, on_created=recorded)
+        second = _polls(standin) - first
+    finally:
+        await p.aclose()
+    assert len(ids) == 2 and standin.creates == 2
+    assert first >= 8  # 0.6 s at one poll every 0.05 s
+    assert second <= 5, (first, second)
