@@ -222,8 +222,9 @@ def _demo_train(state: State, store: ObjectStore, actor_id: str) -> None:
     """The whole loop offline: the preview trainer learns nothing and charges nothing."""
     from actor_maker.cli.train import train
     from actor_maker.training.flow import plan_training
+    from actor_maker.training.params import TrainingOptions
 
-    plan = plan_training(store, state.settings, actor_id, trainer="preview")
+    plan = plan_training(store, state.settings, actor_id, TrainingOptions(trainer="preview"))
     state.info(f"training {actor_id} {plan.version} with the preview trainer (offline)")
     train(state, store, plan)
 

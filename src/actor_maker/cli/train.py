@@ -19,6 +19,7 @@ from actor_maker.store import ObjectStore, open_store
 from actor_maker.training import models
 from actor_maker.training.factory import TRAINERS, make_trainer
 from actor_maker.training.flow import TrainingPlan, plan_training, run_training
+from actor_maker.training.params import TrainingOptions
 from actor_maker.validation import check_actor_id
 
 
@@ -47,16 +48,10 @@ def register(app: typer.Typer) -> None:
         """Train the actor's LoRA: export → train → store weights → samples → identity score."""
         state: State = ctx.obj
         store = open_store(state.settings)
-        plan = plan_training(
-            store,
-            state.settings,
-            check_actor_id(actor_id),
-            trainer=trainer,
-            steps=steps,
-            rank=rank,
-            learning_rate=learning_rate,
-            max_cost=max_cost,
+        options = TrainingOptions(
+            trainer=trainer, steps=steps, rank=rank, learning_rate=learning_rate, max_cost=max_cost
         )
+        plan = plan_training(store, state.settings, check_actor_id(actor_id), options)
         if dry_run:
             if as_json:
                 print(json.dumps(plan.to_json(), indent=2))

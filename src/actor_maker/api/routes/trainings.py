@@ -18,7 +18,12 @@ from actor_maker.manifest import read_manifest
 from actor_maker.training import models
 from actor_maker.training.factory import make_trainer
 from actor_maker.training.flow import cancel_training
-from actor_maker.training.params import LEARNING_RATE_RANGE, RANK_RANGE, STEPS_RANGE
+from actor_maker.training.params import (
+    LEARNING_RATE_RANGE,
+    RANK_RANGE,
+    STEPS_RANGE,
+    TrainingOptions,
+)
 from actor_maker.training.webhooks import verify_webhook
 from actor_maker.validation import check_actor_id
 
@@ -45,6 +50,9 @@ class TrainingBody(BaseModel):
     max_cost: float | None = Field(default=None, ge=0)
     dry_run: bool = False
 
+    def options(self) -> TrainingOptions:
+        return TrainingOptions(**self.model_dump(exclude={"dry_run"}))
+
 
 def _trainings(request: Request) -> Trainings:
     trainings: Trainings = request.app.state.trainings
@@ -64,26 +72,11 @@ async def start_training(
         from actor_maker.training.flow import plan_training
 
         plan = await asyncio.to_thread(
-            plan_training,
-            services.store,
-            services.settings,
-            actor_id,
-            trainer=body.trainer,
-            steps=body.steps,
-            rank=body.rank,
-            learning_rate=body.learning_rate,
-            max_cost=body.max_cost,
+            plan_training, services.store, services.settings, actor_id, body.options()
         )
         response.status_code = 200
         return plan.to_json()
-    run, created = await _trainings(request).start(
-        actor_id,
-        trainer=body.trainer,
-        steps=body.steps,
-        rank=body.rank,
-        learning_rate=body.learning_rate,
-        max_cost=body.max_cost,
-    )
+    run, created = await _trainings(request).start(actor_id, body.options())
     if not created:
         response.status_code = 200
     return run.to_json()
