@@ -15,7 +15,7 @@ from actor_maker.errors import (
     ProviderTimeoutError,
     RetryableProviderError,
 )
-from actor_maker.providers.base import GenerationParams, InputImage
+from actor_maker.providers.base import GenerationParams, InputImage, Tracking
 from actor_maker.providers.replicate import ReplicateProvider
 from actor_maker.providers.replicate_http import ReplicateHTTP
 from actor_maker.testing.replicate_server import Faults
@@ -259,9 +259,9 @@ async def test_first_poll_waits_most_of_the_typical_duration(standin):
         ids.append(prediction_id)
 
     try:
-        await p.generate(IMAGE, PARAMS, on_created=recorded)
+        await p.generate(IMAGE, PARAMS, Tracking(on_created=recorded))
         first = _polls(standin)
-        await p.generate(IMAGE, PARAMS, on_created=recorded)
+        await p.generate(IMAGE, PARAMS, Tracking(on_created=recorded))
         second = _polls(standin) - first
     finally:
         await p.aclose()
