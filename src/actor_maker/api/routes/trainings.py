@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
+from actor_maker.api import sse
 from actor_maker.api.routes.deps import ServicesDep
 from actor_maker.api.trainings import Trainings
 from actor_maker.errors import ActorMakerError, NotFoundError
@@ -29,7 +29,6 @@ from actor_maker.validation import check_actor_id
 
 router = APIRouter(tags=["trainings"])
 
-POLL_S = 0.25
 #: Largest webhook body read (Replicate's training objects are small; logs are capped).
 MAX_WEBHOOK_BYTES = 1024 * 1024
 
@@ -107,18 +106,7 @@ async def cancel_training_route(actor_id: str, services: ServicesDep) -> dict[st
     return {"training_id": training_id, "state": "canceling"}
 
 
-def _sse(name: str, data: Any, seq: int | None = None) -> dict[str, str]:
-    event = {"event": name, "data": json.dumps(data, default=str)}
-    if seq is not None:
-        event["id"] = str(seq)
-    return event
-
-
-@router.get(
-    "/api/actors/{actor_id}/trainings/events",
-    response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
-)
+@router.get("/api/actors/{actor_id}/trainings/events", **sse.ROUTE)
 async def training_events(
     actor_id: str,
     request: Request,
@@ -127,26 +115,24 @@ async def training_events(
     """Server-Sent Events of the actor's training: `plan`, `dataset_exported`,
     `training_started` or `training_reattached`, `progress` (state, 0..1, log tail),
     `weights_stored`, `samples_stored`, then `training_finished` (the model record) or
-    `training_failed` (the error), after which the stream ends."""
+    `training_failed` (the error), after which the stream ends. Without `Last-Event-ID`
+    the stream starts at the first event the server keeps."""
     run = _trainings(request).get(check_actor_id(actor_id))
     if run is None:
         raise NotFoundError(f"no training of actor {actor_id} in this server")
-    last = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
 
-    async def stream() -> AsyncIterator[dict[str, str]]:
-        nonlocal last
-        while not await request.is_disconnected():
-            finished = run.done
-            for seq, name, data in [e for e in run.events if e[0] > last]:
-                last = seq
-                yield _sse(name, data, seq)
-                if name in ("training_finished", "training_failed"):
-                    return
-            if finished:
-                return
-            await asyncio.sleep(POLL_S)
+    async def newer(after: int) -> list[sse.Event]:
+        return [e for e in run.events if e[0] > after]
 
-    return EventSourceResponse(stream(), ping=15)
+    return sse.respond(
+        sse.follow(
+            request.is_disconnected,
+            newer,
+            after=sse.resume_after(last_event_id, 0),
+            final={"training_finished", "training_failed"},
+            done=lambda: run.done,
+        )
+    )
 
 
 @router.get("/api/actors/{actor_id}/models")
