@@ -189,13 +189,14 @@ async def test_big_image_without_url_goes_through_the_files_api_once(standin):
     noise.save(buf, "PNG")
     big = InputImage(buf.getvalue(), "image/png")
     assert len(big.data) > 1_000_000
+    uploaded_before = len(standin.files)  # the session's stand-in keeps other tests' files
     p = provider(standin)
     try:
         first = await p.generate(big, PARAMS)
         await p.generate(big, PARAMS)
     finally:
         await p.aclose()
-    assert len(standin.files) == 1
+    assert len(standin.files) == uploaded_before + 1
     sent = standin.predictions[first.prediction_id]["input"]["input_image"]
     assert sent.startswith(standin.base_url + "/v1/files/")
 
