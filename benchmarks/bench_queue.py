@@ -10,7 +10,8 @@ ACTOR_MAKER_CREATE_RATE and compare with their floor (items / rate).
 
 ``--scale`` is Replicate's create limit, time-scaled: 600 creates a minute and ~5 s per
 image, run ``--time-scale`` (5) times faster, so 3,000 creates a minute and 1 s per image
-(the concurrency needed, rate × latency, is unchanged). The stand-in enforces that rate
+(the concurrency needed, rate × latency, is unchanged); the workers' default 1 s poll
+interval is scaled the same way (0.2 s). The stand-in enforces that rate
 itself (a token bucket answering 429 with ``Retry-After``), so the workers' global create
 gate is what keeps it. After the run every manifest is read back: each actor must hold
 exactly one entry per prompt asked for (0 lost, 0 duplicated), the stand-in must have made
@@ -59,6 +60,7 @@ class Case:
     standin_limit: bool = False  # the stand-in answers 429 above ``rate``
     image_size: int = 768
     profile: str | None = None  # a folder: py-spy records worker 0 and this process there
+    poll: float = 0.1  # ACTOR_MAKER_POLL_INTERVAL in the workers (s)
 
     @property
     def items(self) -> int:
@@ -209,7 +211,7 @@ def run(case: Case) -> Outcome:
             REPLICATE_API_TOKEN=TOKEN,
             REPLICATE_BASE_URL=replicate.base_url,
             MAX_CONCURRENT_REQUESTS=str(case.limit),
-            ACTOR_MAKER_POLL_INTERVAL="0.1",
+            ACTOR_MAKER_POLL_INTERVAL=str(case.poll),
             ACTOR_MAKER_MAX_JOB_COST=str(case.items),
             ACTOR_MAKER_BASE_CACHE=str(max(32, case.actors)),
         )
@@ -433,6 +435,7 @@ def _scale(args: argparse.Namespace) -> None:
         standin_limit=True,
         image_size=args.image_size,
         profile=args.profile,
+        poll=1.0 / args.time_scale,  # the default 1 s poll, time-scaled like the rest
     )
     floor = case.items / (rate / 60)
     print(
