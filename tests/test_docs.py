@@ -71,8 +71,12 @@ def test_links_between_the_docs_resolve():
                 continue
             path, _, fragment = target.partition("#")
             linked = (page.parent / path).resolve() if path else page
-            if not linked.exists():
-                broken.append(f"{page.name}: {target}")
-            elif fragment and linked.suffix == ".md" and fragment not in _anchors(linked.read_text()):
+            missing_anchor = (
+                linked.exists()
+                and bool(fragment)
+                and linked.suffix == ".md"
+                and fragment not in _anchors(linked.read_text())
+            )
+            if not linked.exists() or missing_anchor:
                 broken.append(f"{page.name}: {target}")
     assert not broken, f"broken links: {broken}"
