@@ -29,6 +29,7 @@ from pathlib import Path
 from actor_maker.config import Settings
 from actor_maker.pipeline import Actor, Pipeline
 from actor_maker.providers.replicate import ReplicateProvider
+from actor_maker.providers.replicate_http import ReplicateHTTP
 from actor_maker.runtime import make_checker
 from actor_maker.slots import MachineSlots
 from actor_maker.store.base import ObjectStore
@@ -61,7 +62,7 @@ CHECKS = True
 async def run_once(store: ObjectStore, base_url: str, n: int, limit: int, slots: Path) -> float:
     settings = Settings(_env_file=None, max_concurrent_requests=limit, checks=CHECKS)
     provider = ReplicateProvider(
-        token=TOKEN, model=MODEL, base_url=base_url, price=0.04, poll_interval_s=0.05
+        ReplicateHTTP(token=TOKEN, base_url=base_url), model=MODEL, price=0.04, poll_interval_s=0.05
     )
     pipeline = Pipeline(
         settings=settings,

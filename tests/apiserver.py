@@ -18,6 +18,7 @@ import uvicorn
 
 from actor_maker.api import create_app
 from actor_maker.config import Settings
+from actor_maker.runtime import Runtime
 
 
 def standin_settings(tmp_path: Path, standin: Any, token: str, **extra: Any) -> Settings:
@@ -54,11 +55,14 @@ def wait_healthy(base_url: str, timeout: float = 30.0) -> None:
 
 
 @contextmanager
-def serve_in_thread(settings: Settings, **app_kwargs: object) -> Iterator[str]:
-    """``create_app(settings)`` served by uvicorn in a thread; yields the base URL."""
+def serve_in_thread(
+    settings: Settings, *, bind_host: str | None = None, **runtime_kwargs: Any
+) -> Iterator[str]:
+    """``create_app(Runtime(settings, **runtime_kwargs))`` served by uvicorn in a thread;
+    yields the base URL."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings, **app_kwargs),  # type: ignore[arg-type]
+        create_app(Runtime(settings, **runtime_kwargs), bind_host=bind_host),
         host="127.0.0.1",
         port=port,
         log_level="warning",

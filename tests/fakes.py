@@ -5,7 +5,13 @@ from __future__ import annotations
 import asyncio
 
 from actor_maker.errors import ContentFlaggedError
-from actor_maker.providers.base import GeneratedImage, GenerationParams, InputImage, OnCreated
+from actor_maker.providers.base import (
+    UNTRACKED,
+    GeneratedImage,
+    GenerationParams,
+    InputImage,
+    Tracking,
+)
 from actor_maker.providers.preview import render_preview
 
 
@@ -27,20 +33,15 @@ class CountingProvider:
         self.image_urls: list[str | None] = []
 
     async def generate(
-        self,
-        image: InputImage,
-        params: GenerationParams,
-        *,
-        resume: str | None = None,
-        on_created: OnCreated | None = None,
+        self, image: InputImage, params: GenerationParams, tracking: Tracking = UNTRACKED
     ) -> GeneratedImage:
         self.calls += 1
         self.image_urls.append(image.url)
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
         try:
-            if on_created is not None:
-                await on_created(f"p{self.calls}")
+            if tracking.on_created is not None:
+                await tracking.on_created(f"p{self.calls}")
             await asyncio.sleep(self.latency)
             if self.flag and self.flag in params.prompt:
                 raise ContentFlaggedError("flagged as sensitive (E005)")

@@ -322,6 +322,37 @@ def test_kohya_captions_start_with_the_trigger(local_store, tmp_path):
     assert (tmp_path / "a" / NAME / f"{NAME}_0.txt").read_text() == "a man on a rainy platform"
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_captions_are_written_as_one_line(local_store, tmp_path, fmt):
+    """sd-scripts reads only a caption file's first line (ai-toolkit reads it all): a caption
+    of several lines in a manifest is written as one, its lines joined with commas. One that
+    is blank gets the caption built from the prompt."""
+    make_actor(local_store)
+
+    def edit(manifest: Manifest) -> bool:
+        manifest.training_data[0]["caption"] = (
+            "amk0012 man at the seaside\r\n\n wind\tin his hair \novercast"
+        )
+        manifest.training_data[1]["caption"] = " \n "
+        return True
+
+    update_manifest(local_store, ACTOR, edit)
+    out = tmp_path / "out.zip"
+    export(local_store, [ACTOR], fmt=fmt, out=str(out), settings=settings(tmp_path))
+    files = zip_files(out.read_bytes())
+    read = {
+        "kohya": lambda: read_kohya(files, NAME),
+        "ai-toolkit": lambda: read_ai_toolkit(files, NAME),
+        "replicate-zip": lambda: read_replicate(files),
+    }[fmt]()
+    captions = {stem: caption for stem, (_, caption) in read.items()}
+    assert captions[f"{NAME}_0"] == "amk0012 man at the seaside, wind in his hair, overcast"
+    manifest = read_manifest(local_store, ACTOR)
+    assert manifest is not None
+    assert captions[f"{NAME}_1"] == caption_for(manifest, manifest.training_data[1])
+    assert not any("\n" in c or "\r" in c or "\t" in c for c in captions.values())
+
+
 def test_ai_toolkit_layout_converts_webp_to_png(local_store, tmp_path):
     make_actor(local_store)
     out = tmp_path / "ai"

@@ -8,6 +8,7 @@ from actor_maker.errors import BudgetError, InputError, InvalidImageError, Unkno
 from actor_maker.layout import index_of, manifest_key, training_key, training_prefix
 from actor_maker.manifest import require_manifest
 from actor_maker.pipeline import Actor, Pipeline
+from actor_maker.providers.base import UNTRACKED
 from actor_maker.slots import ProcessSlots
 
 from .fakes import CountingProvider
@@ -232,7 +233,7 @@ async def test_a_rejected_token_stops_the_job(local_store):
     from actor_maker.errors import ConfigError
 
     class Refusing(CountingProvider):
-        async def generate(self, image, params, **_):
+        async def generate(self, image, params, tracking=UNTRACKED):
             self.calls += 1
             raise ConfigError("Replicate rejected REPLICATE_API_TOKEN (HTTP 401)")
 

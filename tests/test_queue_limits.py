@@ -16,6 +16,7 @@ import redis.asyncio
 from actor_maker.errors import SlotTimeoutError, StoreError
 from actor_maker.providers.base import GenerationParams, InputImage
 from actor_maker.providers.replicate import ReplicateProvider
+from actor_maker.providers.replicate_http import ReplicateHTTP
 from actor_maker.queue.limits import RedisCreateGate, RedisSlots, _redis
 from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
 
@@ -320,16 +321,10 @@ def standin():
 
 
 def provider(standin, gate):
-    return ReplicateProvider(
-        token=TOKEN,
-        model=MODEL,
-        base_url=standin.base_url,
-        poll_interval_s=0.05,
-        backoff_initial_s=0.01,
-        backoff_max_s=0.05,
-        deadline_s=10,
-        gate=gate,
+    http = ReplicateHTTP(
+        token=TOKEN, base_url=standin.base_url, backoff_initial_s=0.01, backoff_max_s=0.05
     )
+    return ReplicateProvider(http, model=MODEL, poll_interval_s=0.05, deadline_s=10, gate=gate)
 
 
 class RecordingGate:

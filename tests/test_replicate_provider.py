@@ -3,6 +3,7 @@
 import asyncio
 import io
 import os
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -14,8 +15,9 @@ from actor_maker.errors import (
     ProviderTimeoutError,
     RetryableProviderError,
 )
-from actor_maker.providers.base import GenerationParams, InputImage
+from actor_maker.providers.base import GenerationParams, InputImage, Tracking
 from actor_maker.providers.replicate import ReplicateProvider
+from actor_maker.providers.replicate_http import ReplicateHTTP
 from actor_maker.testing.replicate_server import Faults
 
 from .conftest import STANDIN_TOKEN
@@ -27,19 +29,22 @@ IMAGE = InputImage(sample_image(), "image/jpeg")
 PARAMS = GenerationParams(prompt="The man waits on a rainy platform", aspect_ratio="1:1", seed=42)
 
 
+#: Options of the client (``ReplicateHTTP``) rather than of the provider.
+HTTP_OPTIONS = {"token", "max_retries", "backoff_initial_s", "backoff_max_s", "request_timeout_s"}
+
+
+def replicate(base_url, **kw):
+    """A provider of ``MODEL`` at ``base_url``; ``kw`` overrides the test defaults, of the
+    client or of the provider."""
+    http: dict[str, Any] = dict(token=TOKEN, backoff_initial_s=0.01, backoff_max_s=0.05)
+    options: dict[str, Any] = dict(model=MODEL, price=0.04, poll_interval_s=0.05, deadline_s=10)
+    for name, value in kw.items():
+        (http if name in HTTP_OPTIONS else options)[name] = value
+    return ReplicateProvider(ReplicateHTTP(base_url=base_url, **http), **options)
+
+
 def provider(standin, **kw):
-    options = dict(
-        token=TOKEN,
-        model=MODEL,
-        base_url=standin.base_url,
-        price=0.04,
-        poll_interval_s=0.05,
-        backoff_initial_s=0.01,
-        backoff_max_s=0.05,
-        deadline_s=10,
-    )
-    options.update(kw)
-    return ReplicateProvider(**options)
+    return replicate(standin.base_url, **kw)
 
 
 async def generate(standin, image=IMAGE, params=PARAMS, **kw):
@@ -140,14 +145,7 @@ async def test_dropped_connection_after_send_is_not_retried(standin):
 
 
 async def test_connection_refused_is_retried_and_reported():
-    p = ReplicateProvider(
-        token=TOKEN,
-        model=MODEL,
-        base_url="http://127.0.0.1:9",
-        max_retries=2,
-        backoff_initial_s=0.01,
-        backoff_max_s=0.02,
-    )
+    p = replicate("http://127.0.0.1:9", max_retries=2, backoff_max_s=0.02)
     try:
         with pytest.raises(RetryableProviderError, match="cannot connect"):
             await p.generate(IMAGE, PARAMS)
@@ -191,13 +189,14 @@ async def test_big_image_without_url_goes_through_the_files_api_once(standin):
     noise.save(buf, "PNG")
     big = InputImage(buf.getvalue(), "image/png")
     assert len(big.data) > 1_000_000
+    uploaded_before = len(standin.files)  # the session's stand-in keeps other tests' files
     p = provider(standin)
     try:
         first = await p.generate(big, PARAMS)
         await p.generate(big, PARAMS)
     finally:
         await p.aclose()
-    assert len(standin.files) == 1
+    assert len(standin.files) == uploaded_before + 1
     sent = standin.predictions[first.prediction_id]["input"]["input_image"]
     assert sent.startswith(standin.base_url + "/v1/files/")
 
@@ -209,7 +208,7 @@ async def test_a_fetchable_url_is_passed_as_is(standin):
 
 
 async def test_bad_token_is_a_configuration_error(standin):
-    p = ReplicateProvider(token="wrong", model=MODEL, base_url=standin.base_url)
+    p = ReplicateProvider(ReplicateHTTP(token="wrong", base_url=standin.base_url), model=MODEL)
     try:
         with pytest.raises(ConfigError, match="REPLICATE_API_TOKEN"):
             await p.generate(IMAGE, PARAMS)
@@ -261,9 +260,9 @@ async def test_first_poll_waits_most_of_the_typical_duration(standin):
         ids.append(prediction_id)
 
     try:
-        await p.generate(IMAGE, PARAMS, on_created=recorded)
+        await p.generate(IMAGE, PARAMS, Tracking(on_created=recorded))
         first = _polls(standin)
-        await p.generate(IMAGE, PARAMS, on_created=recorded)
+        await p.generate(IMAGE, PARAMS, Tracking(on_created=recorded))
         second = _polls(standin) - first
     finally:
         await p.aclose()

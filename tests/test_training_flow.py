@@ -20,12 +20,14 @@ from actor_maker.store.base import ObjectStore
 from actor_maker.testing.fake_trainer import FakeTrainer
 from actor_maker.training import models
 from actor_maker.training.flow import cancel_training, plan_training, run_training
-from actor_maker.training.params import params_for, steps_for
+from actor_maker.training.params import TrainingOptions, params_for, steps_for
 
 from .training_helpers import ACTOR, seed_actor
 
 #: Fields every manifest write refreshes, and the training's own record.
 TRAINING_FIELDS = {"custom_lora_models", "custom_lora_models_updated", "training_data_updated"}
+PREVIEW = TrainingOptions(trainer="preview")
+REPLICATE = TrainingOptions(trainer="replicate")
 
 
 def settings_for(tmp_path: Path, **extra: Any) -> Settings:
@@ -62,7 +64,7 @@ def test_steps_follow_the_table(images: int, steps: int) -> None:
 )
 def test_overrides_out_of_range_are_refused(override: dict[str, Any]) -> None:
     with pytest.raises(InputError, match="out of range"):
-        params_for(12, **override)
+        params_for(12, TrainingOptions(**override))
 
 
 def test_fewer_than_ten_images_are_refused() -> None:
@@ -73,33 +75,33 @@ def test_fewer_than_ten_images_are_refused() -> None:
 def test_plan_leaves_out_rejected_and_preview_images(store: ObjectStore, tmp_path: Path) -> None:
     seed_actor(store, usable=12, rejected=2, preview=3)
     settings = settings_for(tmp_path, training_owner="acme")
-    plan = plan_training(store, settings, ACTOR, trainer="replicate")
+    plan = plan_training(store, settings, ACTOR, REPLICATE)
     assert plan.image_count == 12
     assert plan.left_out == {"rejected": 2, "preview placeholder": 3}
     assert plan.params.steps == 1000
     assert 0 < plan.estimated_cost < settings.max_job_cost
     # Only the preview trainer (which learns nothing) may take preview placeholders.
-    assert plan_training(store, settings, ACTOR, trainer="preview").image_count == 15
+    assert plan_training(store, settings, ACTOR, PREVIEW).image_count == 15
 
 
 def test_dataset_hash_names_exactly_what_is_trained(store: ObjectStore, tmp_path: Path) -> None:
     seed_actor(store)
     settings = settings_for(tmp_path, training_owner="acme")
-    first = plan_training(store, settings, ACTOR, trainer="replicate").dataset_sha256
+    first = plan_training(store, settings, ACTOR, REPLICATE).dataset_sha256
 
     def recaption(manifest: Any) -> bool:
         manifest.training_data[0]["caption"] = "amk0012 woman, another caption"
         return True
 
     update_manifest(store, ACTOR, recaption)
-    assert plan_training(store, settings, ACTOR, trainer="replicate").dataset_sha256 != first
+    assert plan_training(store, settings, ACTOR, REPLICATE).dataset_sha256 != first
 
 
 def test_train_stores_weights_samples_and_score(store: ObjectStore, tmp_path: Path) -> None:
     seed_actor(store, usable=12, rejected=1, preview=0)
     settings = settings_for(tmp_path)
     trainer = trainer_for(settings)
-    plan = plan_training(store, settings, ACTOR, trainer="preview")
+    plan = plan_training(store, settings, ACTOR, PREVIEW)
     events: list[str] = []
     record = asyncio.run(
         run_training(store, settings, trainer, plan, on_event=lambda n, d: events.append(n))
@@ -135,7 +137,7 @@ def test_train_stores_weights_samples_and_score(store: ObjectStore, tmp_path: Pa
 def test_below_threshold_needs_review(local_store: ObjectStore, tmp_path: Path) -> None:
     seed_actor(local_store)
     settings = settings_for(tmp_path, training_min_pass=1.0, identity_threshold=0.01)
-    plan = plan_training(local_store, settings, ACTOR, trainer="preview")
+    plan = plan_training(local_store, settings, ACTOR, PREVIEW)
     record = asyncio.run(run_training(local_store, settings, trainer_for(settings), plan))
     assert record["status"] == "needs_review" and record["score"]["share"] < 1.0
 
@@ -146,7 +148,7 @@ def test_failed_training_changes_only_its_record(store: ObjectStore, tmp_path: P
     before = read_manifest(store, ACTOR)
     assert before is not None
     trainer = trainer_for(settings, fail=True)
-    plan = plan_training(store, settings, ACTOR, trainer="preview")
+    plan = plan_training(store, settings, ACTOR, PREVIEW)
     record = asyncio.run(run_training(store, settings, trainer, plan))
     assert record["status"] == "failed" and "out of memory" in record["reason"]
     after = read_manifest(store, ACTOR)
@@ -164,7 +166,7 @@ def test_canceled_training_changes_only_its_record(
     before = read_manifest(local_store, ACTOR)
     assert before is not None
     trainer = FakeTrainer(settings.state_dir / "preview-trainer", duration_s=30)
-    plan = plan_training(local_store, settings, ACTOR, trainer="preview")
+    plan = plan_training(local_store, settings, ACTOR, PREVIEW)
 
     async def scenario() -> dict[str, Any]:
         run = asyncio.create_task(run_training(local_store, settings, trainer, plan))
@@ -185,7 +187,7 @@ def test_rerun_reattaches_instead_of_starting_another(store: ObjectStore, tmp_pa
     seed_actor(store)
     settings = settings_for(tmp_path)
     trainer = FakeTrainer(settings.state_dir / "preview-trainer", duration_s=1.5)
-    plan = plan_training(store, settings, ACTOR, trainer="preview")
+    plan = plan_training(store, settings, ACTOR, PREVIEW)
 
     async def die_after_start() -> None:
         run = asyncio.create_task(run_training(store, settings, trainer, plan))
@@ -200,7 +202,7 @@ def test_rerun_reattaches_instead_of_starting_another(store: ObjectStore, tmp_pa
             await run
 
     asyncio.run(die_after_start())
-    again = plan_training(store, settings, ACTOR, trainer="preview")
+    again = plan_training(store, settings, ACTOR, PREVIEW)
     assert again.reattach is not None and again.version == "V1"
     record = asyncio.run(run_training(store, settings, trainer, again))
     assert len(trainer.started()) == 1
@@ -232,7 +234,9 @@ def test_bad_input_is_refused_with_nothing_paid(
     if case == "budget":
         kwargs["max_cost"] = 0.5
     with pytest.raises(error, match=message):
-        plan_training(store, settings, "9999" if case == "unknown" else ACTOR, **kwargs)
+        plan_training(
+            store, settings, "9999" if case == "unknown" else ACTOR, TrainingOptions(**kwargs)
+        )
     after = read_manifest(store, ACTOR)
     assert before is not None and after is not None and after.data == before.data
     assert not (settings.state_dir / "trainings").exists()
@@ -267,7 +271,7 @@ def test_without_the_identity_extra_the_score_is_empty_and_says_why(
     monkeypatch.setattr(scoring, "identity_available", lambda: False)
     seed_actor(local_store)
     settings = settings_for(tmp_path)
-    plan = plan_training(local_store, settings, ACTOR, trainer="preview")
+    plan = plan_training(local_store, settings, ACTOR, PREVIEW)
     record = asyncio.run(run_training(local_store, settings, trainer_for(settings), plan))
     assert record["status"] == "needs_review"
     assert record["score"]["share"] is None and record["score"]["median_distance"] is None
@@ -279,7 +283,7 @@ def test_a_taken_weights_key_is_never_replaced(local_store: ObjectStore, tmp_pat
     taken = models.weights_key("0012_european_30_female", "V1")
     local_store.put_if_absent(taken, b"someone else's weights")
     settings = settings_for(tmp_path)
-    plan = plan_training(local_store, settings, ACTOR, trainer="preview")
+    plan = plan_training(local_store, settings, ACTOR, PREVIEW)
     assert plan.version == "V2"
     record = asyncio.run(run_training(local_store, settings, trainer_for(settings), plan))
     assert record["key"].endswith("_V2.safetensors")

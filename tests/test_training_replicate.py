@@ -19,6 +19,7 @@ import pytest
 from PIL import Image, ImageChops, ImageStat
 
 from actor_maker.errors import InputError, ProviderError, ProviderTimeoutError
+from actor_maker.providers.replicate_http import ReplicateHTTP
 from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
 from actor_maker.testing.weights import safetensors_metadata
 from actor_maker.training.base import (
@@ -71,18 +72,13 @@ def request(
     )
 
 
-def trainer(standin: ReplicateStandIn, **kw: object) -> ReplicateTrainer:
-    options: dict[str, object] = dict(
-        token=STANDIN_TOKEN,
-        base_url=standin.base_url,
-        price_per_second=0.001525,
-        poll_interval_s=0.02,
-        backoff_initial_s=0.01,
-        backoff_max_s=0.05,
-        sample_deadline_s=10,
+def trainer(standin: ReplicateStandIn) -> ReplicateTrainer:
+    http = ReplicateHTTP(
+        token=STANDIN_TOKEN, base_url=standin.base_url, backoff_initial_s=0.01, backoff_max_s=0.05
     )
-    options.update(kw)
-    return ReplicateTrainer(**options)  # type: ignore[arg-type]
+    return ReplicateTrainer(
+        http, price_per_second=0.001525, poll_interval_s=0.02, sample_deadline_s=10
+    )
 
 
 async def until_final(t: ReplicateTrainer, training_id: str, limit: float = 15) -> TrainingStatus:

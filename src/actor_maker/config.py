@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -42,332 +42,176 @@ DEFAULT_TRAINING_PRICE_PER_SECOND = 0.001525
 TrainerName = Literal["replicate", "ai-toolkit", "preview"]
 
 
+#: Seconds, more than zero (timeouts, intervals, leases).
+Seconds = Annotated[float, Field(gt=0)]
+#: US dollars, zero or more.
+Usd = Annotated[float, Field(ge=0)]
+#: A size or a count, more than zero.
+Positive = Annotated[int, Field(gt=0)]
+
+
+def env(*names: str, **field: Any) -> Any:
+    """A setting read from the first of the environment variables ``names`` that is set
+    (``Settings(field_name=...)`` works too). ``field``: ``default`` or ``default_factory``
+    and constraints, as for ``pydantic.Field``; the attribute's docstring describes it."""
+    return Field(validation_alias=AliasChoices(*names), **field)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
         populate_by_name=True,
+        use_attribute_docstrings=True,
     )
 
     # --- where things are stored -------------------------------------------------
-    store: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("ACTOR_MAKER_STORE"),
-        description="A directory, or s3://bucket[/prefix]. Default: ./data/store, "
-        "or s3://$AWS_SYSTEM_ACTORS_BUCKET when that is set.",
-    )
-    system_actors_bucket: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("AWS_SYSTEM_ACTORS_BUCKET"),
-        description="The old system's bucket variable; used when ACTOR_MAKER_STORE is unset.",
-    )
-    aws_access_key_id: str | None = Field(
-        default=None, validation_alias=AliasChoices("AWS_ACCESS_KEY_ID")
-    )
-    aws_secret_access_key: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("AWS_SECRET_ACCESS_KEY")
-    )
-    aws_session_token: SecretStr | None = Field(
-        default=None,
-        validation_alias=AliasChoices("AWS_SESSION_TOKEN"),
-        description="For temporary credentials (STS, SSO).",
-    )
-    aws_region: str = Field(
-        default="us-west-1",
-        validation_alias=AliasChoices("AWS_DEFAULT_REGION", "AWS_REGION"),
-    )
-    aws_endpoint_url: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
-        description="For S3-compatible servers (MinIO, moto, R2).",
-    )
+    store: str | None = env("ACTOR_MAKER_STORE", default=None)
+    """A directory, or s3://bucket[/prefix]. Default: ./data/store, or
+    s3://$AWS_SYSTEM_ACTORS_BUCKET when that is set."""
+    system_actors_bucket: str | None = env("AWS_SYSTEM_ACTORS_BUCKET", default=None)
+    """The old system's bucket variable; used when ACTOR_MAKER_STORE is unset."""
+    aws_access_key_id: str | None = env("AWS_ACCESS_KEY_ID", default=None)
+    aws_secret_access_key: SecretStr | None = env("AWS_SECRET_ACCESS_KEY", default=None)
+    aws_session_token: SecretStr | None = env("AWS_SESSION_TOKEN", default=None)
+    """For temporary credentials (STS, SSO)."""
+    aws_region: str = env("AWS_DEFAULT_REGION", "AWS_REGION", default="us-west-1")
+    aws_endpoint_url: str | None = env("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", default=None)
+    """For S3-compatible servers (MinIO, moto, R2)."""
 
     # --- the image provider --------------------------------------------------------
-    replicate_api_token: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("REPLICATE_API_TOKEN")
+    replicate_api_token: SecretStr | None = env("REPLICATE_API_TOKEN", default=None)
+    replicate_base_url: str = env("REPLICATE_BASE_URL", default="https://api.replicate.com")
+    provider: Literal["replicate", "preview"] | None = env("ACTOR_MAKER_PROVIDER", default=None)
+    """Default: replicate when REPLICATE_API_TOKEN is set, else preview."""
+    model: str = env("ACTOR_MAKER_MODEL", default=DEFAULT_MODEL)
+    prices: dict[str, float] = env(
+        "ACTOR_MAKER_PRICES", default_factory=lambda: dict(DEFAULT_PRICES)
     )
-    replicate_base_url: str = Field(
-        default="https://api.replicate.com",
-        validation_alias=AliasChoices("REPLICATE_BASE_URL"),
-    )
-    provider: Literal["replicate", "preview"] | None = Field(
-        default=None,
-        validation_alias=AliasChoices("ACTOR_MAKER_PROVIDER"),
-        description="Default: replicate when REPLICATE_API_TOKEN is set, else preview.",
-    )
-    model: str = Field(default=DEFAULT_MODEL, validation_alias=AliasChoices("ACTOR_MAKER_MODEL"))
-    prices: dict[str, float] = Field(
-        default_factory=lambda: dict(DEFAULT_PRICES),
-        validation_alias=AliasChoices("ACTOR_MAKER_PRICES"),
-    )
-    max_job_cost: float = Field(
-        default=5.0,
-        ge=0,
-        validation_alias=AliasChoices("ACTOR_MAKER_MAX_JOB_COST"),
-        description="Default cost ceiling in USD for one job; --max-cost overrides it.",
-    )
-    image_deadline_s: float = Field(
-        default=300.0,
-        gt=0,
-        validation_alias=AliasChoices("ACTOR_MAKER_IMAGE_DEADLINE"),
-        description="Overall seconds allowed for one image, retries and polling included.",
-    )
-    create_wait_s: int = Field(
-        default=10,
-        ge=1,
-        le=60,
-        validation_alias=AliasChoices("ACTOR_MAKER_CREATE_WAIT"),
-        description="Seconds a create request blocks (Prefer: wait) before we poll instead.",
-    )
-    max_retries: int = Field(
-        default=5, ge=0, le=20, validation_alias=AliasChoices("ACTOR_MAKER_MAX_RETRIES")
-    )
-    poll_interval_s: float = Field(
-        default=1.0, gt=0, validation_alias=AliasChoices("ACTOR_MAKER_POLL_INTERVAL")
-    )
-    safety_tolerance: int = Field(
-        default=2, ge=0, le=2, validation_alias=AliasChoices("ACTOR_MAKER_SAFETY_TOLERANCE")
-    )
-    output_format: Literal["jpg", "png"] = Field(
-        default="jpg", validation_alias=AliasChoices("ACTOR_MAKER_OUTPUT_FORMAT")
-    )
+    max_job_cost: Usd = env("ACTOR_MAKER_MAX_JOB_COST", default=5.0)
+    """Default cost ceiling in USD for one job; --max-cost overrides it."""
+    image_deadline_s: Seconds = env("ACTOR_MAKER_IMAGE_DEADLINE", default=300.0)
+    """Overall seconds allowed for one image, retries and polling included."""
+    create_wait_s: int = env("ACTOR_MAKER_CREATE_WAIT", default=10, ge=1, le=60)
+    """Seconds a create request blocks (Prefer: wait) before we poll instead."""
+    max_retries: int = env("ACTOR_MAKER_MAX_RETRIES", default=5, ge=0, le=20)
+    poll_interval_s: Seconds = env("ACTOR_MAKER_POLL_INTERVAL", default=1.0)
+    safety_tolerance: int = env("ACTOR_MAKER_SAFETY_TOLERANCE", default=2, ge=0, le=2)
+    output_format: Literal["jpg", "png"] = env("ACTOR_MAKER_OUTPUT_FORMAT", default="jpg")
 
     # --- quality checks ----------------------------------------------------------------
-    checks: bool = Field(
-        default=True,
-        validation_alias=AliasChoices("ACTOR_MAKER_CHECKS"),
-        description="Check every generated image (technical, near-duplicates, identity).",
+    checks: bool = env("ACTOR_MAKER_CHECKS", default=True)
+    """Check every generated image (technical, near-duplicates, identity)."""
+    identity_check: bool = env("ACTOR_MAKER_IDENTITY", default=True)
+    """Compare faces with the base image when the [quality] extra is installed."""
+    identity_threshold: float | None = env(
+        "ACTOR_MAKER_IDENTITY_THRESHOLD", default=None, gt=0, lt=2
     )
-    identity_check: bool = Field(
-        default=True,
-        validation_alias=AliasChoices("ACTOR_MAKER_IDENTITY"),
-        description="Compare faces with the base image when the [quality] extra is installed.",
-    )
-    identity_threshold: float | None = Field(
-        default=None,
-        gt=0,
-        lt=2,
-        validation_alias=AliasChoices("ACTOR_MAKER_IDENTITY_THRESHOLD"),
-        description="Largest face distance still counted as the same person (default: calibrated).",
-    )
+    """Largest face distance still counted as the same person (default: calibrated)."""
 
     # --- concurrency and safety ----------------------------------------------------
-    max_concurrent_requests: int = Field(
-        default=4,
-        ge=1,
-        le=256,
-        validation_alias=AliasChoices(
-            "MAX_CONCURRENT_REQUESTS", "ACTOR_MAKER_MAX_CONCURRENT_REQUESTS"
-        ),
+    max_concurrent_requests: int = env(
+        "MAX_CONCURRENT_REQUESTS", "ACTOR_MAKER_MAX_CONCURRENT_REQUESTS", default=4, ge=1, le=256
     )
-    slot_dir: Path | None = Field(
-        default=None,
-        validation_alias=AliasChoices("ACTOR_MAKER_SLOT_DIR"),
-        description="Where the request-slot lock files live (shared by processes on one "
-        "machine). Default: the user's cache directory.",
-    )
-    slot_timeout_s: float = Field(
-        default=600.0, gt=0, validation_alias=AliasChoices("ACTOR_MAKER_SLOT_TIMEOUT")
-    )
-    allow_private_urls: bool = Field(
-        default=False, validation_alias=AliasChoices("ACTOR_MAKER_ALLOW_PRIVATE_URLS")
-    )
-    fetch_timeout_s: float = Field(
-        default=30.0, gt=0, validation_alias=AliasChoices("ACTOR_MAKER_FETCH_TIMEOUT")
-    )
-    max_image_bytes: int = Field(
-        default=25 * 1024 * 1024, gt=0, validation_alias=AliasChoices("ACTOR_MAKER_MAX_IMAGE_BYTES")
-    )
-    max_image_pixels: int = Field(
-        default=50_000_000, gt=0, validation_alias=AliasChoices("ACTOR_MAKER_MAX_IMAGE_PIXELS")
-    )
-    max_concurrent_decodes: int = Field(
-        default=2,
-        gt=0,
-        validation_alias=AliasChoices("ACTOR_MAKER_MAX_CONCURRENT_DECODES"),
-        description="Full-size image decodes one process runs at once (each up to "
-        "4 bytes a pixel: 200 MB for 50 megapixels); more wait.",
-    )
-    redis_url: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("ACTOR_MAKER_QUEUE"),
-        description="redis:// URL of the task queue (distributed mode). Checked by doctor.",
-    )
+    slot_dir: Path | None = env("ACTOR_MAKER_SLOT_DIR", default=None)
+    """Where the request-slot lock files live (shared by processes on one machine).
+    Default: the user's cache directory."""
+    slot_timeout_s: Seconds = env("ACTOR_MAKER_SLOT_TIMEOUT", default=600.0)
+    allow_private_urls: bool = env("ACTOR_MAKER_ALLOW_PRIVATE_URLS", default=False)
+    fetch_timeout_s: Seconds = env("ACTOR_MAKER_FETCH_TIMEOUT", default=30.0)
+    max_image_bytes: Positive = env("ACTOR_MAKER_MAX_IMAGE_BYTES", default=25 * 1024 * 1024)
+    max_image_pixels: Positive = env("ACTOR_MAKER_MAX_IMAGE_PIXELS", default=50_000_000)
+    max_concurrent_decodes: Positive = env("ACTOR_MAKER_MAX_CONCURRENT_DECODES", default=2)
+    """Full-size image decodes one process runs at once (each up to 4 bytes a pixel:
+    200 MB for 50 megapixels); more wait."""
+    redis_url: str | None = env("ACTOR_MAKER_QUEUE", default=None)
+    """redis:// URL of the task queue (distributed mode). Checked by doctor."""
 
     # --- the HTTP API (actor-maker serve) -------------------------------------------------
-    api_token: SecretStr | None = Field(
-        default=None,
-        validation_alias=AliasChoices("ACTOR_MAKER_API_TOKEN"),
-        description="Bearer token for every route but /healthz; required off loopback. At "
-        "least 16 characters; empty or blank counts as unset.",
-    )
-    allowed_hosts: list[str] = Field(
-        default_factory=list,
-        validation_alias=AliasChoices("ACTOR_MAKER_ALLOWED_HOSTS"),
-        description="Host names the server answers to besides localhost, 127.0.0.1, [::1] "
-        'and the --host address, JSON list: ["studio.example"]; ["*"] turns the check off.',
-    )
-    cors_origins: list[str] = Field(
-        default_factory=list,
-        validation_alias=AliasChoices("ACTOR_MAKER_CORS_ORIGINS"),
-        description='Origins allowed to call the API from a browser, JSON list: ["https://x"].',
-    )
-    state_dir: Path = Field(
-        default=Path("./data/state"),
-        validation_alias=AliasChoices("ACTOR_MAKER_STATE_DIR"),
-        description="Where the embedded job records live (SQLite).",
-    )
-    job_lease_s: float = Field(
-        default=15.0,
-        gt=0,
-        validation_alias=AliasChoices("ACTOR_MAKER_JOB_LEASE"),
-        description="Seconds a job runner's lease lasts without a heartbeat.",
-    )
-    max_body_bytes: int = Field(
-        default=1024 * 1024,
-        gt=0,
-        validation_alias=AliasChoices("ACTOR_MAKER_MAX_BODY_BYTES"),
-        description="Largest JSON request body; uploads are bounded by MAX_IMAGE_BYTES.",
-    )
-
-    index_max_age_s: float = Field(
-        default=1.0,
-        ge=0,
-        le=3600,
-        validation_alias=AliasChoices("ACTOR_MAKER_INDEX_MAX_AGE"),
-        description="Seconds the API reuses its listing of the actors (changes made through "
-        "the same server show at once; other processes' within this time).",
-    )
+    api_token: SecretStr | None = env("ACTOR_MAKER_API_TOKEN", default=None)
+    """Bearer token for every route but /healthz; required off loopback. At least 16
+    characters; empty or blank counts as unset."""
+    allowed_hosts: list[str] = env("ACTOR_MAKER_ALLOWED_HOSTS", default_factory=list)
+    """Host names the server answers to besides localhost, 127.0.0.1, [::1] and the --host
+    address, JSON list: ["studio.example"]; ["*"] turns the check off."""
+    cors_origins: list[str] = env("ACTOR_MAKER_CORS_ORIGINS", default_factory=list)
+    """Origins allowed to call the API from a browser, JSON list: ["https://x"]."""
+    state_dir: Path = env("ACTOR_MAKER_STATE_DIR", default=Path("./data/state"))
+    """Where the embedded job records live (SQLite)."""
+    job_lease_s: Seconds = env("ACTOR_MAKER_JOB_LEASE", default=15.0)
+    """Seconds a job runner's lease lasts without a heartbeat."""
+    max_body_bytes: Positive = env("ACTOR_MAKER_MAX_BODY_BYTES", default=1024 * 1024)
+    """Largest JSON request body; uploads are bounded by MAX_IMAGE_BYTES."""
+    index_max_age_s: float = env("ACTOR_MAKER_INDEX_MAX_AGE", default=1.0, ge=0, le=3600)
+    """Seconds the API reuses its listing of the actors (changes made through the same
+    server show at once; other processes' within this time)."""
 
     # --- distributed mode (ACTOR_MAKER_QUEUE) ------------------------------------------------
-    queue_prefix: str = Field(
-        default="actor-maker",
-        min_length=1,
-        max_length=64,
-        validation_alias=AliasChoices("ACTOR_MAKER_QUEUE_PREFIX"),
-        description="Prefix of every Redis key (queues, job records, limits): one per deployment.",
+    queue_prefix: str = env(
+        "ACTOR_MAKER_QUEUE_PREFIX", default="actor-maker", min_length=1, max_length=64
     )
-    create_rate_per_minute: int = Field(
-        default=600,
-        ge=1,
-        validation_alias=AliasChoices("ACTOR_MAKER_CREATE_RATE"),
-        description="Global ceiling on prediction creates per minute across all workers.",
-    )
-    worker_heartbeat_s: float = Field(
-        default=60.0,
-        gt=0,
-        validation_alias=AliasChoices("ACTOR_MAKER_WORKER_HEARTBEAT"),
-        description="Seconds without a heartbeat after which a worker counts as dead and "
-        "its unacknowledged items are delivered to another worker.",
-    )
-    slot_ttl_s: float = Field(
-        default=30.0,
-        gt=0,
-        validation_alias=AliasChoices("ACTOR_MAKER_SLOT_TTL"),
-        description="Seconds after which a crashed worker's request slot is freed.",
-    )
-    base_cache_size: int = Field(
-        default=32,
-        ge=1,
-        validation_alias=AliasChoices("ACTOR_MAKER_BASE_CACHE"),
-        description="Base images a worker keeps in memory (one per actor; least recent out).",
-    )
+    """Prefix of every Redis key (queues, job records, limits): one per deployment."""
+    create_rate_per_minute: int = env("ACTOR_MAKER_CREATE_RATE", default=600, ge=1)
+    """Global ceiling on prediction creates per minute across all workers."""
+    worker_heartbeat_s: Seconds = env("ACTOR_MAKER_WORKER_HEARTBEAT", default=60.0)
+    """Seconds without a heartbeat after which a worker counts as dead and its
+    unacknowledged items are delivered to another worker."""
+    slot_ttl_s: Seconds = env("ACTOR_MAKER_SLOT_TTL", default=30.0)
+    """Seconds after which a crashed worker's request slot is freed."""
+    base_cache_size: int = env("ACTOR_MAKER_BASE_CACHE", default=32, ge=1)
+    """Base images a worker keeps in memory (one per actor; least recent out)."""
 
     # --- LoRA training (issue 13) ---------------------------------------------------------
-    trainer_model: str = Field(
-        default=DEFAULT_TRAINER_MODEL,
-        pattern=r"^[\w.-]+/[\w.-]+$",
-        validation_alias=AliasChoices("ACTOR_MAKER_TRAINER_MODEL"),
-        description="Replicate trainer model, owner/name.",
+    trainer_model: str = env(
+        "ACTOR_MAKER_TRAINER_MODEL", default=DEFAULT_TRAINER_MODEL, pattern=r"^[\w.-]+/[\w.-]+$"
     )
-    trainer_version: str = Field(
-        default=DEFAULT_TRAINER_VERSION,
-        pattern=r"^[0-9a-f]{8,64}$",
-        validation_alias=AliasChoices("ACTOR_MAKER_TRAINER_VERSION"),
-        description="Version id of the trainer model (Replicate trains a version, not a model).",
+    """Replicate trainer model, owner/name."""
+    trainer_version: str = env(
+        "ACTOR_MAKER_TRAINER_VERSION", default=DEFAULT_TRAINER_VERSION, pattern=r"^[0-9a-f]{8,64}$"
     )
-    lora_model: str = Field(
-        default=DEFAULT_LORA_MODEL,
-        validation_alias=AliasChoices("ACTOR_MAKER_LORA_MODEL"),
-        description="Replicate model that renders samples with lora_weights.",
+    """Version id of the trainer model (Replicate trains a version, not a model)."""
+    lora_model: str = env("ACTOR_MAKER_LORA_MODEL", default=DEFAULT_LORA_MODEL)
+    """Replicate model that renders samples with lora_weights."""
+    training_price_per_second: Usd = env(
+        "ACTOR_MAKER_TRAINING_PRICE_PER_SECOND", default=DEFAULT_TRAINING_PRICE_PER_SECOND
     )
-    training_price_per_second: float = Field(
-        default=DEFAULT_TRAINING_PRICE_PER_SECOND,
-        ge=0,
-        validation_alias=AliasChoices("ACTOR_MAKER_TRAINING_PRICE_PER_SECOND"),
-        description="US dollars per GPU-second of training (Replicate: H100 list price).",
+    """US dollars per GPU-second of training (Replicate: H100 list price)."""
+    replicate_webhook_secret: SecretStr | None = env(
+        "ACTOR_MAKER_WEBHOOK_SECRET", "REPLICATE_WEBHOOK_SECRET", default=None
     )
-    replicate_webhook_secret: SecretStr | None = Field(
-        default=None,
-        validation_alias=AliasChoices("ACTOR_MAKER_WEBHOOK_SECRET", "REPLICATE_WEBHOOK_SECRET"),
-        description="whsec_ secret of Replicate webhooks (GET /v1/webhooks/default/secret).",
+    """whsec_ secret of Replicate webhooks (GET /v1/webhooks/default/secret)."""
+    ai_toolkit_dir: Path | None = env("ACTOR_MAKER_AI_TOOLKIT_DIR", default=None)
+    """Checkout of ostris/ai-toolkit (its run.py) for --trainer ai-toolkit."""
+    ai_toolkit_command: str = env(
+        "ACTOR_MAKER_AI_TOOLKIT_COMMAND", default="python run.py", min_length=1
     )
-    ai_toolkit_dir: Path | None = Field(
-        default=None,
-        validation_alias=AliasChoices("ACTOR_MAKER_AI_TOOLKIT_DIR"),
-        description="Checkout of ostris/ai-toolkit (its run.py) for --trainer ai-toolkit.",
-    )
-    ai_toolkit_command: str = Field(
-        default="python run.py",
-        min_length=1,
-        validation_alias=AliasChoices("ACTOR_MAKER_AI_TOOLKIT_COMMAND"),
-        description="Command run in ACTOR_MAKER_AI_TOOLKIT_DIR; the config path is appended.",
-    )
+    """Command run in ACTOR_MAKER_AI_TOOLKIT_DIR; the config path is appended."""
 
-    trainer: TrainerName | None = Field(
-        default=None,
-        validation_alias=AliasChoices("ACTOR_MAKER_TRAINER"),
-        description="Default trainer: replicate when REPLICATE_API_TOKEN is set, else preview "
-        "(offline, learns nothing).",
+    trainer: TrainerName | None = env("ACTOR_MAKER_TRAINER", default=None)
+    """Default trainer: replicate when REPLICATE_API_TOKEN is set, else preview (offline,
+    learns nothing)."""
+    training_owner: str | None = env(
+        "ACTOR_MAKER_TRAINING_OWNER", default=None, pattern=r"^[a-z0-9_.-]+$"
     )
-    training_owner: str | None = Field(
-        default=None,
-        pattern=r"^[a-z0-9_.-]+$",
-        validation_alias=AliasChoices("ACTOR_MAKER_TRAINING_OWNER"),
-        description="Replicate account that owns the trained models "
-        "(destination {owner}/actor-{id}-lora).",
+    """Replicate account that owns the trained models (destination
+    {owner}/actor-{id}-lora)."""
+    training_webhook_url: str | None = env(
+        "ACTOR_MAKER_TRAINING_WEBHOOK_URL", default=None, pattern=r"^https://\S+$"
     )
-    training_webhook_url: str | None = Field(
-        default=None,
-        pattern=r"^https://\S+$",
-        validation_alias=AliasChoices("ACTOR_MAKER_TRAINING_WEBHOOK_URL"),
-        description="Public https URL of this server's /api/webhooks/replicate; Replicate "
-        "calls it when a training ends (polling is the fallback).",
-    )
-    training_seconds_per_step: float = Field(
-        default=1.2,
-        gt=0,
-        validation_alias=AliasChoices("ACTOR_MAKER_TRAINING_SECONDS_PER_STEP"),
-        description="Estimated GPU seconds per training step (cost and time estimates).",
-    )
-    sample_price: float = Field(
-        default=0.032,
-        ge=0,
-        validation_alias=AliasChoices("ACTOR_MAKER_SAMPLE_PRICE"),
-        description="US dollars per validation sample image (Replicate flux-dev-lora).",
-    )
-    training_samples: int = Field(
-        default=6,
-        ge=1,
-        le=20,
-        validation_alias=AliasChoices("ACTOR_MAKER_TRAINING_SAMPLES"),
-        description="Validation images made with a trained LoRA.",
-    )
-    training_min_pass: float = Field(
-        default=0.8,
-        ge=0,
-        le=1,
-        validation_alias=AliasChoices("ACTOR_MAKER_TRAINING_MIN_PASS"),
-        description="Share of samples that must pass the identity check; below it a model "
-        "is needs_review.",
-    )
-    preview_training_s: float = Field(
-        default=3.0,
-        gt=0,
-        validation_alias=AliasChoices("ACTOR_MAKER_PREVIEW_TRAINING_S"),
-        description="How long a preview-trainer training takes (seconds).",
-    )
+    """Public https URL of this server's /api/webhooks/replicate; Replicate calls it when a
+    training ends (polling is the fallback)."""
+    training_seconds_per_step: Seconds = env("ACTOR_MAKER_TRAINING_SECONDS_PER_STEP", default=1.2)
+    """Estimated GPU seconds per training step (cost and time estimates)."""
+    sample_price: Usd = env("ACTOR_MAKER_SAMPLE_PRICE", default=0.032)
+    """US dollars per validation sample image (Replicate flux-dev-lora)."""
+    training_samples: int = env("ACTOR_MAKER_TRAINING_SAMPLES", default=6, ge=1, le=20)
+    """Validation images made with a trained LoRA."""
+    training_min_pass: float = env("ACTOR_MAKER_TRAINING_MIN_PASS", default=0.8, ge=0, le=1)
+    """Share of samples that must pass the identity check; below it a model is
+    needs_review."""
+    preview_training_s: Seconds = env("ACTOR_MAKER_PREVIEW_TRAINING_S", default=3.0)
+    """How long a preview-trainer training takes (seconds)."""
 
     @field_validator("prices")
     @classmethod

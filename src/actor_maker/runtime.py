@@ -36,18 +36,15 @@ def make_provider(
         return PreviewProvider()
     if name != "replicate":
         raise ConfigError(f"unknown provider {name!r}; use replicate or preview")
-    if settings.replicate_api_token is None:
-        raise ConfigError("the replicate provider needs REPLICATE_API_TOKEN")
     from actor_maker.providers.replicate import ReplicateProvider
+    from actor_maker.providers.replicate_http import ReplicateHTTP
 
     model = model or settings.model
     return ReplicateProvider(
-        token=settings.replicate_api_token.get_secret_value(),
+        ReplicateHTTP.from_settings(settings, "the replicate provider"),
         model=model,
-        base_url=settings.replicate_base_url,
         price=settings.price_of(model),
         deadline_s=settings.image_deadline_s,
-        max_retries=settings.max_retries,
         poll_interval_s=settings.poll_interval_s,
         wait_s=settings.create_wait_s,
         safety_tolerance=settings.safety_tolerance,

@@ -1,4 +1,4 @@
-"""The FastAPI application: ``create_app(settings)`` wires services, middleware and routes."""
+"""The FastAPI application: ``create_app(runtime)`` wires services, middleware and routes."""
 
 from __future__ import annotations
 
@@ -29,38 +29,19 @@ from actor_maker.api.routes import (
 from actor_maker.api.services import Services
 from actor_maker.api.sessions import Sessions
 from actor_maker.api.trainings import Trainings
-from actor_maker.config import Settings
-from actor_maker.fetch import AddressPolicy
-from actor_maker.jobs.records import JobRecords
-from actor_maker.jobs.runner import Runner
+from actor_maker.jobs.runner import JobRunner, Runner
 from actor_maker.runtime import Runtime
-from actor_maker.store import ObjectStore
 
 
-def create_app(
-    settings: Settings,
-    *,
-    store: ObjectStore | None = None,
-    records: JobRecords | None = None,
-    provider: str | None = None,
-    policy: AddressPolicy | None = None,
-    runtime: Runtime | None = None,
-    bind_host: str | None = None,
-) -> FastAPI:
-    """``bind_host``: the address the server listens on (it joins the allowed host names)."""
+def create_app(runtime: Runtime, *, bind_host: str | None = None) -> FastAPI:
+    """The application over ``runtime`` (the process's store, records and pipelines; the
+    application closes it when it stops). ``bind_host``: the address the server listens on
+    (it joins the allowed host names)."""
+    settings = runtime.settings
     token = settings.checked_api_token()  # a token too short to resist guessing stops here
-    runtime = runtime or Runtime(
-        settings, store=store, records=records, provider=provider, policy=policy
-    )
-    runner: Runner | None = None
-    if settings.redis_url:  # distributed mode: records in Redis, items on the queue
-        from actor_maker.queue.broker import make_broker
-        from actor_maker.queue.dispatch import QueueRunner
-
-        runner = QueueRunner(records=runtime.records, broker=make_broker(settings))
     services = Services(
         runtime=runtime,
-        runner=runner,
+        jobs=_runner(runtime),
         sessions=Sessions(token, runtime.store) if token else None,
         index=ActorIndex(
             runtime.store,
@@ -132,3 +113,20 @@ def create_app(
         cors_origins=settings.cors_origins,
     )
     return app
+
+
+def _runner(runtime: Runtime) -> Runner:
+    """Where jobs run: on the queue's workers when one is configured (records in Redis),
+    else in this process."""
+    settings = runtime.settings
+    if settings.redis_url:
+        from actor_maker.queue.broker import make_broker
+        from actor_maker.queue.dispatch import QueueRunner
+
+        return QueueRunner(records=runtime.records, broker=make_broker(settings))
+    return JobRunner(
+        records=runtime.records,
+        pipelines=runtime.pipeline,
+        lease_ttl_s=settings.job_lease_s,
+        watch_interval_s=max(0.5, settings.job_lease_s / 3),
+    )

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from actor_maker.api.actor_index import ActorIndex
 from actor_maker.api.sessions import Sessions
 from actor_maker.config import Settings
 from actor_maker.errors import InputError
-from actor_maker.fetch import AddressPolicy, redact_url
+from actor_maker.fetch import redact_url
 from actor_maker.jobs.models import DEDUPE_ALL, DEDUPE_BALANCE, Job, JobItem, JobKind
 from actor_maker.jobs.records import JobRecords
-from actor_maker.jobs.runner import JobRunner, Runner
+from actor_maker.jobs.runner import Runner
 from actor_maker.layout import base_key
 from actor_maker.manifest import read_manifest
 from actor_maker.pipeline import Actor, BaseImage, JobPlan, Pipeline, StoredBase
@@ -30,44 +30,18 @@ from actor_maker.store.base import ObjectStore
 @dataclass
 class Services:
     runtime: Runtime
+    #: Runs the jobs: in this process, or on the queue's workers in distributed mode.
+    jobs: Runner
     sessions: Sessions | None
     index: ActorIndex
-    #: Set for distributed mode; by default jobs run in this process.
-    runner: Runner | None = None
+    #: The runtime's, at hand for the routes.
+    settings: Settings = field(init=False)
+    store: ObjectStore = field(init=False)
+    records: JobRecords = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.runner is None:
-            self.runner = JobRunner(
-                records=self.records,
-                pipelines=self.pipeline,
-                lease_ttl_s=self.settings.job_lease_s,
-                watch_interval_s=max(0.5, self.settings.job_lease_s / 3),
-            )
-
-    @property
-    def settings(self) -> Settings:
-        return self.runtime.settings
-
-    @property
-    def store(self) -> ObjectStore:
-        return self.runtime.store
-
-    @property
-    def records(self) -> JobRecords:
-        return self.runtime.records
-
-    @property
-    def provider_name(self) -> str:
-        return self.runtime.provider_name
-
-    @property
-    def policy(self) -> AddressPolicy:
-        return self.runtime.policy
-
-    @property
-    def jobs(self) -> Runner:
-        assert self.runner is not None
-        return self.runner
+        runtime = self.runtime
+        self.settings, self.store, self.records = runtime.settings, runtime.store, runtime.records
 
     def pipeline(self, model: str | None = None) -> Pipeline:
         """The pipeline for a model (validated first; a bounded number are kept)."""

@@ -17,6 +17,7 @@ from actor_maker.errors import ActorMakerError
 from actor_maker.runtime import Runtime
 from actor_maker.training.factory import make_trainer
 from actor_maker.training.flow import TrainingPlan, plan_training, run_training
+from actor_maker.training.params import DEFAULT_OPTIONS, TrainingOptions
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +71,7 @@ class Trainings:
         return self._runs.get(actor_id)
 
     async def start(
-        self,
-        actor_id: str,
-        *,
-        trainer: str | None = None,
-        steps: int | None = None,
-        rank: int | None = None,
-        learning_rate: float | None = None,
-        max_cost: float | None = None,
+        self, actor_id: str, options: TrainingOptions = DEFAULT_OPTIONS
     ) -> tuple[TrainingRun, bool]:
         """Plan (bad input raises here, nothing paid) and run in the background.
         Returns (run, created); a running one for the actor is returned as it is."""
@@ -87,15 +81,7 @@ class Trainings:
                 return running, False
             settings = self.runtime.settings
             plan = await asyncio.to_thread(
-                plan_training,
-                self.runtime.store,
-                settings,
-                actor_id,
-                trainer=trainer,
-                steps=steps,
-                rank=rank,
-                learning_rate=learning_rate,
-                max_cost=max_cost,
+                plan_training, self.runtime.store, settings, actor_id, options
             )
             chosen = make_trainer(settings, plan.trainer)
             run = TrainingRun(actor_id, plan)

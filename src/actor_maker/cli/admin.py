@@ -14,6 +14,7 @@ from rich.table import Table
 from actor_maker import prompts as prompt_lib
 from actor_maker.actors import ensure_manifest
 from actor_maker.cli.generate import build, execute
+from actor_maker.cli.params import ActorArg, JsonOpt
 from actor_maker.cli.state import State
 from actor_maker.demo import DEMO_ACTOR, DEMO_DESCRIPTION, DEMO_OUTFIT, demo_base_image
 from actor_maker.doctor import run_checks
@@ -47,7 +48,7 @@ def prompts_list(
         Path | None,
         typer.Option("--prompts", help="A prompt library file instead of the built-in one."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """List the library's prompts, rendered for an actor type and sex."""
     state: State = ctx.obj
@@ -86,7 +87,7 @@ def prompts_list(
 @manifest_app.command("show")
 def manifest_show(
     ctx: typer.Context,
-    actor_id: Annotated[str, typer.Argument(help="Actor id, e.g. 0012.")],
+    actor_id: ActorArg,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as stored.")] = False,
 ) -> None:
     """Show an actor's manifest: identity, base image and training entries."""
@@ -221,8 +222,9 @@ def _demo_train(state: State, store: ObjectStore, actor_id: str) -> None:
     """The whole loop offline: the preview trainer learns nothing and charges nothing."""
     from actor_maker.cli.train import train
     from actor_maker.training.flow import plan_training
+    from actor_maker.training.params import TrainingOptions
 
-    plan = plan_training(store, state.settings, actor_id, trainer="preview")
+    plan = plan_training(store, state.settings, actor_id, TrainingOptions(trainer="preview"))
     state.info(f"training {actor_id} {plan.version} with the preview trainer (offline)")
     train(state, store, plan)
 

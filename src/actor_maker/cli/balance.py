@@ -19,14 +19,9 @@ from actor_maker.balance import (
     parse_mix,
     report,
 )
-from actor_maker.cli.generate import (
-    DryRunOpt,
-    JsonOpt,
-    MaxCostOpt,
-    ProviderOpt,
-    build,
-    execute,
-)
+from actor_maker.cli.generate import build, execute
+from actor_maker.cli.params import ActorArg
+from actor_maker.cli.run_options import RunOptions, run_options
 from actor_maker.cli.state import State
 from actor_maker.errors import InputError
 from actor_maker.jobs.models import DEDUPE_BALANCE, JobKind
@@ -69,9 +64,10 @@ def stored_base(store: ObjectStore, manifest: Manifest) -> StoredBase:
 
 def register(app: typer.Typer) -> None:
     @app.command("balance")
+    @run_options("dry_run", "max_cost", "as_json", "provider")
     def balance_cmd(
         ctx: typer.Context,
-        actor_id: Annotated[str, typer.Argument(help="Actor id, e.g. 0012.")],
+        actor_id: ActorArg,
         target: Annotated[
             str,
             typer.Option(
@@ -84,15 +80,14 @@ def register(app: typer.Typer) -> None:
         fill: Annotated[
             bool, typer.Option("--fill", help="Generate what is missing (within --max-cost).")
         ] = False,
-        dry_run: DryRunOpt = False,
-        max_cost: MaxCostOpt = None,
-        as_json: JsonOpt = False,
-        provider: ProviderOpt = None,
+        *,
+        run: RunOptions,
     ) -> None:
         """Usable images per category against a target mix; --fill generates what is missing."""
         state: State = ctx.obj
+        dry_run, as_json = run.dry_run, run.as_json
         goal = Target(size=size, mix=parse_mix(target))
-        pipeline = build(state, provider, None)
+        pipeline = build(state, run.provider, run.model)
         manifest = require_manifest(pipeline.store, actor_id)
         found = report(manifest, goal)
         if not (fill or dry_run):
@@ -123,16 +118,4 @@ def register(app: typer.Typer) -> None:
             return
         plan = pipeline.plan_items(Actor(actor_id, manifest.actor_name), items, aspect_ratio="1:1")
         base = stored_base(pipeline.store, manifest)
-        execute(
-            state,
-            pipeline,
-            plan,
-            base,
-            as_json=as_json,
-            single=False,
-            dry_run=dry_run,
-            max_cost=max_cost,
-            seed=None,
-            kind=JobKind.custom,
-            dedupe_key=DEDUPE_BALANCE,
-        )
+        execute(state, pipeline, plan, base, run, kind=JobKind.custom, dedupe_key=DEDUPE_BALANCE)

@@ -11,11 +11,10 @@ from rich.table import Table
 from rich.text import Text
 
 from actor_maker import captions
+from actor_maker.cli.params import ActorArg, FilenameArg, JsonOpt
 from actor_maker.cli.state import State
 from actor_maker.manifest import require_manifest
 from actor_maker.store import open_store
-
-ActorArg = Annotated[str, typer.Argument(help="Actor id.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -26,11 +25,7 @@ def register(app: typer.Typer) -> None:
     )
 
     @captions_app.command("show")
-    def show_cmd(
-        ctx: typer.Context,
-        actor_id: ActorArg,
-        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    ) -> None:
+    def show_cmd(ctx: typer.Context, actor_id: ActorArg, as_json: JsonOpt = False) -> None:
         """Show the trigger word, class word and every image's caption."""
         state: State = ctx.obj
         manifest = require_manifest(open_store(state.settings), actor_id)
@@ -77,7 +72,7 @@ def register(app: typer.Typer) -> None:
     def set_cmd(
         ctx: typer.Context,
         actor_id: ActorArg,
-        filename: Annotated[str, typer.Argument(help="Training image filename.")],
+        filename: FilenameArg,
         text: Annotated[str, typer.Argument(help="The caption (one line).")],
     ) -> None:
         """Set one image's caption by hand."""

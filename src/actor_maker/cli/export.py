@@ -8,12 +8,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from actor_maker.cli.params import (
+    ActorOrAllArg,
+    AllActorsOpt,
+    JsonOpt,
+    check_one_or_all,
+    chosen_actors,
+)
 from actor_maker.cli.state import State
 from actor_maker.errors import ExitCode, InputError
 from actor_maker.export import FORMATS, ExportReport, export
-from actor_maker.layout import actor_ids
 from actor_maker.store import open_store
-from actor_maker.validation import check_actor_id
 
 
 def register(app: typer.Typer) -> None:
@@ -25,10 +30,8 @@ def register(app: typer.Typer) -> None:
             str,
             typer.Option("--out", "-o", help="A directory, a .zip path or s3://bucket/prefix/."),
         ],
-        actor_id: Annotated[str | None, typer.Argument(help="Actor id (or --all).")] = None,
-        all_actors: Annotated[
-            bool, typer.Option("--all", help="Every actor in the store.")
-        ] = False,
+        actor_id: ActorOrAllArg = None,
+        all_actors: AllActorsOpt = False,
         include_review: Annotated[
             bool, typer.Option("--include-review", help="Also images awaiting review.")
         ] = False,
@@ -45,18 +48,17 @@ def register(app: typer.Typer) -> None:
                 help="kohya: shuffle caption tokens (not with --cache_text_encoder_outputs).",
             ),
         ] = False,
-        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+        as_json: JsonOpt = False,
     ) -> None:
         """Export usable images with captions for kohya sd-scripts, ai-toolkit or Replicate."""
         state: State = ctx.obj
-        if (actor_id is None) == (not all_actors):
-            raise InputError("give one actor id, or --all")
+        check_one_or_all(actor_id, all_actors)
         if fmt not in FORMATS:
             raise InputError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
         if not out:
             raise InputError("--out: give a directory, a .zip path or s3://bucket/prefix/")
         store = open_store(state.settings)
-        ids = actor_ids(store) if all_actors else [check_actor_id(str(actor_id))]
+        ids = chosen_actors(store, actor_id, all_actors)
         if not ids:
             raise InputError("no actors in the store")
         report = export(

@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 
 from actor_maker.cli.output import ProgressReporter, plan_table, result_table
+from actor_maker.cli.params import ActorArg, OnlyOpt, prompt_ids
+from actor_maker.cli.run_options import RunOptions, run_options
 from actor_maker.cli.state import State
 from actor_maker.errors import ExitCode, InputError, InvalidImageError, error_class
 from actor_maker.images import MIB
@@ -19,9 +21,7 @@ from actor_maker.pipeline import Actor, BaseImage, JobPlan, Pipeline
 from actor_maker.providers.preview import NOTICE
 from actor_maker.results import all_json, dry_run_json, single_json
 from actor_maker.runtime import Runtime
-from actor_maker.validation import ASPECT_RATIOS
 
-ActorId = Annotated[str, typer.Argument(help="Actor id, e.g. 0012.")]
 ActorName = Annotated[str, typer.Argument(help="Actor name, e.g. 0012_european_30_male.")]
 BaseImageArg = Annotated[
     str,
@@ -39,35 +39,6 @@ ActorType = Annotated[
 ]
 ActorSex = Annotated[
     str | None, typer.Argument(help="male or female (default: from the manifest).")
-]
-
-AspectOpt = Annotated[
-    str, typer.Option("--aspect-ratio", help=f"One of: {', '.join(ASPECT_RATIOS)}.")
-]
-DryRunOpt = Annotated[
-    bool,
-    typer.Option("--dry-run", help="Show what would be generated and its cost; spend nothing."),
-]
-MaxCostOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--max-cost",
-        help="Refuse the job if its estimate (USD) is higher. Default: ACTOR_MAKER_MAX_JOB_COST.",
-    ),
-]
-JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print the result as JSON (the old scripts' shape).")
-]
-SeedOpt = Annotated[
-    int | None,
-    typer.Option("--seed", help="Seed for every image (default: a random one each, recorded)."),
-]
-ProviderOpt = Annotated[
-    str | None, typer.Option("--provider", help="replicate or preview (default from settings).")
-]
-ModelOpt = Annotated[
-    str | None,
-    typer.Option("--model", help="Replicate model, e.g. black-forest-labs/flux-kontext-max."),
 ]
 
 
@@ -98,21 +69,21 @@ def execute(
     pipeline: Pipeline,
     plan: JobPlan,
     base: str | BaseImage,
+    run: RunOptions | None = None,
     *,
-    as_json: bool = False,
     single: bool = False,
-    dry_run: bool = False,
-    max_cost: float | None = None,
-    seed: int | None = None,
     kind: JobKind = JobKind.all,
     dedupe_key: str | None = None,
 ) -> Job | None:
     """Check, then record the plan as a job and run it here with a progress bar; the job id
-    works with ``actor-maker jobs watch``. Exit 1 when items failed."""
+    works with ``actor-maker jobs watch``. Exit 1 when items failed. ``run`` gives
+    --dry-run, --max-cost, --seed and --json (the plan already holds the rest)."""
+    run = run or RunOptions()
+    as_json, max_cost = run.as_json, run.max_cost
     ref = base_image_ref(base, state.settings.max_image_bytes) if isinstance(base, str) else base
     pipeline.check_base_image_ref(ref)
     pipeline.check_budget(plan, state.settings.max_job_cost if max_cost is None else max_cost)
-    if dry_run:
+    if run.dry_run:
         if as_json:
             print(json.dumps(dry_run_json(plan), indent=2))
         else:
@@ -138,7 +109,7 @@ def execute(
     runtime = Runtime(state.settings, store=pipeline.store)
     with reporter:
         job = asyncio.run(
-            _run(runtime, pipeline, plan, ref, seed, reporter, kind=kind, dedupe_key=dedupe_key)
+            _run(runtime, pipeline, plan, ref, run.seed, reporter, kind=kind, dedupe_key=dedupe_key)
         )
     if as_json:
         print(json.dumps(single_json(job) if single else all_json(job), indent=2))
@@ -186,16 +157,15 @@ async def _run(
 
 def register(app: typer.Typer) -> None:
     @app.command("generate-all")
+    @run_options()
     def generate_all(
         ctx: typer.Context,
-        actor_id: ActorId,
+        actor_id: ActorArg,
         actor_name: ActorName,
         base_image_url: BaseImageArg,
         actor_type: ActorType = None,
         actor_sex: ActorSex = None,
-        only: Annotated[
-            str | None, typer.Option("--only", help="Comma-separated prompt ids.")
-        ] = None,
+        only: OnlyOpt = None,
         force: Annotated[
             bool, typer.Option("--force", help="Generate prompts the actor already has again.")
         ] = False,
@@ -203,42 +173,23 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option("--prompts", help="Your own prompt library (JSON, same format)."),
         ] = None,
-        aspect_ratio: AspectOpt = "1:1",
-        dry_run: DryRunOpt = False,
-        max_cost: MaxCostOpt = None,
-        seed: SeedOpt = None,
-        as_json: JsonOpt = False,
-        provider: ProviderOpt = None,
-        model: ModelOpt = None,
+        *,
+        run: RunOptions,
     ) -> None:
         """Generate one image per library prompt the actor's manifest does not have yet."""
         state: State = ctx.obj
-        pipeline = build(state, provider, model, prompts)
-        ids = [p.strip() for p in only.split(",") if p.strip()] if only else None
-        plan = pipeline.plan_all(
-            Actor(actor_id, actor_name, actor_type, actor_sex),
-            only=ids,
-            force=force,
-            aspect_ratio=aspect_ratio,
-        )
-        execute(
-            state,
-            pipeline,
-            plan,
-            base_image_url,
-            as_json=as_json,
-            single=False,
-            dry_run=dry_run,
-            max_cost=max_cost,
-            seed=seed,
-            kind=JobKind.subset if ids else JobKind.all,
-            dedupe_key=None if ids else DEDUPE_ALL,
-        )
+        pipeline = build(state, run.provider, run.model, prompts)
+        ids = prompt_ids(only)
+        actor = Actor(actor_id, actor_name, actor_type, actor_sex)
+        plan = pipeline.plan_all(actor, only=ids, force=force, aspect_ratio=run.aspect_ratio)
+        kind, dedupe_key = (JobKind.subset, None) if ids else (JobKind.all, DEDUPE_ALL)
+        execute(state, pipeline, plan, base_image_url, run, kind=kind, dedupe_key=dedupe_key)
 
     @app.command("generate-single")
+    @run_options()
     def generate_single(
         ctx: typer.Context,
-        actor_id: ActorId,
+        actor_id: ActorArg,
         actor_name: ActorName,
         base_image_url: BaseImageArg,
         prompt: Annotated[
@@ -247,29 +198,12 @@ def register(app: typer.Typer) -> None:
         ],
         actor_type: ActorType = None,
         actor_sex: ActorSex = None,
-        aspect_ratio: AspectOpt = "1:1",
-        dry_run: DryRunOpt = False,
-        max_cost: MaxCostOpt = None,
-        seed: SeedOpt = None,
-        as_json: JsonOpt = False,
-        provider: ProviderOpt = None,
-        model: ModelOpt = None,
+        *,
+        run: RunOptions,
     ) -> None:
         """Generate one image from your own prompt."""
         state: State = ctx.obj
-        pipeline = build(state, provider, model)
-        plan = pipeline.plan_single(
-            Actor(actor_id, actor_name, actor_type, actor_sex), prompt, aspect_ratio=aspect_ratio
-        )
-        execute(
-            state,
-            pipeline,
-            plan,
-            base_image_url,
-            as_json=as_json,
-            single=True,
-            dry_run=dry_run,
-            max_cost=max_cost,
-            seed=seed,
-            kind=JobKind.custom,
-        )
+        pipeline = build(state, run.provider, run.model)
+        actor = Actor(actor_id, actor_name, actor_type, actor_sex)
+        plan = pipeline.plan_single(actor, prompt, aspect_ratio=run.aspect_ratio)
+        execute(state, pipeline, plan, base_image_url, run, single=True, kind=JobKind.custom)

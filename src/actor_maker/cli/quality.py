@@ -9,24 +9,26 @@ import typer
 from rich.table import Table
 
 from actor_maker.actors import delete_previews
+from actor_maker.cli.params import (
+    ActorArg,
+    ActorOrAllArg,
+    AllActorsOpt,
+    FilenameArg,
+    JsonOpt,
+    chosen_actors,
+)
 from actor_maker.cli.state import State
 from actor_maker.errors import InputError
-from actor_maker.layout import actor_ids
 from actor_maker.manifest import require_manifest
 from actor_maker.quality import effective_verdict
 from actor_maker.quality.review import base_image_bytes, recheck, set_override, summary
 from actor_maker.runtime import make_checker
 from actor_maker.store import open_store
-from actor_maker.validation import check_actor_id
 
 
 def register(app: typer.Typer) -> None:
     @app.command("check")
-    def check_cmd(
-        ctx: typer.Context,
-        actor_id: Annotated[str, typer.Argument(help="Actor id.")],
-        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    ) -> None:
+    def check_cmd(ctx: typer.Context, actor_id: ActorArg, as_json: JsonOpt = False) -> None:
         """Run the quality checks again on every image of an actor (overrides stay)."""
         state: State = ctx.obj
         store = open_store(state.settings)
@@ -56,8 +58,8 @@ def register(app: typer.Typer) -> None:
     @app.command("review")
     def review_cmd(
         ctx: typer.Context,
-        actor_id: Annotated[str, typer.Argument(help="Actor id.")],
-        filename: Annotated[str, typer.Argument(help="Training image filename.")],
+        actor_id: ActorArg,
+        filename: FilenameArg,
         approve: Annotated[
             bool, typer.Option("--approve", help="Count it, whatever the checks said.")
         ] = False,
@@ -77,17 +79,13 @@ def register(app: typer.Typer) -> None:
     @app.command("clean-previews")
     def clean_previews_cmd(
         ctx: typer.Context,
-        actor_id: Annotated[str | None, typer.Argument(help="Actor id (or --all).")] = None,
-        all_actors: Annotated[
-            bool, typer.Option("--all", help="Every actor in the store.")
-        ] = False,
+        actor_id: ActorOrAllArg = None,
+        all_actors: AllActorsOpt = False,
     ) -> None:
         """Move preview placeholder images (never training data) to the trash."""
         state: State = ctx.obj
-        if (actor_id is None) == (not all_actors):
-            raise InputError("give one actor id, or --all")
         store = open_store(state.settings)
-        ids = actor_ids(store) if all_actors else [check_actor_id(str(actor_id))]
+        ids = chosen_actors(store, actor_id, all_actors)
         moved = 0
         for one in ids:
             record = delete_previews(store, one, via="cli")

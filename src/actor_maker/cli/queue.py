@@ -12,6 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from actor_maker.cli.params import AllActorsOpt, JsonOpt, OnlyOpt, ProviderOpt, prompt_ids
 from actor_maker.cli.state import State
 from actor_maker.config import Settings
 from actor_maker.errors import ConfigError, ExitCode, InputError
@@ -51,7 +52,7 @@ def jobs_list(
     limit: Annotated[
         int, typer.Option("--limit", min=1, max=1000, help="At most this many jobs (1-1000).")
     ] = 20,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Recent jobs, newest first."""
     st: State = ctx.obj
@@ -178,9 +179,7 @@ def register(app: typer.Typer) -> None:
                 "--concurrency", min=1, max=256, help="Items this process works on at once."
             ),
         ] = 8,
-        provider: Annotated[
-            str | None, typer.Option("--provider", help="replicate or preview.")
-        ] = None,
+        provider: ProviderOpt = None,
     ) -> None:
         """Work on queued items (ACTOR_MAKER_QUEUE); run as many as you like, anywhere."""
         st: State = ctx.obj
@@ -197,21 +196,15 @@ def register(app: typer.Typer) -> None:
     def enqueue_cmd(
         ctx: typer.Context,
         actor_ids: Annotated[list[str] | None, typer.Argument(help="Actor ids (or --all).")] = None,
-        all_actors: Annotated[
-            bool, typer.Option("--all", help="Every actor in the store.")
-        ] = False,
-        only: Annotated[
-            str | None, typer.Option("--only", help="Comma-separated prompt ids.")
-        ] = None,
+        all_actors: AllActorsOpt = False,
+        only: OnlyOpt = None,
         max_cost: Annotated[
             float | None, typer.Option("--max-cost", help="Ceiling for the whole batch (USD).")
         ] = None,
         dry_run: Annotated[
             bool, typer.Option("--dry-run", help="Show the plan and its cost only.")
         ] = False,
-        provider: Annotated[
-            str | None, typer.Option("--provider", help="replicate or preview.")
-        ] = None,
+        provider: ProviderOpt = None,
     ) -> None:
         """Queue what each actor is missing; the base image comes from its manifest."""
         st: State = ctx.obj
@@ -219,7 +212,7 @@ def register(app: typer.Typer) -> None:
         if bool(actor_ids) == all_actors:
             raise InputError("give actor ids or --all (not both)")
         pipeline = Runtime(settings, provider=provider).pipeline()
-        ids = [p.strip() for p in only.split(",") if p.strip()] if only else None
+        ids = prompt_ids(only)
         plans, skipped = _plans(pipeline, list(actor_ids or []), ids)
         total = round(sum(p.estimated_cost for p, _ in plans), 4)
         images = sum(len(p.items) for p, _ in plans)

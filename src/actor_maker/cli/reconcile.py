@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from actor_maker.cli.output import counted
+from actor_maker.cli.params import ActorOrAllArg, AllActorsOpt, check_one_or_all
 from actor_maker.cli.state import State
 from actor_maker.errors import ExitCode, InputError
 from actor_maker.reconcile import DEFAULT_MIN_AGE, Report, reconcile, reconcile_all
@@ -69,10 +70,8 @@ def _lines(report: Report, *, verbose: bool) -> list[str]:
 
 def reconcile_cmd(
     ctx: typer.Context,
-    actor_id: Annotated[
-        str | None, typer.Argument(help="Actor id, e.g. 0012 (or --all).", show_default=False)
-    ] = None,
-    all_actors: Annotated[bool, typer.Option("--all", help="Every actor in the store.")] = False,
+    actor_id: ActorOrAllArg = None,
+    all_actors: AllActorsOpt = False,
     fix: Annotated[
         bool,
         typer.Option(
@@ -99,8 +98,7 @@ def reconcile_cmd(
 ) -> None:
     """Compare manifests with the store; nothing changes without --fix."""
     state: State = ctx.obj
-    if (actor_id is None) == (not all_actors):
-        raise InputError("give exactly one of ACTOR_ID and --all")
+    check_one_or_all(actor_id, all_actors)
     if delete_orphans and not fix:
         raise InputError("--delete-orphans needs --fix")
     store = open_store(state.settings)

@@ -39,6 +39,8 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from actor_maker.api import create_app
+        from actor_maker.runtime import Runtime
 
         state.info(f"Actor Maker API on http://{host}:{port} (docs at /docs)")
-        uvicorn.run(create_app(settings, bind_host=host), host=host, port=port, log_level="warning")
+        app = create_app(Runtime(settings), bind_host=host)
+        uvicorn.run(app, host=host, port=port, log_level="warning")

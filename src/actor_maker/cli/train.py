@@ -10,6 +10,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from actor_maker.cli.params import ActorArg, JsonOpt
 from actor_maker.cli.state import State
 from actor_maker.config import Settings
 from actor_maker.errors import ExitCode, NotFoundError
@@ -18,6 +19,7 @@ from actor_maker.store import ObjectStore, open_store
 from actor_maker.training import models
 from actor_maker.training.factory import TRAINERS, make_trainer
 from actor_maker.training.flow import TrainingPlan, plan_training, run_training
+from actor_maker.training.params import TrainingOptions
 from actor_maker.validation import check_actor_id
 
 
@@ -25,7 +27,7 @@ def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_cmd(
         ctx: typer.Context,
-        actor_id: Annotated[str, typer.Argument(help="Actor id.")],
+        actor_id: ActorArg,
         dry_run: Annotated[
             bool, typer.Option("--dry-run", help="Dataset size, parameters, cost and time only.")
         ] = False,
@@ -41,21 +43,15 @@ def register(app: typer.Typer) -> None:
             float | None,
             typer.Option("--max-cost", help="Ceiling in USD for training + samples."),
         ] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+        as_json: JsonOpt = False,
     ) -> None:
         """Train the actor's LoRA: export → train → store weights → samples → identity score."""
         state: State = ctx.obj
         store = open_store(state.settings)
-        plan = plan_training(
-            store,
-            state.settings,
-            check_actor_id(actor_id),
-            trainer=trainer,
-            steps=steps,
-            rank=rank,
-            learning_rate=learning_rate,
-            max_cost=max_cost,
+        options = TrainingOptions(
+            trainer=trainer, steps=steps, rank=rank, learning_rate=learning_rate, max_cost=max_cost
         )
+        plan = plan_training(store, state.settings, check_actor_id(actor_id), options)
         if dry_run:
             if as_json:
                 print(json.dumps(plan.to_json(), indent=2))
@@ -70,11 +66,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models")
 
     @models_app.command("list")
-    def models_list(
-        ctx: typer.Context,
-        actor_id: Annotated[str, typer.Argument(help="Actor id.")],
-        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    ) -> None:
+    def models_list(ctx: typer.Context, actor_id: ActorArg, as_json: JsonOpt = False) -> None:
         """Every model of the actor with its status and score."""
         state: State = ctx.obj
         manifest = read_manifest(open_store(state.settings), check_actor_id(actor_id))
@@ -112,7 +104,7 @@ def register(app: typer.Typer) -> None:
     @models_app.command("mark-good")
     def models_mark_good(
         ctx: typer.Context,
-        actor_id: Annotated[str, typer.Argument(help="Actor id.")],
+        actor_id: ActorArg,
         version: Annotated[str, typer.Argument(help="Model version, e.g. V2.")],
     ) -> None:
         """Make VERSION the actor's LoRA (lora_model, in the old shape)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 
@@ -136,7 +137,7 @@ def _write_actor(
                 result.skipped.append(Skipped(filename, f"not convertible: {exc}", failed=True))
                 continue
         stems.add(stem.lower())
-        caption = str(entry.get("caption") or caption_for(manifest, entry)).strip()
+        caption = _one_line(entry.get("caption")) or _one_line(caption_for(manifest, entry))
         if options.fmt == "kohya":
             caption = trigger_first(caption, trigger)
         write(f"{subdir}{stem}.{ext}", data)
@@ -234,6 +235,23 @@ def _safe_filename(filename: str) -> bool:
 def _split(filename: str) -> tuple[str, str]:
     stem, _, ext = filename.rpartition(".")
     return stem, ext.lower()
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _one_line(caption: object) -> str:
+    """The caption as one line: line breaks become ``", "``, other control characters spaces.
+
+    The trainers disagree on a caption file of several lines: sd-scripts reads only the
+    first line, ai-toolkit the whole text with its line breaks, the ai-toolkit that
+    Replicate's trainer pins joins the lines with commas. A manifest can hold such a caption
+    (one written by hand or by an older tool; the CLI and API accept only one line). A
+    caption that is blank gives ``""``: the one built from the prompt is used then."""
+    if not isinstance(caption, str):
+        return ""
+    lines = (_CONTROL.sub(" ", line).strip() for line in caption.splitlines())
+    return ", ".join(line for line in lines if line)
 
 
 def _to_png(data: bytes) -> bytes:

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Iterable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from actor_maker import metrics
@@ -28,26 +29,23 @@ from actor_maker.pipeline.running import JobSession, Pipeline
 log = logging.getLogger(__name__)
 
 
+@dataclass(eq=False)
 class Keeper:
     """Renews a session's lease and claims from a thread; cancels its tasks on request."""
 
-    def __init__(
-        self,
-        session: JobSession,
-        loop: asyncio.AbstractEventLoop,
-        *,
-        interval_s: float,
-        lease_s: float | None = None,
-    ) -> None:
-        self.session = session
-        self.loop = loop
-        self.interval_s = interval_s
-        #: The run holds the job's lease (in-process runner, CLI) for this long per renewal.
-        self.lease_s = lease_s
-        self.tasks: set[asyncio.Task[Any]] = set()
+    session: JobSession
+    loop: asyncio.AbstractEventLoop
+    _: KW_ONLY
+    interval_s: float
+    #: The run holds the job's lease (in-process runner, CLI) for this long per renewal.
+    lease_s: float | None = None
+    #: The run's tasks, cancelled when someone asks the job to stop.
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set, init=False)
+
+    def __post_init__(self) -> None:
         self._done = threading.Event()
         self._thread = threading.Thread(
-            target=self._loop, name=f"keeper {session.job.id}", daemon=True
+            target=self._loop, name=f"keeper {self.session.job.id}", daemon=True
         )
 
     def __enter__(self) -> Keeper:

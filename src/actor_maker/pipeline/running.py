@@ -41,7 +41,13 @@ from actor_maker.pipeline.base_image import BaseImages
 from actor_maker.pipeline.model import Actor, BaseImage, JobPlan, StoredBase
 from actor_maker.pipeline.planning import Planning
 from actor_maker.pipeline.storing import EntryAppender, IndexAllocator
-from actor_maker.providers.base import GeneratedImage, GenerationParams, ImageProvider, InputImage
+from actor_maker.providers.base import (
+    GeneratedImage,
+    GenerationParams,
+    ImageProvider,
+    InputImage,
+    Tracking,
+)
 from actor_maker.quality import effective_verdict
 from actor_maker.quality.checker import QualityChecker
 from actor_maker.slots import RequestSlots
@@ -215,7 +221,9 @@ class Pipeline(Planning, BaseImages):
                     return
                 with metrics.provider_timer(self.provider.name):
                     generated = await self.provider.generate(
-                        session.image, params, resume=item.prediction_id, on_created=created
+                        session.image,
+                        params,
+                        tracking=Tracking(resume=item.prediction_id, on_created=created),
                     )
             # The image is paid for: keep it even if the job is canceled from here on.
             entry = await asyncio.shield(asyncio.to_thread(self._keep, session, item, generated))

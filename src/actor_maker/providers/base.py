@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Protocol
 
 #: Called with a prediction's id as soon as the provider has started it (before waiting).
@@ -31,6 +31,21 @@ class GenerationParams:
 
 
 @dataclass(frozen=True)
+class Tracking:
+    """How a recorded job keeps hold of the prediction it pays for, across runs."""
+
+    #: A prediction an earlier run started: it is polled (and its output downloaded if it
+    #: has not expired) instead of paying for a new one.
+    resume: str | None = None
+    #: Hears the id of the prediction started, before the wait.
+    on_created: OnCreated | None = None
+
+
+#: A call nobody records (tests, samples, the doctor): nothing to resume, nobody to tell.
+UNTRACKED = Tracking()
+
+
+@dataclass(frozen=True)
 class GeneratedImage:
     """The downloaded output plus its provenance, recorded in the manifest entry."""
 
@@ -44,15 +59,8 @@ class GeneratedImage:
     cost: float | None
 
     def provenance(self) -> dict[str, object]:
-        return {
-            "provider": self.provider,
-            "model": self.model,
-            "seed": self.seed,
-            "prediction_id": self.prediction_id,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "cost": self.cost,
-        }
+        """Every field but the image bytes, in declaration order."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "data"}
 
 
 class ImageProvider(Protocol):
@@ -66,18 +74,13 @@ class ImageProvider(Protocol):
     placeholder: bool
 
     async def generate(
-        self,
-        image: InputImage,
-        params: GenerationParams,
-        *,
-        resume: str | None = None,
-        on_created: OnCreated | None = None,
+        self, image: InputImage, params: GenerationParams, tracking: Tracking = UNTRACKED
     ) -> GeneratedImage:
         """Generate one image and return its bytes, downloaded already.
 
-        ``on_created`` hears the id of the prediction started, before the wait; ``resume``
-        is such an id from an earlier run: that prediction is polled (and its output
-        downloaded if it has not expired) instead of paying for a new one.
+        ``tracking.on_created`` hears the id of the prediction started, before the wait;
+        ``tracking.resume`` is such an id from an earlier run: that prediction is polled (and
+        its output downloaded if it has not expired) instead of paying for a new one.
 
         Raises ``ContentFlaggedError`` (final), ``ProviderTimeoutError`` or
         ``ProviderError``; retries of transient failures happen inside. When the

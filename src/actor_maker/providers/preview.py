@@ -14,7 +14,13 @@ import io
 
 from PIL import Image, ImageChops, ImageDraw, ImageFont, ImageOps
 
-from actor_maker.providers.base import GeneratedImage, GenerationParams, InputImage, OnCreated
+from actor_maker.providers.base import (
+    UNTRACKED,
+    GeneratedImage,
+    GenerationParams,
+    InputImage,
+    Tracking,
+)
 from actor_maker.timeutil import utc_now
 
 SHORT_SIDE = 768
@@ -91,12 +97,7 @@ class PreviewProvider:
         self.latency = latency
 
     async def generate(
-        self,
-        image: InputImage,
-        params: GenerationParams,
-        *,
-        resume: str | None = None,
-        on_created: OnCreated | None = None,
+        self, image: InputImage, params: GenerationParams, tracking: Tracking = UNTRACKED
     ) -> GeneratedImage:
         """Placeholders are made here and now: nothing to resume or record."""
         started = utc_now()

@@ -47,11 +47,12 @@ from actor_maker.errors import (
 )
 from actor_maker.images import data_uri
 from actor_maker.providers.base import (
+    UNTRACKED,
     CreateGate,
     GeneratedImage,
     GenerationParams,
     InputImage,
-    OnCreated,
+    Tracking,
 )
 from actor_maker.providers.replicate_http import ReplicateHTTP, problem, retry_after
 from actor_maker.timeutil import utc_now
@@ -87,22 +88,18 @@ class ReplicateProvider:
 
     def __init__(
         self,
+        http: ReplicateHTTP,
         *,
-        token: str,
         model: str,
-        base_url: str = "https://api.replicate.com",
-        client: httpx.AsyncClient | None = None,
         price: float | None = None,
         deadline_s: float = 300.0,
-        max_retries: int = 5,
         poll_interval_s: float = 1.0,
         safety_tolerance: int = 2,
-        backoff_initial_s: float = 1.0,
-        backoff_max_s: float = 30.0,
         wait_s: int = 10,
-        request_timeout_s: float = 15.0,
         gate: CreateGate | None = None,
     ) -> None:
+        """``http``: the Replicate client (token, base URL, retry policy); :meth:`aclose`
+        closes it."""
         if model.count("/") != 1:
             raise ConfigError(f"model {model!r} must look like owner/name")
         self.model = model
@@ -111,21 +108,9 @@ class ReplicateProvider:
         self.poll_interval_s = poll_interval_s
         self.safety_tolerance = safety_tolerance
         self.wait_s = max(1, min(MAX_WAIT_S, wait_s))
-        self.request_timeout_s = request_timeout_s
         #: Shared pacing of creates (distributed mode): a global rate and 429 slow-down.
         self.gate = gate
-        self._http = ReplicateHTTP(
-            token=token,
-            base_url=base_url,
-            client=client,
-            max_retries=max_retries,
-            backoff_initial_s=backoff_initial_s,
-            backoff_max_s=backoff_max_s,
-            request_timeout_s=request_timeout_s,
-        )
-        self._client = self._http.client
-        self._api = self._http.api
-        self._headers = self._http.headers
+        self._http = http
         self._uploads: dict[str, str] = {}
         self._upload_lock = asyncio.Lock()
         #: How long this model's predictions took lately (a moving average, seconds): the
@@ -134,25 +119,15 @@ class ReplicateProvider:
 
     # --- public ----------------------------------------------------------------------
     async def generate(
-        self,
-        image: InputImage,
-        params: GenerationParams,
-        *,
-        resume: str | None = None,
-        on_created: OnCreated | None = None,
+        self, image: InputImage, params: GenerationParams, tracking: Tracking = UNTRACKED
     ) -> GeneratedImage:
         async def payload() -> dict[str, Any]:
             return self._input(params, await self._input_image_url(image))
 
-        return await self._run(payload, params.seed, resume, on_created)
+        return await self._run(payload, params.seed, tracking)
 
     async def predict(
-        self,
-        payload: dict[str, Any],
-        seed: int,
-        *,
-        resume: str | None = None,
-        on_created: OnCreated | None = None,
+        self, payload: dict[str, Any], seed: int, tracking: Tracking = UNTRACKED
     ) -> GeneratedImage:
         """One prediction of this provider's model with ``payload`` as its whole ``input``
         (e.g. ``flux-dev-lora`` with ``lora_weights``), under the same deadline, retry,
@@ -161,16 +136,16 @@ class ReplicateProvider:
         async def given() -> dict[str, Any]:
             return payload
 
-        return await self._run(given, seed, resume, on_created)
+        return await self._run(given, seed, tracking)
 
     async def _run(
         self,
         payload: Callable[[], Awaitable[dict[str, Any]]],
         seed: int,
-        resume: str | None,
-        on_created: OnCreated | None,
+        tracking: Tracking,
     ) -> GeneratedImage:
         started = utc_now()
+        resume, on_created = tracking.resume, tracking.on_created
         call = _Call()
         try:
             async with asyncio.timeout(self.deadline_s):
@@ -217,10 +192,12 @@ class ReplicateProvider:
 
     async def check(self) -> str:
         try:
-            response = await self._client.get(f"{self._api}/account", headers=self._headers)
+            response = await self._http.client.get(
+                f"{self._http.api}/account", headers=self._http.headers
+            )
         except httpx.HTTPError as exc:
             raise ProviderError(
-                f"cannot reach Replicate at {self._api}: {type(exc).__name__}"
+                f"cannot reach Replicate at {self._http.api}: {type(exc).__name__}"
             ) from exc
         if response.status_code == 401:
             raise ConfigError("Replicate rejected REPLICATE_API_TOKEN (HTTP 401)")
@@ -256,7 +233,7 @@ class ReplicateProvider:
             prediction = await asyncio.shield(task)
         except asyncio.CancelledError:
             if call.sending:
-                await asyncio.wait({task}, timeout=self.wait_s + self.request_timeout_s)
+                await asyncio.wait({task}, timeout=self.wait_s + self._http.request_timeout_s)
             if not task.done():
                 task.cancel()
             elif not task.cancelled() and task.exception() is None:
@@ -270,16 +247,17 @@ class ReplicateProvider:
     ) -> dict[str, Any]:
         wait = max(1, min(self.wait_s, int(self.deadline_s))) if blocking else 0
         prefer = {"Prefer": f"wait={wait}"} if blocking else {}
+        timeout = self._http.request_timeout_s
         if self.gate is not None:
             await self.gate.before_create()
         call.sending = True
         try:
             response = await self._http.send(
                 "POST",
-                f"{self._api}/models/{self.model}/predictions",
+                f"{self._http.api}/models/{self.model}/predictions",
                 json={"input": payload},
-                headers={**self._headers, **prefer},
-                timeout=httpx.Timeout(self.request_timeout_s, read=wait + self.request_timeout_s),
+                headers={**self._http.headers, **prefer},
+                timeout=httpx.Timeout(timeout, read=wait + timeout),
             )
         finally:
             call.sending = False
@@ -290,12 +268,9 @@ class ReplicateProvider:
         return body
 
     async def _get(self, prediction_id: str) -> dict[str, Any]:
-        response = await self._http.send(
-            "GET", f"{self._api}/predictions/{prediction_id}", headers=self._headers
+        return await self._http.get_json(
+            f"/predictions/{prediction_id}", f"reading prediction {prediction_id} failed"
         )
-        self._http.raise_for(response, f"reading prediction {prediction_id} failed")
-        body: dict[str, Any] = response.json()
-        return body
 
     async def _until_done(
         self, prediction: dict[str, Any], *, first_wait: bool = False
@@ -385,8 +360,9 @@ class ReplicateProvider:
             return
         try:
             async with asyncio.timeout(10):
-                await self._client.post(
-                    f"{self._api}/predictions/{prediction_id}/cancel", headers=self._headers
+                await self._http.client.post(
+                    f"{self._http.api}/predictions/{prediction_id}/cancel",
+                    headers=self._http.headers,
                 )
         except (httpx.HTTPError, TimeoutError):
             log.warning("could not cancel prediction %s", prediction_id)

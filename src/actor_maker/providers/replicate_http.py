@@ -8,12 +8,16 @@ request may have reached Replicate: a connection that was never made is worth an
 honoured), 401 is a configuration error, other 4xx are final. :meth:`ReplicateHTTP.retrying`
 runs a step under that policy (exponential backoff with jitter; 429s do not use up
 ``max_retries``, only ``MAX_THROTTLED``).
+
+One ``ReplicateHTTP`` is built from the settings (:meth:`ReplicateHTTP.from_settings`) and
+handed to whoever talks to Replicate: the image provider, and the LoRA trainer together with
+the provider it samples through, so they share one connection pool and one retry policy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
@@ -26,6 +30,9 @@ from actor_maker.errors import (
     RetryableProviderError,
 )
 from actor_maker.fetch import redact_url
+
+if TYPE_CHECKING:
+    from actor_maker.config import Settings
 
 #: Consecutive 429 answers one call puts up with (each waits as told) before giving up.
 MAX_THROTTLED = 50
@@ -93,6 +100,21 @@ class ReplicateHTTP:
         )
         self.api = base_url.rstrip("/") + "/v1"
         self.headers = {"Authorization": f"Bearer {token}", "User-Agent": "actor-maker"}
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, user: str, *, client: httpx.AsyncClient | None = None
+    ) -> ReplicateHTTP:
+        """The client for ``settings``; ``user`` (e.g. "the replicate trainer") names who
+        needs the token when it is missing."""
+        if settings.replicate_api_token is None:
+            raise ConfigError(f"{user} needs REPLICATE_API_TOKEN")
+        return cls(
+            token=settings.replicate_api_token.get_secret_value(),
+            base_url=settings.replicate_base_url,
+            client=client,
+            max_retries=settings.max_retries,
+        )
 
     async def aclose(self) -> None:
         if self._owns_client:

@@ -9,17 +9,18 @@ moto is a development dependency, so it is imported only when a server starts::
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Any
 
 import boto3
+
+from actor_maker.testing.loopback import LoopbackServer
 
 #: The access key id and secret this server's clients use; moto accepts anything.
 DUMMY_KEY = "testing"
 
 
-class MotoS3:
-    """A started moto S3 server on ``127.0.0.1`` at a free port."""
+class MotoS3(LoopbackServer):
+    """A moto S3 server on ``127.0.0.1`` at a free port, serving once constructed."""
 
     def __init__(self) -> None:
         from moto.server import ThreadedMotoServer
@@ -41,17 +42,6 @@ class MotoS3:
 
     def stop(self) -> None:
         self._server.stop()
-
-    def __enter__(self) -> MotoS3:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def start_moto_server() -> MotoS3:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -122,21 +123,28 @@ def add_model(store: ObjectStore, actor_id: str, record: Record) -> Manifest:
     return update_manifest(store, actor_id, change)
 
 
-def update_model(store: ObjectStore, actor_id: str, version: str, fields: Record) -> Record:
-    """Set ``fields`` on the record of ``version`` (one CAS update); the record as written."""
+def _edit_model(
+    store: ObjectStore, actor_id: str, version: str, edit: Callable[[Manifest, Record], None]
+) -> Record:
+    """Apply ``edit(manifest, record)`` to the record of ``version`` in one CAS update
+    (``NotFoundError`` when the actor has none); the record as written."""
 
     def change(manifest: Manifest) -> bool:
         record = find_model(manifest, version)
         if record is None:
             raise NotFoundError(f"actor {actor_id} has no model {version}")
-        record.update(fields)
+        edit(manifest, record)
         manifest.data["custom_lora_models_updated"] = legacy_now()
         return True
 
-    manifest = update_manifest(store, actor_id, change)
-    written = find_model(manifest, version)
+    written = find_model(update_manifest(store, actor_id, change), version)
     assert written is not None
     return written
+
+
+def update_model(store: ObjectStore, actor_id: str, version: str, fields: Record) -> Record:
+    """Set ``fields`` on the record of ``version`` (one CAS update); the record as written."""
+    return _edit_model(store, actor_id, version, lambda _, record: record.update(fields))
 
 
 def legacy_shape(record: Record) -> Record:
@@ -151,10 +159,7 @@ def mark_good(store: ObjectStore, actor_id: str, version: str) -> Record:
     """Make ``version`` the actor's model: ``lora_model`` in the old shape, status ``good``;
     the previous good one goes back to ``trained``."""
 
-    def change(manifest: Manifest) -> bool:
-        record = find_model(manifest, version)
-        if record is None:
-            raise NotFoundError(f"actor {actor_id} has no model {version}")
+    def make_good(manifest: Manifest, record: Record) -> None:
         if record.get("status") not in FINISHED_OK or not record.get("key"):
             raise InputError(
                 f"model {version} is {record.get('status')}: only a trained model with "
@@ -167,13 +172,8 @@ def mark_good(store: ObjectStore, actor_id: str, version: str) -> Record:
         record["marked_good"] = utc_now()
         manifest.data["lora_model"] = legacy_shape(record)
         manifest.data["lora_model_updated"] = legacy_now()
-        manifest.data["custom_lora_models_updated"] = legacy_now()
-        return True
 
-    manifest = update_manifest(store, actor_id, change)
-    written = find_model(manifest, version)
-    assert written is not None
-    return written
+    return _edit_model(store, actor_id, version, make_good)
 
 
 def created_fields() -> Record:

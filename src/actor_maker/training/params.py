@@ -16,6 +16,8 @@ learns the pictures, not the person.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from actor_maker.errors import InputError
 from actor_maker.training.base import TrainingParams
 
@@ -29,6 +31,23 @@ DEFAULT_LEARNING_RATE = 4e-4
 STEPS_RANGE = (100, 6000)
 RANK_RANGE = (4, 128)
 LEARNING_RATE_RANGE = (1e-5, 1e-2)
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """What the user chose for a training (CLI flags, the API body); ``None`` everywhere it
+    chose nothing: the configured trainer, the table above, ``ACTOR_MAKER_MAX_JOB_COST``."""
+
+    trainer: str | None = None
+    steps: int | None = None
+    rank: int | None = None
+    learning_rate: float | None = None
+    #: Ceiling in USD for training + samples.
+    max_cost: float | None = None
+
+
+#: Nothing chosen: every value from the settings and the table.
+DEFAULT_OPTIONS = TrainingOptions()
 
 
 def steps_for(images: int) -> int:
@@ -48,15 +67,11 @@ def _check(name: str, value: float, bounds: tuple[float, float]) -> None:
         raise InputError(f"{name} {value:g} is out of range: give {low:g} to {high:g}")
 
 
-def params_for(
-    images: int,
-    *,
-    steps: int | None = None,
-    rank: int | None = None,
-    learning_rate: float | None = None,
-) -> TrainingParams:
-    """Steps, rank and learning rate for a dataset of ``images``; overrides are range-checked."""
+def params_for(images: int, options: TrainingOptions = DEFAULT_OPTIONS) -> TrainingParams:
+    """Steps, rank and learning rate for a dataset of ``images``; the overrides in ``options``
+    are range-checked."""
     table_steps = steps_for(images)
+    steps, rank, learning_rate = options.steps, options.rank, options.learning_rate
     if steps is not None:
         _check("--steps", steps, STEPS_RANGE)
     if rank is not None:

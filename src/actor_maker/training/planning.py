@@ -20,12 +20,10 @@ from actor_maker.layout import base_key
 from actor_maker.manifest import Manifest, read_manifest
 from actor_maker.store.base import ObjectStore
 from actor_maker.training import models
-from actor_maker.training.base import (
-    TrainingParams,
-)
+from actor_maker.training.base import TrainingParams
 from actor_maker.training.dataset import Selection, select
 from actor_maker.training.factory import check_trainer
-from actor_maker.training.params import params_for
+from actor_maker.training.params import DEFAULT_OPTIONS, TrainingOptions, params_for
 from actor_maker.validation import check_actor_id
 
 log = logging.getLogger(__name__)
@@ -101,17 +99,13 @@ def plan_training(
     store: ObjectStore,
     settings: Settings,
     actor_id: str,
-    *,
-    trainer: str | None = None,
-    steps: int | None = None,
-    rank: int | None = None,
-    learning_rate: float | None = None,
-    max_cost: float | None = None,
+    options: TrainingOptions = DEFAULT_OPTIONS,
 ) -> TrainingPlan:
     """Validate and estimate; nothing is written or paid. ``InputError`` and friends for
     bad input, ``BudgetError`` over the ceiling."""
     check_actor_id(actor_id)
-    name = check_trainer(trainer or settings.trainer_name)
+    name = check_trainer(options.trainer or settings.trainer_name)
+    max_cost = options.max_cost
     if max_cost is not None and max_cost < 0:
         raise InputError(f"--max-cost {max_cost:g}: give zero or more")
     manifest = read_manifest(store, actor_id)
@@ -133,7 +127,7 @@ def plan_training(
             f"actor {actor_id} has no base image in the store to score samples against"
         )
     selection = select(store, manifest, allow_preview=name == "preview")
-    params = params_for(len(selection.entries), steps=steps, rank=rank, learning_rate=learning_rate)
+    params = params_for(len(selection.entries), options)
     if name == "replicate" and not settings.training_owner:
         raise ConfigError(
             "the replicate trainer needs ACTOR_MAKER_TRAINING_OWNER (your Replicate account "

@@ -32,7 +32,7 @@ from actor_maker.config import (
     DEFAULT_TRAINER_MODEL,
     DEFAULT_TRAINER_VERSION,
 )
-from actor_maker.errors import ConfigError, InputError, ProviderError, ProviderTimeoutError
+from actor_maker.errors import InputError, ProviderError, ProviderTimeoutError
 from actor_maker.fetch import redact_url
 from actor_maker.providers.replicate import ReplicateProvider
 from actor_maker.providers.replicate_http import ReplicateHTTP
@@ -76,23 +76,25 @@ class ReplicateTrainer:
 
     def __init__(
         self,
+        http: ReplicateHTTP,
         *,
-        token: str,
-        base_url: str = "https://api.replicate.com",
         trainer_model: str = DEFAULT_TRAINER_MODEL,
         trainer_version: str = DEFAULT_TRAINER_VERSION,
         lora_model: str = DEFAULT_LORA_MODEL,
-        client: httpx.AsyncClient | None = None,
         price_per_second: float | None = None,
-        max_retries: int = 5,
-        backoff_initial_s: float = 1.0,
-        backoff_max_s: float = 30.0,
-        request_timeout_s: float = 15.0,
         transfer_timeout_s: float = 300.0,
         sample_deadline_s: float = 300.0,
         poll_interval_s: float = 1.0,
         destination_hardware: str = "gpu-t4",
     ) -> None:
+        """``http``: the Replicate client, used for the trainings API and, through a
+        :class:`ReplicateProvider` of ``lora_model``, for the samples; :meth:`aclose` closes
+        it."""
+        self._http = http
+        self._sampler = ReplicateProvider(
+            http, model=lora_model, deadline_s=sample_deadline_s, poll_interval_s=poll_interval_s
+        )
+        self._destinations: set[str] = set()
         self.model = f"{trainer_model}:{trainer_version}"
         self.trainer_model = trainer_model
         self.trainer_version = trainer_version
@@ -100,44 +102,17 @@ class ReplicateTrainer:
         self.transfer_timeout_s = transfer_timeout_s
         #: Replicate asks for a hardware on create; trained FLUX versions run on their own.
         self.destination_hardware = destination_hardware
-        self._http = ReplicateHTTP(
-            token=token,
-            base_url=base_url,
-            client=client,
-            max_retries=max_retries,
-            backoff_initial_s=backoff_initial_s,
-            backoff_max_s=backoff_max_s,
-            request_timeout_s=request_timeout_s,
-        )
-        self._sampler = ReplicateProvider(
-            token=token,
-            model=lora_model,
-            base_url=base_url,
-            client=self._http.client,
-            deadline_s=sample_deadline_s,
-            max_retries=max_retries,
-            poll_interval_s=poll_interval_s,
-            backoff_initial_s=backoff_initial_s,
-            backoff_max_s=backoff_max_s,
-            request_timeout_s=request_timeout_s,
-        )
-        self._destinations: set[str] = set()
 
     @classmethod
     def from_settings(
         cls, settings: Settings, *, client: httpx.AsyncClient | None = None
     ) -> ReplicateTrainer:
-        if settings.replicate_api_token is None:
-            raise ConfigError("the replicate trainer needs REPLICATE_API_TOKEN")
         return cls(
-            token=settings.replicate_api_token.get_secret_value(),
-            base_url=settings.replicate_base_url,
+            ReplicateHTTP.from_settings(settings, "the replicate trainer", client=client),
             trainer_model=settings.trainer_model,
             trainer_version=settings.trainer_version,
             lora_model=settings.lora_model,
-            client=client,
             price_per_second=settings.training_price_per_second,
-            max_retries=settings.max_retries,
             poll_interval_s=settings.poll_interval_s,
         )
 
@@ -166,7 +141,9 @@ class ReplicateTrainer:
     async def cancel(self, training_id: str) -> None:
         async def once() -> None:
             response = await self._http.send(
-                "POST", f"{self._http.api}/trainings/{training_id}/cancel", headers=self._headers
+                "POST",
+                f"{self._http.api}/trainings/{training_id}/cancel",
+                headers=self._http.headers,
             )
             self._http.raise_for(response, f"canceling training {training_id} failed")
 
@@ -217,10 +194,6 @@ class ReplicateTrainer:
         await self._http.aclose()
 
     # --- steps --------------------------------------------------------------------------
-    @property
-    def _headers(self) -> dict[str, str]:
-        return self._http.headers
-
     def _input(self, request: TrainingRequest, images: str) -> dict[str, Any]:
         params = request.params
         return {
@@ -241,7 +214,7 @@ class ReplicateTrainer:
 
         async def exists() -> bool:
             response = await self._http.send(
-                "GET", f"{self._http.api}/models/{destination}", headers=self._headers
+                "GET", f"{self._http.api}/models/{destination}", headers=self._http.headers
             )
             if response.status_code == 404:
                 return False
@@ -253,7 +226,7 @@ class ReplicateTrainer:
             response = await self._http.send(
                 "POST",
                 f"{self._http.api}/models",
-                headers=self._headers,
+                headers=self._http.headers,
                 json={
                     "owner": owner,
                     "name": name,
@@ -296,7 +269,7 @@ class ReplicateTrainer:
 
         async def once() -> str:
             response = await self._http.send(
-                "POST", f"{url}/trainings", headers=self._headers, json=body
+                "POST", f"{url}/trainings", headers=self._http.headers, json=body
             )
             self._http.raise_for(response, "creating the training failed")
             training_id = response.json().get("id")

@@ -8,11 +8,12 @@ import math
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 
 from actor_maker import actors as actor_ops
 from actor_maker import prompts as prompt_lib
 from actor_maker import trash
+from actor_maker.actors.editing import ActorTexts
 from actor_maker.api.actor_index import listed
 from actor_maker.api.routes.deps import ServicesDep
 from actor_maker.api.services import Services
@@ -104,33 +105,56 @@ async def _image_bytes(
     return None
 
 
-@router.post("/api/actors", status_code=201)
-async def create_actor(
-    services: ServicesDep,
-    actor_id: Annotated[str, Form(max_length=128)],
-    actor_name: Annotated[str, Form(max_length=128)],
-    actor_type: Annotated[str, Form(max_length=40)] = "person",
+@dataclasses.dataclass
+class ActorForm:
+    """The form fields that creating and changing an actor share: its texts (on a change,
+    an empty value clears one) and a base image, uploaded or at a URL."""
+
+    texts: ActorTexts
+    base_image: UploadFile | None
+    base_image_url: str | None
+
+    async def image(self, services: Services, *, required: bool) -> bytes | None:
+        return await _image_bytes(services, self.base_image, self.base_image_url, required=required)
+
+
+def _actor_form(
+    actor_type: Annotated[str | None, Form(max_length=40)] = None,
     actor_sex: Annotated[str | None, Form(max_length=40)] = None,
     description: Annotated[str | None, Form(max_length=2000)] = None,
     outfit: Annotated[str | None, Form(max_length=2000)] = None,
     base_image: Annotated[UploadFile | None, File()] = None,
     base_image_url: Annotated[str | None, Form(max_length=2048)] = None,
+) -> ActorForm:
+    texts = ActorTexts(
+        actor_type=actor_type, actor_sex=actor_sex, description=description, outfit=outfit
+    )
+    return ActorForm(texts, base_image, base_image_url)
+
+
+ActorFormDep = Annotated[ActorForm, Depends(_actor_form)]
+
+
+@router.post("/api/actors", status_code=201)
+async def create_actor(
+    services: ServicesDep,
+    actor_id: Annotated[str, Form(max_length=128)],
+    actor_name: Annotated[str, Form(max_length=128)],
+    form: ActorFormDep,
 ) -> dict[str, Any]:
-    """Create an actor from an uploaded base image or a base image URL; returns its manifest."""
-    data = await _image_bytes(services, base_image, base_image_url, required=True)
+    """Create an actor from an uploaded base image or a base image URL; returns its manifest.
+    Its type defaults to `person`."""
+    data = await form.image(services, required=True)
     assert data is not None
     manifest = await asyncio.to_thread(
         actor_ops.create_actor,
         services.store,
         actor_id=actor_id,
         actor_name=actor_name,
-        actor_type=actor_type,
-        actor_sex=actor_sex or None,
-        description=description or None,
-        outfit=outfit or None,
         base_image=data,
         max_bytes=services.settings.max_image_bytes,
         max_pixels=services.settings.max_image_pixels,
+        **form.texts,
     )
     return manifest.data
 
@@ -142,30 +166,18 @@ async def get_actor(actor_id: str, services: ServicesDep) -> dict[str, Any]:
 
 
 @router.patch("/api/actors/{actor_id}")
-async def update_actor(
-    actor_id: str,
-    services: ServicesDep,
-    actor_type: Annotated[str | None, Form(max_length=40)] = None,
-    actor_sex: Annotated[str | None, Form(max_length=40)] = None,
-    description: Annotated[str | None, Form(max_length=2000)] = None,
-    outfit: Annotated[str | None, Form(max_length=2000)] = None,
-    base_image: Annotated[UploadFile | None, File()] = None,
-    base_image_url: Annotated[str | None, Form(max_length=2048)] = None,
-) -> dict[str, Any]:
+async def update_actor(actor_id: str, services: ServicesDep, form: ActorFormDep) -> dict[str, Any]:
     """Change type, sex, description, outfit (an empty value clears it) or the base image."""
-    data = await _image_bytes(services, base_image, base_image_url, required=False)
+    data = await form.image(services, required=False)
     manifest = await asyncio.to_thread(
         actor_ops.update_actor,
         services.store,
         check_actor_id(actor_id),
-        actor_type=actor_type,
-        actor_sex=actor_sex,
-        description=description,
-        outfit=outfit,
         base_image=data,
         max_bytes=services.settings.max_image_bytes,
         max_pixels=services.settings.max_image_pixels,
         via=VIA,
+        **form.texts,
     )
     return manifest.data
 

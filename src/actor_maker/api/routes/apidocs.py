@@ -11,6 +11,8 @@ request elsewhere.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import fastapi_offline
@@ -32,38 +34,36 @@ CSP = (
 router = APIRouter(include_in_schema=False)
 
 
-def _root(request: Request) -> str:
-    return str(request.scope.get("root_path", "")).rstrip("/")
-
-
 @router.get("/docs")
 async def swagger_ui(request: Request) -> HTMLResponse:
-    root = _root(request)
     return _offline(
-        get_swagger_ui_html(
-            openapi_url=f"{root}{request.app.openapi_url}",
-            title=f"{request.app.title} - API",
-            swagger_js_url=f"{root}{ASSETS_URL}/swagger-ui-bundle.js",
-            swagger_css_url=f"{root}{ASSETS_URL}/swagger-ui.css",
-            swagger_favicon_url=f"{root}{FAVICON}",
-        )
+        request,
+        get_swagger_ui_html,
+        swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
+        swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
+        swagger_favicon_url=FAVICON,
     )
 
 
 @router.get("/redoc")
 async def redoc(request: Request) -> HTMLResponse:
-    root = _root(request)
     return _offline(
-        get_redoc_html(
-            openapi_url=f"{root}{request.app.openapi_url}",
-            title=f"{request.app.title} - API",
-            redoc_js_url=f"{root}{ASSETS_URL}/redoc.standalone.js",
-            redoc_favicon_url=f"{root}{FAVICON}",
-            with_google_fonts=False,
-        )
+        request,
+        partial(get_redoc_html, with_google_fonts=False),
+        redoc_js_url=f"{ASSETS_URL}/redoc.standalone.js",
+        redoc_favicon_url=FAVICON,
     )
 
 
-def _offline(page: HTMLResponse) -> HTMLResponse:
+def _offline(request: Request, render: Callable[..., HTMLResponse], **urls: str) -> HTMLResponse:
+    """``render`` (one of FastAPI's documentation pages) for this server's schema, with
+    ``urls`` (the page's scripts, styles and icon on this server) under its root path,
+    answered with the Content-Security-Policy that keeps the page on this server."""
+    root = str(request.scope.get("root_path", "")).rstrip("/")
+    page = render(
+        openapi_url=f"{root}{request.app.openapi_url}",
+        title=f"{request.app.title} - API",
+        **{name: f"{root}{url}" for name, url in urls.items()},
+    )
     page.headers["Content-Security-Policy"] = CSP
     return page

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field, model_validator
 from sse_starlette.sse import EventSourceResponse
 
 from actor_maker import actors as actor_ops
+from actor_maker.api import sse
 from actor_maker.api.routes.deps import ServicesDep
 from actor_maker.api.services import Services
 from actor_maker.errors import NotFoundError
@@ -21,8 +21,6 @@ from actor_maker.pipeline import Actor
 from actor_maker.validation import MAX_PROMPT_LENGTH, check_actor_id
 
 router = APIRouter(tags=["jobs"])
-
-POLL_S = 0.25
 
 
 class JobRequest(BaseModel):
@@ -137,30 +135,7 @@ async def resume_job(job_id: str, services: ServicesDep) -> Job:
     return await services.jobs.resume(job_id)
 
 
-def _sse(name: str, data: Any, seq: int | None = None) -> dict[str, str]:
-    event = {"event": name, "data": json.dumps(data, default=str)}
-    if seq is not None:
-        event["id"] = str(seq)
-    return event
-
-
-def _resume_after(header: str | None, latest: int) -> int:
-    """The event sequence number a stream starts after: without ``Last-Event-ID``, the latest
-    (a new client sees what happens from now on); with a valid one, that number; with a
-    malformed one ("abc", "-1", "²", 5,000 digits), 0: the whole stream again, never an error."""
-    if header is None:
-        return latest
-    value = header.strip()
-    if value and len(value) <= 18 and value.isascii() and value.isdigit():
-        return int(value)
-    return 0
-
-
-@router.get(
-    "/api/jobs/{job_id}/events",
-    response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
-)
+@router.get("/api/jobs/{job_id}/events", **sse.ROUTE)
 async def job_events(
     job_id: str,
     request: Request,
@@ -169,23 +144,25 @@ async def job_events(
 ) -> EventSourceResponse:
     """Server-Sent Events: `progress` first (the current state), then `job_started`,
     `item_started`, `item_succeeded` (data: the manifest entry), `item_failed` (data: the
-    reason), `progress` (counts) and `job_finished` (the job), after which the stream ends."""
+    reason), `progress` (counts) and `job_finished` (the job), after which the stream ends.
+    Without `Last-Event-ID` the stream starts at the latest event (what happens from now on)."""
     job = await _job(services, job_id)
     records = services.records
 
-    async def stream() -> AsyncIterator[dict[str, str]]:
-        seen = await asyncio.to_thread(records.events_since, job_id, 0, 100_000)
-        last = _resume_after(last_event_id, seen[-1].seq if seen else 0)
-        yield _sse("progress", job.progress())
-        if job.state.finished:
-            yield _sse("job_finished", job.model_dump(mode="json"), last)
-            return
-        while not await request.is_disconnected():
-            for event in await asyncio.to_thread(records.events_since, job_id, last):
-                last = event.seq
-                yield _sse(event.name, event.data, event.seq)
-                if event.name == "job_finished":
-                    return
-            await asyncio.sleep(POLL_S)
+    async def newer(after: int, limit: int = 1000) -> list[sse.Event]:
+        events = await asyncio.to_thread(records.events_since, job_id, after, limit)
+        return [(e.seq, e.name, e.data) for e in events]
 
-    return EventSourceResponse(stream(), ping=15)
+    async def stream() -> AsyncIterator[dict[str, str]]:
+        seen = await newer(0, 100_000)
+        last = sse.resume_after(last_event_id, seen[-1][0] if seen else 0)
+        yield sse.event("progress", job.progress())
+        if job.state.finished:
+            yield sse.event("job_finished", job.model_dump(mode="json"), last)
+            return
+        async for sent in sse.follow(
+            request.is_disconnected, newer, after=last, final={"job_finished"}
+        ):
+            yield sent
+
+    return sse.respond(stream())

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
+from actor_maker.api import sse
 from actor_maker.api.routes.deps import ServicesDep
 from actor_maker.api.trainings import Trainings
 from actor_maker.errors import ActorMakerError, NotFoundError
@@ -18,13 +18,17 @@ from actor_maker.manifest import read_manifest
 from actor_maker.training import models
 from actor_maker.training.factory import make_trainer
 from actor_maker.training.flow import cancel_training
-from actor_maker.training.params import LEARNING_RATE_RANGE, RANK_RANGE, STEPS_RANGE
+from actor_maker.training.params import (
+    LEARNING_RATE_RANGE,
+    RANK_RANGE,
+    STEPS_RANGE,
+    TrainingOptions,
+)
 from actor_maker.training.webhooks import verify_webhook
 from actor_maker.validation import check_actor_id
 
 router = APIRouter(tags=["trainings"])
 
-POLL_S = 0.25
 #: Largest webhook body read (Replicate's training objects are small; logs are capped).
 MAX_WEBHOOK_BYTES = 1024 * 1024
 
@@ -45,6 +49,9 @@ class TrainingBody(BaseModel):
     max_cost: float | None = Field(default=None, ge=0)
     dry_run: bool = False
 
+    def options(self) -> TrainingOptions:
+        return TrainingOptions(**self.model_dump(exclude={"dry_run"}))
+
 
 def _trainings(request: Request) -> Trainings:
     trainings: Trainings = request.app.state.trainings
@@ -64,26 +71,11 @@ async def start_training(
         from actor_maker.training.flow import plan_training
 
         plan = await asyncio.to_thread(
-            plan_training,
-            services.store,
-            services.settings,
-            actor_id,
-            trainer=body.trainer,
-            steps=body.steps,
-            rank=body.rank,
-            learning_rate=body.learning_rate,
-            max_cost=body.max_cost,
+            plan_training, services.store, services.settings, actor_id, body.options()
         )
         response.status_code = 200
         return plan.to_json()
-    run, created = await _trainings(request).start(
-        actor_id,
-        trainer=body.trainer,
-        steps=body.steps,
-        rank=body.rank,
-        learning_rate=body.learning_rate,
-        max_cost=body.max_cost,
-    )
+    run, created = await _trainings(request).start(actor_id, body.options())
     if not created:
         response.status_code = 200
     return run.to_json()
@@ -114,18 +106,7 @@ async def cancel_training_route(actor_id: str, services: ServicesDep) -> dict[st
     return {"training_id": training_id, "state": "canceling"}
 
 
-def _sse(name: str, data: Any, seq: int | None = None) -> dict[str, str]:
-    event = {"event": name, "data": json.dumps(data, default=str)}
-    if seq is not None:
-        event["id"] = str(seq)
-    return event
-
-
-@router.get(
-    "/api/actors/{actor_id}/trainings/events",
-    response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
-)
+@router.get("/api/actors/{actor_id}/trainings/events", **sse.ROUTE)
 async def training_events(
     actor_id: str,
     request: Request,
@@ -134,26 +115,24 @@ async def training_events(
     """Server-Sent Events of the actor's training: `plan`, `dataset_exported`,
     `training_started` or `training_reattached`, `progress` (state, 0..1, log tail),
     `weights_stored`, `samples_stored`, then `training_finished` (the model record) or
-    `training_failed` (the error), after which the stream ends."""
+    `training_failed` (the error), after which the stream ends. Without `Last-Event-ID`
+    the stream starts at the first event the server keeps."""
     run = _trainings(request).get(check_actor_id(actor_id))
     if run is None:
         raise NotFoundError(f"no training of actor {actor_id} in this server")
-    last = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
 
-    async def stream() -> AsyncIterator[dict[str, str]]:
-        nonlocal last
-        while not await request.is_disconnected():
-            finished = run.done
-            for seq, name, data in [e for e in run.events if e[0] > last]:
-                last = seq
-                yield _sse(name, data, seq)
-                if name in ("training_finished", "training_failed"):
-                    return
-            if finished:
-                return
-            await asyncio.sleep(POLL_S)
+    async def newer(after: int) -> list[sse.Event]:
+        return [e for e in run.events if e[0] > after]
 
-    return EventSourceResponse(stream(), ping=15)
+    return sse.respond(
+        sse.follow(
+            request.is_disconnected,
+            newer,
+            after=sse.resume_after(last_event_id, 0),
+            final={"training_finished", "training_failed"},
+            done=lambda: run.done,
+        )
+    )
 
 
 @router.get("/api/actors/{actor_id}/models")

@@ -87,7 +87,8 @@ Observations for assertions: ``creates``, ``create_attempts``, ``throttled``,
 ``requests_log``, ``files``, ``trainings_created``, ``models_created``, ``webhook_deliveries``.
 
 The package is split into :mod:`.common`, :mod:`.faults`, :mod:`.inputs`, :mod:`.images`,
-:mod:`.state`, :mod:`.files`, :mod:`.trainings`, :mod:`.webhooks` and :mod:`.server`.
+:mod:`.state`, :mod:`.runs`, :mod:`.files`, :mod:`.trainings`, :mod:`.webhooks` and
+:mod:`.server`.
 """
 
 from __future__ import annotations

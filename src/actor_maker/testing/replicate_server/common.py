@@ -1,12 +1,14 @@
-"""Helpers every part of the stand-in shares: ids, timestamps, problem bodies, ``Prefer``."""
+"""Helpers every part of the stand-in shares: ids, timestamps, problem and page bodies,
+``Prefer``, and attributes read from a part."""
 
 from __future__ import annotations
 
 import math
+import operator
 import secrets
 import string
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar, cast, overload
 
 OUTPUT_FORMATS = ("jpg", "png")
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
@@ -15,6 +17,7 @@ MAX_WAIT_S = 60.0
 START_DELAY_S = 0.05
 FILE_TTL = timedelta(hours=24)
 _ID_ALPHABET = string.ascii_lowercase + string.digits
+T = TypeVar("T")
 
 
 def iso(moment: datetime) -> str:
@@ -52,3 +55,26 @@ def parse_prefer_wait(header: str | None) -> float | None:
             return MAX_WAIT_S
         return min(seconds, MAX_WAIT_S)
     return None
+
+
+def page(results: list[Any]) -> dict[str, Any]:
+    """A list answer as Replicate pages it (here always one page)."""
+    return {"next": None, "previous": None, "results": results}
+
+
+class Delegated(Generic[T]):
+    """A read-only attribute read from a part of the object, by a dotted ``path``.
+
+    The stand-in shows as its own the counters its parts keep, e.g.
+    ``throttled: Delegated[int] = Delegated("_counter.throttled")``.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._read = operator.attrgetter(path)
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Delegated[T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> T: ...
+    def __get__(self, obj: object | None, owner: type | None = None) -> Delegated[T] | T:
+        return self if obj is None else cast(T, self._read(obj))

@@ -72,11 +72,16 @@ def render_placeholder_image(
     grain = Image.frombytes("L", (width, height), rng.randbytes(width * height)).point(_GRAIN)
     image = ImageChops.add(image, Image.merge("RGB", (grain, grain, grain)), 1.0, -128)
 
+    return _encode(image, fmt, jpeg_quality=88)
+
+
+def _encode(image: Image.Image, fmt: str, *, jpeg_quality: int) -> bytes:
+    """``image`` as ``png`` (fast, light compression) or JPEG bytes."""
     out = io.BytesIO()
     if fmt == "png":
         image.save(out, format="PNG", compress_level=1)
     else:
-        image.save(out, format="JPEG", quality=88)
+        image.save(out, format="JPEG", quality=jpeg_quality)
     return out.getvalue()
 
 
@@ -106,9 +111,4 @@ def render_lora_image(
     ImageDraw.Draw(picture).rectangle(
         (0, 0, size[0] - 1, size[1] - 1), outline=(digest[7], digest[8], digest[9]), width=border
     )
-    out = io.BytesIO()
-    if fmt == "png":
-        picture.save(out, format="PNG", compress_level=1)
-    else:
-        picture.save(out, format="JPEG", quality=90)
-    return out.getvalue()
+    return _encode(picture, fmt, jpeg_quality=90)

@@ -9,27 +9,31 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, cast
+from typing import Any, Self, cast
 from urllib.parse import urlsplit
 
+from actor_maker.testing.loopback import LoopbackServer
 from actor_maker.testing.replicate_server import training_routes
-from actor_maker.testing.replicate_server.common import TERMINAL, parse_prefer_wait, problem
+from actor_maker.testing.replicate_server.common import (
+    TERMINAL,
+    page,
+    parse_prefer_wait,
+    problem,
+)
 from actor_maker.testing.replicate_server.faults import BAD_GATEWAY_PAGE, Faults
 from actor_maker.testing.replicate_server.inputs import (
     InputFieldsError,
     parse_upload,
     validate_input,
 )
-from actor_maker.testing.replicate_server.state import (
-    DEFAULT_MODELS,
-    StandInState,
-    _Prediction,
-)
+from actor_maker.testing.replicate_server.state import StandInState, _Prediction
 from actor_maker.testing.replicate_server.trainings import LORA_MODEL
 
 
 class _Server(ThreadingHTTPServer):
+    """The HTTP server of one started stand-in, serving in a daemon thread; it tracks its open
+    connections so that :meth:`close` can cut requests that are blocked waiting."""
+
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
@@ -37,7 +41,34 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], stand_in: ReplicateStandIn) -> None:
         self.stand_in = stand_in
+        self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
         super().__init__(address, _Handler)
+        self._thread = threading.Thread(
+            target=self.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"replicate-stand-in:{self.server_address[1]}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def track(self, conn: socket.socket, *, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    def close(self) -> None:
+        """Stop serving, close the socket and every open connection, join the thread."""
+        self.shutdown()
+        self.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        self._thread.join(timeout=5)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -53,13 +84,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.stand_in._track_connection(self.connection, add=True)
+        cast(_Server, self.server).track(self.connection, add=True)
 
     def finish(self) -> None:
         try:
             super().finish()
         finally:
-            self.stand_in._track_connection(self.connection, add=False)
+            cast(_Server, self.server).track(self.connection, add=False)
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -111,6 +142,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _not_found(self, detail: str = "The requested resource could not be found.") -> None:
         self._json(404, problem(404, "Not found", detail))
 
+    def _found(self, view: dict[str, Any] | None) -> None:
+        """200 with ``view``, or 404 when there is none."""
+        if view is None:
+            self._not_found()
+        else:
+            self._json(200, view)
+
     def _dispatch(self, method: str) -> None:
         path = urlsplit(self.path).path
         stand_in = self.stand_in
@@ -157,23 +195,13 @@ class _Handler(BaseHTTPRequestHandler):
         elif method == "POST" and rest == ["predictions"]:
             self._create(None, body)
         elif method == "GET" and rest == ["predictions"]:
-            self._json(
-                200, {"next": None, "previous": None, "results": stand_in._list_predictions()}
-            )
+            self._json(200, page(stand_in._list_predictions()))
         elif method == "GET" and len(rest) == 2 and rest[0] == "predictions":
-            view = stand_in._prediction_view(rest[1])
-            if view is None:
-                self._not_found()
-            else:
-                self._json(200, view)
+            self._found(stand_in._prediction_view(rest[1]))
         elif (
             method == "POST" and len(rest) == 3 and rest[0] == "predictions" and rest[2] == "cancel"
         ):
-            view = stand_in._cancel(rest[1])
-            if view is None:
-                self._not_found()
-            else:
-                self._json(200, view)
+            self._found(stand_in._cancel(rest[1]))
         elif rest == ["account"] and method == "GET":
             self._json(
                 200,
@@ -317,9 +345,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self._json(201, stand_in.file_book.store(*uploaded))
         elif method == "GET" and not rest:
-            self._json(
-                200, {"next": None, "previous": None, "results": stand_in.file_book.list_views()}
-            )
+            self._json(200, page(stand_in.file_book.list_views()))
         elif len(rest) in (1, 2):
             record = stand_in.file_book.get(rest[0])
             if record is None:
@@ -346,7 +372,7 @@ def _as_starting(view: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
-class ReplicateStandIn(StandInState):
+class ReplicateStandIn(StandInState, LoopbackServer):
     """A local HTTP server that speaks Replicate's API; see the package docstring.
 
     ``faults`` may be changed between requests (fields in place, or a new :class:`Faults`,
@@ -355,47 +381,15 @@ class ReplicateStandIn(StandInState):
     :meth:`reset_counters`.
     """
 
-    def __init__(
-        self,
-        *,
-        token: str = "test-token",
-        faults: Faults | None = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        image_size: tuple[int, int] = (768, 768),
-        models: tuple[str, ...] = DEFAULT_MODELS,
-        username: str = "stand-in",
-    ) -> None:
-        super().__init__(
-            token=token,
-            faults=faults,
-            host=host,
-            port=port,
-            image_size=image_size,
-            models=models,
-            username=username,
-        )
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._connections: set[socket.socket] = set()
+    _server: _Server | None = None
 
-    # -- lifecycle
-
-    def start(self) -> ReplicateStandIn:
+    def start(self) -> Self:
         """Bind and serve in a daemon thread; returns ``self``."""
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        self._server = _Server((self.host, self.port), self)
-        self.port = self._server.server_address[1]
-        self._base_url = f"http://{self.host}:{self.port}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"replicate-stand-in:{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
+        if self._server is None:
+            self._stopping.clear()
+            self._server = _Server((self.host, self.port), self)
+            self.port = self._server.server_address[1]
+            self._base_url = f"http://{self.host}:{self.port}"
         return self
 
     def stop(self) -> None:
@@ -404,36 +398,9 @@ class ReplicateStandIn(StandInState):
         if server is None:
             return
         self._stopping.set()
-        with self._lock:
-            for prediction in self._predictions.values():
-                prediction.wake.set()
-            connections = list(self._connections)
-        server.shutdown()
-        server.server_close()
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> ReplicateStandIn:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def _track_connection(self, conn: socket.socket, *, add: bool) -> None:
-        with self._lock:
-            if add:
-                self._connections.add(conn)
-            else:
-                self._connections.discard(conn)
+        self._predictions.wake_all()
+        self.book.runs.wake_all()
+        server.close()
 
 
 def _serve_forever(latency: float, urls: Any) -> None:

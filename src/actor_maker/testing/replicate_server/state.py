@@ -1,8 +1,9 @@
 """The stand-in's state: predictions, files, counters, and the objects ``GET`` shows.
 
-Everything here is guarded by one lock and computed from timestamps (no thread per
-prediction). :class:`~actor_maker.testing.replicate_server.server.ReplicateStandIn` adds the
-HTTP server on top; trainings and models live in :mod:`.trainings`.
+Predictions live in a :class:`~.runs.RunBook` (its own lock) and their status is computed
+from timestamps (no thread per prediction); the rest is guarded by the state's lock.
+:class:`~actor_maker.testing.replicate_server.server.ReplicateStandIn` adds the HTTP server
+on top; trainings and models live in :mod:`.trainings`.
 """
 
 from __future__ import annotations
@@ -15,18 +16,12 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from actor_maker.testing.replicate_server.common import (
-    START_DELAY_S,
-    TERMINAL,
-    iso,
-    new_id,
-)
+from actor_maker.testing.replicate_server.common import TERMINAL, Delegated
 from actor_maker.testing.replicate_server.faults import (
     E005_ERROR,
     GENERIC_MODEL_ERROR,
@@ -39,44 +34,22 @@ from actor_maker.testing.replicate_server.images import (
     render_lora_image,
     render_placeholder_image,
 )
+from actor_maker.testing.replicate_server.runs import Run, RunBook
 from actor_maker.testing.replicate_server.trainings import LORA_MODEL, TrainingBook
 
 DEFAULT_MODELS = ("black-forest-labs/flux-kontext-pro", "black-forest-labs/flux-kontext-max")
 _IMAGE_CACHE_BYTES = 64 * 1024 * 1024
 
 
-@dataclass
-class _Prediction:
-    id: str
-    model: str
-    input: dict[str, Any]
-    created_mono: float
-    created_wall: datetime
-    start_mono: float
-    end_mono: float
-    outcome: str  # "succeeded" or "failed" once end_mono is reached
-    error: str | None
+@dataclass(kw_only=True, eq=False)
+class _Prediction(Run, collection="predictions", web="p"):
+    """An image-model prediction; its output renders on the first download, then is cached."""
+
     seed: int
     ext: str
     size: tuple[int, int]
-    canceled_mono: float | None = None
     #: The training whose LoRA this prediction runs (flux-dev-lora and trained versions).
     lora_training: str | None = None
-    wake: threading.Event = field(default_factory=threading.Event)
-
-    @property
-    def finish_mono(self) -> float:
-        """When the prediction is (or will be) terminal."""
-        if self.canceled_mono is not None and self.canceled_mono < self.end_mono:
-            return self.canceled_mono
-        return self.end_mono
-
-    def status(self, now: float) -> str:
-        if now >= self.finish_mono and self.finish_mono < self.end_mono:
-            return "canceled"
-        if now >= self.end_mono:
-            return self.outcome
-        return "processing" if now >= self.start_mono else "starting"
 
 
 class StandInState:
@@ -85,17 +58,17 @@ class StandInState:
     def __init__(
         self,
         *,
-        token: str,
-        faults: Faults | None,
-        host: str,
-        port: int,
-        image_size: tuple[int, int],
-        models: tuple[str, ...],
-        username: str,
+        token: str = "test-token",
+        faults: Faults | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        image_size: tuple[int, int] = (768, 768),
+        models: tuple[str, ...] = DEFAULT_MODELS,
+        username: str = "stand-in",
     ) -> None:
         self.token = token
         self.host = host
-        self.port = port
+        self.port = port  # 0: a free one, chosen when the server starts
         self.image_size = image_size
         self.models = models
         self.username = username
@@ -103,13 +76,11 @@ class StandInState:
         self._faults = faults or Faults()
         self._stopping = threading.Event()
         self._counter = FaultCounter()
-        self._predictions: dict[str, _Prediction] = {}
+        self._predictions: RunBook[_Prediction] = RunBook()
         self.file_book = FileBook(lambda: self.base_url)
         self._images: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
         self._image_bytes = 0
         self._base_url: str | None = None
-        self.creates = 0
-        self.canceled = 0
         self.requests_log: list[tuple[str, str]] = []
         self._since = time.monotonic()
         self.book = TrainingBook(self)
@@ -133,49 +104,31 @@ class StandInState:
             self._faults = value
         self._counter.rearm()
 
-    @property
-    def create_attempts(self) -> int:
-        return self._counter.attempts
-
-    @property
-    def throttled(self) -> int:
-        return self._counter.throttled
-
-    @property
-    def server_errors(self) -> int:
-        return self._counter.server_errors
-
-    @property
-    def dropped(self) -> int:
-        return self._counter.dropped
-
-    @property
-    def lost_answers(self) -> int:
-        return self._counter.lost_answers
+    # Counters the state's parts keep, read as the stand-in's own.
+    #: Predictions accepted since the last :meth:`reset_counters`.
+    creates: Delegated[int] = Delegated("_predictions.created")
+    #: Predictions canceled before they ended.
+    canceled: Delegated[int] = Delegated("_predictions.canceled")
+    #: Create requests of predictions and trainings, answered by a fault or not.
+    create_attempts: Delegated[int] = Delegated("_counter.attempts")
+    throttled: Delegated[int] = Delegated("_counter.throttled")
+    server_errors: Delegated[int] = Delegated("_counter.server_errors")
+    dropped: Delegated[int] = Delegated("_counter.dropped")
+    lost_answers: Delegated[int] = Delegated("_counter.lost_answers")
+    #: Trainings accepted since the last :meth:`reset_counters`.
+    trainings_created: Delegated[int] = Delegated("book.runs.created")
+    models_created: Delegated[int] = Delegated("book.models_created")
+    #: The ``whsec_…`` signing secret of every webhook this stand-in sends.
+    webhook_secret: Delegated[str] = Delegated("book.webhooks.secret")
 
     def reset_counters(self) -> None:
         """Zero the observations, re-arm the "first N" faults; keeps predictions and files."""
         with self._lock:
-            self.creates = 0
-            self.canceled = 0
             self.requests_log = []
             self._since = time.monotonic()
+        self._predictions.reset_counters()
         self._counter.reset()
         self.book.reset_counters()
-
-    @property
-    def trainings_created(self) -> int:
-        """Trainings accepted since the last :meth:`reset_counters`."""
-        return self.book.trainings_created
-
-    @property
-    def models_created(self) -> int:
-        return self.book.models_created
-
-    @property
-    def webhook_secret(self) -> str:
-        """The ``whsec_…`` signing secret of every webhook this stand-in sends."""
-        return self.book.webhooks.secret
 
     @property
     def webhook_deliveries(self) -> list[Any]:
@@ -186,21 +139,17 @@ class StandInState:
     def in_flight(self) -> int:
         """Predictions created and not yet terminal, now."""
         now = time.monotonic()
-        with self._lock:
-            return sum(
-                1 for p in self._predictions.values() if p.created_mono <= now < p.finish_mono
-            )
+        return sum(1 for p in self._predictions.all() if p.created_mono <= now < p.finish_mono)
 
     @property
     def max_in_flight(self) -> int:
         """Peak number of predictions in flight at once since the last :meth:`reset_counters`."""
-        with self._lock:
-            since = self._since
-            intervals = [
-                (max(p.created_mono, since), p.finish_mono)
-                for p in self._predictions.values()
-                if p.finish_mono > since
-            ]
+        since = self._since
+        intervals = [
+            (max(p.created_mono, since), p.finish_mono)
+            for p in self._predictions.all()
+            if p.finish_mono > since
+        ]
         events = sorted(
             [(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals]
         )  # ends sort before starts
@@ -214,10 +163,8 @@ class StandInState:
     def predictions(self) -> dict[str, dict[str, Any]]:
         """id → the prediction object as ``GET`` would show it now (a copy; input always kept)."""
         now = time.monotonic()
-        with self._lock:
-            records = list(self._predictions.values())
         views = {}
-        for p in records:
+        for p in self._predictions.all():
             view = self._view(p, now)
             view["input"] = copy.deepcopy(p.input)
             views[p.id] = view
@@ -278,7 +225,6 @@ class StandInState:
     def _accept(self, model: str, data: dict[str, Any], version: str | None = None) -> _Prediction:
         faults = self._faults
         prompt = str(data["prompt"])
-        latency = max(0.0, faults.latency)
         if faults.flag_prompts_containing and faults.flag_prompts_containing in prompt:
             outcome, error = "failed", E005_ERROR
         elif faults.fail_prompts_containing and faults.fail_prompts_containing in prompt:
@@ -294,26 +240,19 @@ class StandInState:
             if isinstance(raw_seed, int)
             else int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:4], "big")
         )
-        now = time.monotonic()
-        prediction = _Prediction(
-            id=new_id(),
-            model=model,
-            input=copy.deepcopy(data),
-            created_mono=now,
-            created_wall=datetime.now(UTC),
-            start_mono=now + min(START_DELAY_S, latency / 4),
-            end_mono=now + latency,
-            outcome=outcome,
-            error=error,
-            seed=seed,
-            ext=str(data.get("output_format") or "jpg"),
-            size=self._output_size(data),
-            lora_training=lora_training,
+        return self._predictions.add(
+            _Prediction(
+                model=model,
+                input=copy.deepcopy(data),
+                duration=faults.latency,
+                outcome=outcome,
+                error=error,
+                seed=seed,
+                ext=str(data.get("output_format") or "jpg"),
+                size=self._output_size(data),
+                lora_training=lora_training,
+            )
         )
-        with self._lock:
-            self._predictions[prediction.id] = prediction
-            self.creates += 1
-        return prediction
 
     def _output_size(self, data: dict[str, Any]) -> tuple[int, int]:
         """``image_size`` unless ``aspect_ratio`` asks otherwise (short side kept)."""
@@ -334,7 +273,7 @@ class StandInState:
         data: bytes | None = None
         if value.startswith("data:"):
             data = base64.b64decode(value.partition(",")[2])
-        elif value.startswith(f"http://{self.host}:{self.port}/v1/files/"):
+        elif value.startswith(f"{self.base_url}/v1/files/"):
             file_id = value.rstrip("/").split("/")[-1]
             record = self.file_book.get(file_id)
             data = record.data if record else None
@@ -349,29 +288,16 @@ class StandInState:
 
     def _cancel(self, prediction_id: str) -> dict[str, Any] | None:
         now = time.monotonic()
-        with self._lock:
-            prediction = self._predictions.get(prediction_id)
-            if prediction is None:
-                return None
-            if prediction.status(now) not in TERMINAL:
-                prediction.canceled_mono = now
-                self.canceled += 1
-                prediction.wake.set()
-        return self._view(prediction, now)
+        prediction = self._predictions.cancel(prediction_id, now)
+        return None if prediction is None else self._view(prediction, now)
 
     def _prediction_view(self, prediction_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            prediction = self._predictions.get(prediction_id)
+        prediction = self._predictions.get(prediction_id)
         return None if prediction is None else self._view(prediction, time.monotonic())
 
     def _list_predictions(self) -> list[dict[str, Any]]:
         now = time.monotonic()
-        with self._lock:
-            records = sorted(self._predictions.values(), key=lambda p: -p.created_mono)
-        return [self._view(p, now) for p in records[:100]]
-
-    def _wall(self, prediction: _Prediction, mono: float) -> str:
-        return iso(prediction.created_wall + timedelta(seconds=mono - prediction.created_mono))
+        return [self._view(p, now) for p in self._predictions.newest()]
 
     def _expired(self, prediction: _Prediction, now: float) -> bool:
         ttl = self._faults.output_ttl
@@ -379,10 +305,9 @@ class StandInState:
 
     def _view(self, prediction: _Prediction, now: float) -> dict[str, Any]:
         """The prediction object as Replicate's API shows it at monotonic time ``now``."""
-        status = prediction.status(now)
-        api = f"{self.base_url}/v1/predictions/{prediction.id}"
-        terminal = status in TERMINAL
-        removed = terminal and self._expired(prediction, now)
+        fields = prediction.api_fields(now, self.base_url)
+        status = fields["status"]
+        removed = status in TERMINAL and self._expired(prediction, now)
         logs = ""
         if status != "starting":
             logs = f"Using seed: {prediction.seed}\nRunning prediction...\n"
@@ -393,7 +318,7 @@ class StandInState:
             output = f"{self.base_url}/files/out/{prediction.id}.{prediction.ext}"
             if prediction.model == LORA_MODEL or prediction.model not in self.models:
                 output = [output]  # flux-dev-lora and trained versions answer a list
-        view: dict[str, Any] = {
+        return {
             "id": prediction.id,
             "model": prediction.model,
             "version": "hidden",
@@ -401,29 +326,12 @@ class StandInState:
             "logs": logs,
             "output": output,
             "data_removed": removed,
-            "error": prediction.error if status == "failed" else None,
-            "status": status,
-            "source": "api",
-            "created_at": iso(prediction.created_wall),
-            "started_at": (
-                self._wall(prediction, prediction.start_mono) if status != "starting" else None
-            ),
-            "completed_at": self._wall(prediction, prediction.finish_mono) if terminal else None,
-            "urls": {
-                "get": api,
-                "cancel": f"{api}/cancel",
-                "web": f"{self.base_url}/p/{prediction.id}",
-            },
+            **fields,
         }
-        if terminal:
-            started = min(prediction.start_mono, prediction.finish_mono)
-            view["metrics"] = {"predict_time": round(prediction.finish_mono - started, 6)}
-        return view
 
     def _output_bytes(self, prediction_id: str, ext: str) -> tuple[bytes, str] | None:
         now = time.monotonic()
-        with self._lock:
-            prediction = self._predictions.get(prediction_id)
+        prediction = self._predictions.get(prediction_id)
         if prediction is None or ext != prediction.ext:
             return None
         if prediction.status(now) != "succeeded" or self._expired(prediction, now):

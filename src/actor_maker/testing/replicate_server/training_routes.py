@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from actor_maker.testing.replicate_server.common import problem
+from actor_maker.testing.replicate_server.common import page, problem
 from actor_maker.testing.replicate_server.trainings import InputProblem
 
 if TYPE_CHECKING:
@@ -24,19 +24,12 @@ def route(handler: _Handler, method: str, rest: list[str], body: bytes) -> bool:
     ):
         _create_training(handler, f"{rest[1]}/{rest[2]}", rest[4], body)
     elif method == "GET" and rest == ["trainings"]:
-        handler._json(200, {"next": None, "previous": None, "results": book.list_views()})
+        handler._json(200, page(book.list_views()))
     elif method == "GET" and len(rest) == 2 and rest[0] == "trainings":
         training = book.get(rest[1])
-        if training is None:
-            handler._not_found()
-        else:
-            handler._json(200, book.view(training))
+        handler._found(None if training is None else book.view(training))
     elif method == "POST" and len(rest) == 3 and rest[0] == "trainings" and rest[2] == "cancel":
-        view = book.cancel(rest[1])
-        if view is None:
-            handler._not_found()
-        else:
-            handler._json(200, view)
+        handler._found(book.cancel(rest[1]))
     elif method == "GET" and len(rest) == 3 and rest[0] == "models":
         model = book.model_view(f"{rest[1]}/{rest[2]}")
         if model is None:

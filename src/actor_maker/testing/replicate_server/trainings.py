@@ -28,15 +28,16 @@ import tarfile
 import threading
 import time
 import zipfile
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from actor_maker.testing.replicate_server.common import TERMINAL, iso, new_id
+from actor_maker.testing.replicate_server.common import iso
 from actor_maker.testing.replicate_server.faults import TRAINING_ERROR
+from actor_maker.testing.replicate_server.runs import Run, RunBook
 from actor_maker.testing.replicate_server.webhooks import WebhookSender
 from actor_maker.testing.weights import fake_lora_safetensors
 
@@ -52,39 +53,17 @@ _IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp")
 _MAX_ZIP = 200 * 1024 * 1024
 
 
-@dataclass
-class _Training:
-    id: str
-    model: str
+@dataclass(kw_only=True, eq=False)
+class _Training(Run, collection="trainings", web="t"):
+    """A LoRA training into ``destination``; its images feed the LoRA predictions."""
+
     version: str
     destination: str
-    input: dict[str, Any]
     webhook: str | None
     events: tuple[str, ...]
-    created_mono: float
-    created_wall: datetime
-    start_mono: float
-    end_mono: float
     steps: int
-    outcome: str
-    error: str | None
     output_version: str
     images: list[bytes]
-    canceled_mono: float | None = None
-    wake: threading.Event = field(default_factory=threading.Event)
-
-    @property
-    def finish_mono(self) -> float:
-        if self.canceled_mono is not None and self.canceled_mono < self.end_mono:
-            return self.canceled_mono
-        return self.end_mono
-
-    def status(self, now: float) -> str:
-        if now >= self.finish_mono and self.finish_mono < self.end_mono:
-            return "canceled"
-        if now >= self.end_mono:
-            return self.outcome
-        return "processing" if now >= self.start_mono else "starting"
 
 
 @dataclass
@@ -142,16 +121,15 @@ class TrainingBook:
     def __init__(self, state: StandInState) -> None:
         self._state = state
         self._lock = threading.Lock()
-        self._trainings: dict[str, _Training] = {}
+        self.runs: RunBook[_Training] = RunBook()
         self._models: dict[str, _Model] = {}
         self.webhooks = WebhookSender()
         self.trainers: dict[str, str] = {TRAINER_MODEL: TRAINER_VERSION}
-        self.trainings_created = 0
         self.models_created = 0
 
     def reset_counters(self) -> None:
+        self.runs.reset_counters()
         with self._lock:
-            self.trainings_created = 0
             self.models_created = 0
 
     # -- models
@@ -212,11 +190,7 @@ class TrainingBook:
 
     def _latest_version(self, ref: str) -> str | None:
         now = time.monotonic()
-        done = [
-            t
-            for t in self._trainings.values()
-            if t.destination == ref and t.status(now) == "succeeded"
-        ]
+        done = [t for t in self.runs.all() if t.destination == ref and t.status(now) == "succeeded"]
         return max(done, key=lambda t: t.end_mono).output_version if done else None
 
     # -- trainings
@@ -254,29 +228,22 @@ class TrainingBook:
         failing = faults.fail_trainings_containing
         if error is None and failing and failing in trigger:
             error = TRAINING_ERROR
-        duration = max(0.0, steps * faults.training_step_s)
-        now = time.monotonic()
-        training = _Training(
-            id=new_id(),
-            model=model,
-            version=version,
-            destination=destination,
-            input=copy.deepcopy(data),
-            webhook=webhook,
-            events=tuple(events),
-            created_mono=now,
-            created_wall=datetime.now(UTC),
-            start_mono=now + min(0.05, duration / 4),
-            end_mono=now + duration,
-            steps=steps,
-            outcome="failed" if error else "succeeded",
-            error=error,
-            output_version=secrets.token_hex(32),
-            images=images,
+        training = self.runs.add(
+            _Training(
+                model=model,
+                version=version,
+                destination=destination,
+                input=copy.deepcopy(data),
+                webhook=webhook,
+                events=tuple(events),
+                duration=steps * faults.training_step_s,
+                steps=steps,
+                outcome="failed" if error else "succeeded",
+                error=error,
+                output_version=secrets.token_hex(32),
+                images=images,
+            )
         )
-        with self._lock:
-            self._trainings[training.id] = training
-            self.trainings_created += 1
         if webhook:
             threading.Thread(target=self._notify, args=(training,), daemon=True).start()
         return training
@@ -318,61 +285,38 @@ class TrainingBook:
         return response.content
 
     def get(self, training_id: str) -> _Training | None:
-        with self._lock:
-            return self._trainings.get(training_id)
+        return self.runs.get(training_id)
 
     def cancel(self, training_id: str) -> dict[str, Any] | None:
         now = time.monotonic()
-        with self._lock:
-            training = self._trainings.get(training_id)
-            if training is None:
-                return None
-            if training.status(now) not in TERMINAL:
-                training.canceled_mono = now
-                training.wake.set()
-        return self.view(training, now)
+        training = self.runs.cancel(training_id, now)
+        return None if training is None else self.view(training, now)
 
     def list_views(self) -> list[dict[str, Any]]:
         now = time.monotonic()
-        with self._lock:
-            records = sorted(self._trainings.values(), key=lambda t: -t.created_mono)
-        return [self.view(t, now) for t in records[:100]]
+        return [self.view(t, now) for t in self.runs.newest()]
 
     def view(self, training: _Training, now: float | None = None) -> dict[str, Any]:
         now = time.monotonic() if now is None else now
-        status = training.status(now)
         base = self._state.base_url
-        api = f"{base}/v1/trainings/{training.id}"
-        terminal = status in TERMINAL
-
-        def wall(mono: float) -> str:
-            return iso(training.created_wall + timedelta(seconds=mono - training.created_mono))
-
+        fields = training.api_fields(now, base)
+        status = fields["status"]
         output = None
         if status == "succeeded":
             output = {
                 "version": f"{training.destination}:{training.output_version}",
                 "weights": f"{base}/files/weights/{training.id}/trained_model.tar",
             }
-        view: dict[str, Any] = {
+        view = {
             "id": training.id,
             "model": training.model,
             "version": training.version,
             "input": copy.deepcopy(training.input),
             "logs": self._logs(training, now, status),
             "output": output,
-            "error": training.error if status == "failed" else None,
-            "status": status,
-            "source": "api",
-            "created_at": iso(training.created_wall),
-            "started_at": wall(training.start_mono) if status != "starting" else None,
-            "completed_at": wall(training.finish_mono) if terminal else None,
-            "urls": {"get": api, "cancel": f"{api}/cancel", "web": f"{base}/t/{training.id}"},
-            "metrics": {},
+            **fields,
         }
-        if terminal:
-            started = min(training.start_mono, training.finish_mono)
-            view["metrics"] = {"predict_time": round(training.finish_mono - started, 6)}
+        view.setdefault("metrics", {})  # a training shows empty metrics before it ends
         return view
 
     @staticmethod
@@ -421,8 +365,7 @@ class TrainingBook:
         (its latest version), ``owner/name:version`` or a bare version id."""
         base = f"{self._state.base_url}/files/weights/"
         now = time.monotonic()
-        with self._lock:
-            trainings = list(self._trainings.values())
+        trainings = self.runs.all()
         if reference.startswith(base):
             found = self.get(reference[len(base) :].split("/")[0])
             return found if found and found.status(now) == "succeeded" else None
@@ -443,10 +386,7 @@ class TrainingBook:
         assert url is not None
         if "start" in training.events:
             self.webhooks.send(url, "start", self.view(training))
-        while (now := time.monotonic()) < training.finish_mono:
-            if self._state._stopping.is_set():
-                return
-            training.wake.wait(min(0.05, training.finish_mono - now))
-            training.wake.clear()
+        if not training.wait_until_final(self._state._stopping):
+            return
         if "completed" in training.events:
             self.webhooks.send(url, "completed", self.view(training))

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from fastapi import Request
 
-from actor_maker import prompts as prompt_lib
 from actor_maker.api.errors import ProblemWithFields
 from actor_maker.api.services import Services
 from actor_maker.errors import ActorMakerError, InputError
@@ -67,19 +66,6 @@ def resolve_actor_id(services: Services, value: int | str) -> str:
         if read_manifest(services.store, padded) is not None:
             return padded
     return plain
-
-
-def rendered(
-    library: Sequence[prompt_lib.PromptTemplate], manifest: Manifest
-) -> list[prompt_lib.ScenePrompt]:
-    """The library with the actor's subject, description and outfit filled in."""
-    return prompt_lib.render_all(
-        library,
-        actor_type=manifest.actor_type,
-        actor_sex=manifest.actor_sex,
-        description=manifest.description,
-        outfit=manifest.outfit,
-    )
 
 
 def loadable_url(

@@ -20,7 +20,6 @@ from actor_maker.api.routes.compat._common import (
     load_manifest,
     loadable_url,
     old_style_errors,
-    rendered,
     resolve_actor_id,
     same_name,
 )
@@ -40,6 +39,7 @@ from actor_maker.api.routes.compat.waiting import (
 )
 from actor_maker.api.routes.deps import ServicesDep
 from actor_maker.api.services import Services
+from actor_maker.balance import library_prompts
 from actor_maker.errors import InputError, NotFoundError
 from actor_maker.jobs.models import Job, JobKind
 from actor_maker.manifest import Manifest, read_manifest
@@ -154,7 +154,7 @@ def _library_match(
     library: Sequence[prompt_lib.PromptTemplate], manifest: Manifest, prompt: str
 ) -> str | None:
     text = prompt.strip()
-    for template, scene in zip(library, rendered(library, manifest), strict=True):
+    for template, scene in zip(library, library_prompts(manifest, library), strict=True):
         if text in (scene.text.strip(), template.template.strip()):
             return template.id
     return None
@@ -204,7 +204,7 @@ def _job_items(
     manifest: Manifest,
     images: Sequence[ImageRequest],
 ) -> tuple[JobKind, list[str] | None, list[str] | None]:
-    by_id = {p.id: p.text for p in rendered(library, manifest)}
+    by_id = {p.id: p.text for p in library_prompts(manifest, library)}
     chosen: list[tuple[str | None, str]] = []  # (library id or None, text)
     for image in images:
         if image.prompt_id:

@@ -8,8 +8,9 @@ from fastapi import APIRouter
 
 from actor_maker import actors as actor_ops
 from actor_maker import prompts as prompt_lib
-from actor_maker.api.routes.compat._common import load_manifest, rendered
+from actor_maker.api.routes.compat._common import load_manifest
 from actor_maker.api.routes.deps import ServicesDep
+from actor_maker.balance import library_prompts
 
 router = APIRouter(tags=["old frontend"])
 
@@ -31,7 +32,7 @@ async def training_prompts(actor_id: str, services: ServicesDep) -> dict[str, An
             "label": _label(p.id),
             "prompt": p.text,
         }
-        for p in rendered(services.pipeline().library, manifest)
+        for p in library_prompts(manifest, services.pipeline().library)
     ]
     return {"descriptor": descriptor, "prompts": prompts}
 
