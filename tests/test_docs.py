@@ -47,3 +47,36 @@ def test_readme_quick_start_matches_ci():
 
 def test_changelog_has_unreleased_section():
     assert "## [Unreleased]" in (REPO / "CHANGELOG.md").read_text()
+
+
+def _anchors(text: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    found: set[str] = set()
+    seen: dict[str, int] = {}
+    for heading in re.findall(r"^#{1,6} (.+)$", re.sub(r"```.*?```", "", text, flags=re.S), re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        found.add(slug if count == 0 else f"{slug}-{count}")
+    return found
+
+
+def test_links_between_the_docs_resolve():
+    pages = [*sorted(DOCS.glob("*.md")), REPO / "README.md"]
+    broken = []
+    for page in pages:
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, fragment = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            missing_anchor = (
+                linked.exists()
+                and bool(fragment)
+                and linked.suffix == ".md"
+                and fragment not in _anchors(linked.read_text())
+            )
+            if not linked.exists() or missing_anchor:
+                broken.append(f"{page.name}: {target}")
+    assert not broken, f"broken links: {broken}"
