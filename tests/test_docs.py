@@ -1,6 +1,9 @@
-"""The docs keep up with the code: every setting and command is documented."""
+"""The docs keep up with the code: every setting (and its default) and command is documented."""
 
 import re
+from pathlib import Path
+
+from pydantic import SecretStr
 
 from actor_maker.cli import app
 from actor_maker.config import Settings
@@ -80,3 +83,60 @@ def test_links_between_the_docs_resolve():
             if not linked.exists() or missing_anchor:
                 broken.append(f"{page.name}: {target}")
     assert not broken, f"broken links: {broken}"
+
+
+def _documented_defaults() -> dict[str, str]:
+    """Each variable of configuration.md's tables -> its Default cell."""
+    cells: dict[str, str] = {}
+    for line in (DOCS / "configuration.md").read_text().splitlines():
+        parts = [p.strip() for p in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+        if len(parts) >= 4 and parts[0].startswith("`"):
+            for name in re.findall(r"`([A-Z0-9_]+)`", parts[0]):
+                cells[name] = parts[2]
+    return cells
+
+
+def _same(cell: str, default: object) -> bool | None:
+    """Whether a Default cell states ``default``; ``None`` where the cell is prose."""
+    if cell.startswith("*(unset"):
+        return default is None or cell.startswith("*(unset:")
+    literal = re.fullmatch(r"`([^`]*)`(?: \([^)]*\))?", cell)
+    if literal is None:
+        return None
+    text = literal.group(1)
+    if "…" in text:  # abbreviated: the two ends
+        head, _, tail = text.partition("…")
+        return str(default).startswith(head) and str(default).endswith(tail)
+    if isinstance(default, Path):
+        return Path(text) == default
+    if isinstance(default, bool):
+        return text == str(default).lower()
+    if isinstance(default, int | float):
+        return float(text) == float(default)
+    if isinstance(default, dict | list):
+        import json
+
+        return json.loads(text) == default
+    return text == str(default)
+
+
+def test_documented_defaults_are_the_code_s():
+    """configuration.md's Default column says what ``Settings`` really defaults to."""
+    cells = _documented_defaults()
+    wrong, checked = [], 0
+    for field in Settings.model_fields.values():
+        names = getattr(field.validation_alias, "choices", None) or []
+        cell = next((cells[n] for n in names if n in cells), None)
+        if cell is None:
+            continue
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, SecretStr):
+            default = default.get_secret_value()
+        same = _same(cell, default)
+        if same is None:
+            continue
+        checked += 1
+        if not same:
+            wrong.append(f"{names[0]}: docs say {cell}, code {default!r}")
+    assert not wrong, "\n".join(wrong)
+    assert checked >= 40, checked  # most rows state a plain default
