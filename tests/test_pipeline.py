@@ -276,3 +276,45 @@ def test_one_entry_per_job_item_however_many_runs_store_it(local_store):
     assert first["filename"] == second["filename"] == "0100_test_actor_0.jpg"
     manifest = read_manifest(local_store, "0100")
     assert manifest is not None and len(manifest.training_data) == 1
+
+
+async def test_only_an_item_some_run_claimed_is_looked_up_before_paying(local_store, monkeypatch):
+    """The check for an image an earlier run stored (and did not record) reads the manifest.
+    An item no run has claimed cannot have one, so a fresh job reads no manifest per item;
+    an item claimed by a run that died after storing is found and not paid for again."""
+    from datetime import timedelta
+
+    from actor_maker.jobs import items as job_items
+    from actor_maker.jobs.memory import MemoryJobRecords
+    from actor_maker.jobs.models import ItemState, JobState, now
+
+    lookups: list[str] = []
+    real = job_items.stored_by_job
+
+    def counted(store, job, prompt_id):
+        lookups.append(prompt_id)
+        return real(store, job, prompt_id)
+
+    monkeypatch.setattr(job_items, "stored_by_job", counted)
+    records, provider = MemoryJobRecords(), CountingProvider()
+    pipeline = make(local_store, provider)
+    plan = pipeline.plan_all(ACTOR, only=["photo-rain-platform", "bw-charcoal-portrait"])
+    job = await pipeline.run(plan, BASE, records=records)
+    assert lookups == [] and provider.calls == 2
+    assert [i.attempts for i in job.items] == [1, 1]
+
+    prompt_id = job.items[0].prompt_id
+
+    def died_after_storing(stored):
+        item = stored.item(prompt_id)
+        item.state, item.claimed_by = ItemState.running, "dead-run"
+        item.claimed_at = now() - timedelta(hours=1)
+        stored.state = JobState.running
+        return True
+
+    records.modify(job.id, died_after_storing)
+    session = await pipeline.open_session(records, found(records.get(job.id)), owner="next")
+    assert await pipeline.run_item(session, prompt_id)
+    assert lookups == [prompt_id] and provider.calls == 2  # found in the manifest, not paid
+    after = records.get(job.id)
+    assert after is not None and found(after.item(prompt_id)).state == ItemState.succeeded

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 from actor_maker import prompts as prompt_lib
 from actor_maker.config import Settings
@@ -15,6 +16,7 @@ from actor_maker.errors import ConfigError
 from actor_maker.fetch import AddressPolicy
 from actor_maker.jobs.records import JobRecords
 from actor_maker.pipeline import Pipeline
+from actor_maker.pipeline.storing import IndexSource, local_indices
 from actor_maker.providers.base import CreateGate, ImageProvider
 from actor_maker.providers.preview import PreviewProvider
 from actor_maker.quality.checker import QualityChecker
@@ -113,6 +115,8 @@ class Runtime:
         #: Evicted pipelines whose clients are closed with the runtime (a job may still
         #: hold one).
         self._retired: list[Pipeline] = []
+        self._indices: IndexSource | None = None
+        self._indices_client: Any = None
 
     @property
     def store(self) -> ObjectStore:
@@ -136,6 +140,21 @@ class Runtime:
             )
         return self._slots
 
+    @property
+    def indices(self) -> IndexSource:
+        """Where image indices come from: one counter per actor in Redis in distributed
+        mode (every worker shares it), else this process's own."""
+        if self._indices is None:
+            if self.settings.redis_url:
+                from actor_maker.queue.indices import open_indices
+
+                self._indices, self._indices_client = open_indices(
+                    self.settings.redis_url, prefix=self.settings.queue_prefix
+                )
+            else:
+                self._indices = local_indices
+        return self._indices
+
     def pipeline(self, model: str | None = None, provider: str | None = None) -> Pipeline:
         """The pipeline for a provider and model, built once. The model is validated before
         anything is built, and at most ``MAX_PIPELINES`` are kept, so requests naming many
@@ -154,6 +173,7 @@ class Runtime:
             store=self.store,
             provider=chosen,
             slots=self.slots,
+            indices=self.indices,
             policy=self.policy,
             library=prompt_lib.load_library(self.prompts_file) if self.prompts_file else None,
             checker=make_checker(self.settings),
@@ -171,3 +191,5 @@ class Runtime:
         self._retired.clear()
         if self._records is not None:
             self._records.close()
+        if self._indices_client is not None:
+            self._indices_client.close()

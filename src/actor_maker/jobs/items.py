@@ -60,6 +60,7 @@ async def claim(session: JobSession, prompt_id: str, claim: str) -> JobItem | No
         if item.state == ItemState.running and fresh(item, claim_s):
             return False
         item.state, item.claimed_by, item.claimed_at = ItemState.running, claim, now()
+        item.attempts += 1
         if job.state == JobState.queued:
             job.state, job.started_at, started = JobState.running, now(), True
         return True

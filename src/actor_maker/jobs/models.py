@@ -83,6 +83,9 @@ class JobItem(BaseModel):
     #: Who is working on it (one delivery or one runner), and when they last said so.
     claimed_by: str | None = None
     claimed_at: datetime | None = None
+    #: How many runs have claimed it. Never claimed (and no prediction noted): no run can
+    #: have stored anything for it, so nothing needs looking up before generating.
+    attempts: int = 0
 
     @property
     def open(self) -> bool:

@@ -40,7 +40,7 @@ from actor_maker.manifest import legacy_now, read_manifest
 from actor_maker.pipeline.base_image import BaseImages
 from actor_maker.pipeline.model import Actor, BaseImage, JobPlan, StoredBase
 from actor_maker.pipeline.planning import Planning
-from actor_maker.pipeline.storing import EntryAppender, IndexAllocator
+from actor_maker.pipeline.storing import EntryAppender, IndexSource, Indices, local_indices
 from actor_maker.providers.base import (
     GeneratedImage,
     GenerationParams,
@@ -100,6 +100,7 @@ class Pipeline(Planning, BaseImages):
         http: httpx.AsyncClient | None = None,
         library: list[prompt_lib.PromptTemplate] | None = None,
         checker: QualityChecker | None = None,
+        indices: IndexSource = local_indices,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -110,9 +111,11 @@ class Pipeline(Planning, BaseImages):
         #: Quality checks on every generated image (``None``: checks off).
         self.checker = checker
         self.library = library if library is not None else prompt_lib.load_library()
+        #: Where each actor's image indices come from (Redis-held in distributed mode).
+        self._indices = indices
         #: Per actor, shared by every job of this pipeline (a worker runs items of many jobs
         #: at once): one index allocator and one group-commit appender.
-        self._actors: dict[str, tuple[IndexAllocator, EntryAppender]] = {}
+        self._actors: dict[str, tuple[Indices, EntryAppender]] = {}
         self._actors_lock = threading.Lock()
 
     async def run(
@@ -183,7 +186,12 @@ class Pipeline(Planning, BaseImages):
         if job.cancel_requested:
             await job_items.finish(session, prompt_id, ItemState.canceled, error="canceled")
             return True
-        entry = await asyncio.to_thread(job_items.stored_by_job, self.store, job, prompt_id)
+        tried = item.attempts > 0 or item.prediction_id is not None
+        entry = (
+            await asyncio.to_thread(job_items.stored_by_job, self.store, job, prompt_id)
+            if tried
+            else None
+        )
         if entry is not None:  # an earlier run stored it; its record update was lost
             await job_items.finish(session, prompt_id, ItemState.succeeded, entry=entry)
             return True
@@ -255,13 +263,13 @@ class Pipeline(Planning, BaseImages):
         )
 
     # --- storing -------------------------------------------------------------------------
-    def _actor_state(self, actor: Actor) -> tuple[IndexAllocator, EntryAppender]:
+    def _actor_state(self, actor: Actor) -> tuple[Indices, EntryAppender]:
         with self._actors_lock:
             known = self._actors.get(actor.actor_id)
         if known is not None:
             return known
         fresh = (
-            IndexAllocator(self._start_index(actor)),
+            self._indices(actor.actor_id, lambda: self._start_index(actor)),
             EntryAppender(self.store, actor.actor_id),
         )
         with self._actors_lock:

@@ -1,21 +1,43 @@
 """Storing a paid image: create-only upload at the next free index, then the manifest entry.
 
-``IndexAllocator`` hands out candidate indices (create-only uploads settle races between
-processes); ``EntryAppender`` group-commits entries that finish together into one manifest
-update (other processes are handled by the manifest's compare-and-swap).
+``IndexAllocator`` hands out candidate indices in one process (create-only uploads settle
+races between processes); in distributed mode every worker takes them from one counter in
+Redis instead (``queue/indices.py``), so workers storing for one actor do not collide.
+``EntryAppender`` group-commits entries that finish together into one manifest update
+(other processes are handled by the manifest's compare-and-swap).
 """
 
 from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Protocol
 
 from actor_maker.captions import caption_for
 from actor_maker.manifest import Manifest, update_manifest
 from actor_maker.quality.checker import decide_duplicate
 from actor_maker.store.base import ObjectStore
+
+
+class Indices(Protocol):
+    """Where one actor's candidate image indices come from."""
+
+    def take(self) -> int: ...
+
+    def raise_to(self, floor: int) -> None:
+        """Skip past indices someone else has taken meanwhile (the next take is ≥ floor)."""
+
+
+#: Builds the ``Indices`` of an actor: its id, and where its indices start (computed only
+#: when needed: it reads the manifest and lists the actor's images).
+IndexSource = Callable[[str, Callable[[], int]], Indices]
+
+
+def local_indices(actor_id: str, start: Callable[[], int]) -> Indices:
+    """This process's own counter (the default outside distributed mode)."""
+    return IndexAllocator(start())
 
 
 class IndexAllocator:
