@@ -15,7 +15,6 @@ The CLI, the API's in-process runner and the queue workers all call it (through
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import random
 import threading
@@ -29,30 +28,25 @@ import httpx
 from actor_maker import metrics
 from actor_maker import prompts as prompt_lib
 from actor_maker.config import Settings
-from actor_maker.errors import ActorMakerError, ConfigError, PreconditionFailed
+from actor_maker.errors import ActorMakerError, ConfigError
 from actor_maker.fetch import AddressPolicy
-from actor_maker.images import downscale_for_provider, inspect_image, md5_hex
+from actor_maker.images import downscale_for_provider
 from actor_maker.jobs import items as job_items
 from actor_maker.jobs.models import ItemState, Job, JobItem
 from actor_maker.jobs.records import JobRecords
-from actor_maker.layout import highest_stored_index, training_key
-from actor_maker.manifest import legacy_now, read_manifest
 from actor_maker.pipeline.base_image import BaseImages
-from actor_maker.pipeline.model import Actor, BaseImage, JobPlan, StoredBase
+from actor_maker.pipeline.model import BaseImage, JobPlan, StoredBase
 from actor_maker.pipeline.planning import Planning
-from actor_maker.pipeline.storing import EntryAppender, IndexSource, Indices, local_indices
+from actor_maker.pipeline.storing import EntryAppender, IndexSource, Indices, Storing, local_indices
 from actor_maker.providers.base import (
-    GeneratedImage,
     GenerationParams,
     ImageProvider,
     InputImage,
     Tracking,
 )
-from actor_maker.quality import effective_verdict
 from actor_maker.quality.checker import QualityChecker
 from actor_maker.slots import RequestSlots
-from actor_maker.store.base import ObjectInfo, ObjectStore
-from actor_maker.timeutil import utc_now
+from actor_maker.store.base import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +82,7 @@ class JobSession:
         self.emit(self.job.id, name, data)
 
 
-class Pipeline(Planning, BaseImages):
+class Pipeline(Planning, BaseImages, Storing):
     def __init__(
         self,
         *,
@@ -261,117 +255,3 @@ class Pipeline(Planning, BaseImages):
         await job_items.finish(
             session, item.prompt_id, ItemState.succeeded, entry=entry, cost=generated.cost
         )
-
-    # --- storing -------------------------------------------------------------------------
-    def _actor_state(self, actor: Actor) -> tuple[Indices, EntryAppender]:
-        with self._actors_lock:
-            known = self._actors.get(actor.actor_id)
-        if known is not None:
-            return known
-        fresh = (
-            self._indices(actor.actor_id, lambda: self._start_index(actor)),
-            EntryAppender(self.store, actor.actor_id),
-        )
-        with self._actors_lock:
-            return self._actors.setdefault(actor.actor_id, fresh)
-
-    def _start_index(self, actor: Actor) -> int:
-        manifest = read_manifest(self.store, actor.actor_id)
-        highest = manifest.highest_index() if manifest else -1
-        return max(highest, highest_stored_index(self.store, actor.actor_name)) + 1
-
-    def _keep(
-        self, session: JobSession, item: JobItem, generated: GeneratedImage
-    ) -> dict[str, Any]:
-        """Check, upload create-only at the next free index, add the entry: one thread,
-        so a cancellation cannot stop it half way. A rejected image is stored too (it was
-        paid for, and a person may overrule the checks); its entry says why."""
-        job = session.job
-        actor = Actor.of(job)
-        info = inspect_image(
-            generated.data,
-            max_bytes=self.settings.max_image_bytes,
-            max_pixels=self.settings.max_image_pixels,
-            what="generated image",
-        )
-        quality = (
-            self.checker.check(
-                generated.data,
-                base=session.base,
-                actor_type=actor.type,
-                face_visible=item.face_visible,
-                category=item.category,
-                placeholder=self.provider.placeholder,
-            ).record()
-            if self.checker is not None
-            else None
-        )
-        metadata = {
-            "actor-id": actor.actor_id,
-            "prompt-id": item.prompt_id,
-            "prompt-sha256": hashlib.sha256(item.prompt.encode()).hexdigest()[:32],
-            "job-id": job.id,
-            "seed": str(generated.seed),
-            "provider": generated.provider,
-            "model": generated.model,
-            "prediction-id": generated.prediction_id or "",
-            "aspect-ratio": job.aspect_ratio,
-            "category": item.category or "",
-        }
-        indices, entries = self._actor_state(actor)
-        while True:
-            index = indices.take()
-            key = training_key(actor.actor_name, index, info.extension)
-            try:
-                stored = self.store.put_if_absent(
-                    key, generated.data, content_type=info.content_type, metadata=metadata
-                )
-                break
-            except PreconditionFailed:
-                mine = self._already_mine(key, metadata, len(generated.data))
-                if mine is not None:  # our own write, retried after its answer was lost
-                    stored = mine
-                    break
-                log.debug("%s is taken; trying the next index", key)
-                indices.raise_to(self._start_index(actor))  # others wrote meanwhile
-        size = len(generated.data)
-        entry = {
-            "filename": key.rsplit("/", 1)[-1],
-            "s3_url": self.store.public_url(key),
-            "key": key,
-            "md5_hash": md5_hex(generated.data),
-            "size_bytes": size,
-            "size_mb": round(size / (1024 * 1024), 2),
-            "modified_timestamp": stored.modified,
-            "modified_date": legacy_now(),
-            "status": "synced",
-            "prompt": item.prompt,
-            "prompt_id": item.prompt_id,
-            "category": item.category,
-            "face_visible": item.face_visible,
-            "aspect_ratio": job.aspect_ratio,
-            "generation": {**generated.provenance(), "job_id": job.id},
-            "good": False,
-            "quality": quality,
-            "caption": None,
-            "created_at": utc_now(),
-        }
-        written = entries.append(entry)
-        if written.get("filename") != entry["filename"]:
-            # Another run of this job stored the item first (it took over a claim that lapsed
-            # while this one was starved). The same prediction's bytes are a plain copy.
-            if written.get("md5_hash") == entry["md5_hash"]:
-                self.store.delete(key)
-            else:  # a second paid image: kept as an orphan, reconcile reports it
-                log.warning("%s: %s was stored twice for job %s", job.actor_id, key, job.id)
-            return written
-        metrics.record_generated(generated.provider, generated.model)  # stored, even if canceled
-        log.debug("%s: stored %s (%s)", job.actor_id, key, effective_verdict(written))
-        return written
-
-    def _already_mine(self, key: str, metadata: dict[str, str], size: int) -> ObjectInfo | None:
-        head = self.store.head(key)
-        if head is None or head.size != size:
-            return None
-        same = all(head.metadata.get(k) == metadata[k] for k in ("job-id", "prompt-id", "seed"))
-        return head if same else None

@@ -4,21 +4,39 @@
 races between processes); in distributed mode every worker takes them from one counter in
 Redis instead (``queue/indices.py``), so workers storing for one actor do not collide.
 ``EntryAppender`` group-commits entries that finish together into one manifest update
-(other processes are handled by the manifest's compare-and-swap).
+(other processes are handled by the manifest's compare-and-swap). ``Storing`` is the
+``Pipeline``'s half that uses them: check, upload, entry.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from actor_maker import metrics
 from actor_maker.captions import caption_for
-from actor_maker.manifest import Manifest, update_manifest
-from actor_maker.quality.checker import decide_duplicate
-from actor_maker.store.base import ObjectStore
+from actor_maker.config import Settings
+from actor_maker.errors import PreconditionFailed
+from actor_maker.images import inspect_image, md5_hex
+from actor_maker.jobs.models import JobItem
+from actor_maker.layout import highest_stored_index, training_key
+from actor_maker.manifest import Manifest, legacy_now, read_manifest, update_manifest
+from actor_maker.pipeline.model import Actor
+from actor_maker.providers.base import GeneratedImage, ImageProvider
+from actor_maker.quality import effective_verdict
+from actor_maker.quality.checker import QualityChecker, decide_duplicate
+from actor_maker.store.base import ObjectInfo, ObjectStore
+from actor_maker.timeutil import utc_now
+
+if TYPE_CHECKING:
+    from actor_maker.pipeline.running import JobSession
+
+log = logging.getLogger(__name__)
 
 
 class Indices(Protocol):
@@ -118,3 +136,129 @@ def stored_for(manifest: Manifest, entry: dict[str, Any]) -> dict[str, Any] | No
     however many runs got as far as storing it."""
     job_id = (entry.get("generation") or {}).get("job_id")
     return manifest.job_entry(str(job_id), entry.get("prompt_id")) if job_id else None
+
+
+class Storing:
+    """The storing half of ``Pipeline`` (which supplies these attributes): a paid image is
+    checked, uploaded create-only at the actor's next free index and given its entry."""
+
+    settings: Settings
+    store: ObjectStore
+    provider: ImageProvider
+    checker: QualityChecker | None
+    _indices: IndexSource
+    _actors: dict[str, tuple[Indices, EntryAppender]]
+    _actors_lock: threading.Lock
+
+    def _actor_state(self, actor: Actor) -> tuple[Indices, EntryAppender]:
+        with self._actors_lock:
+            known = self._actors.get(actor.actor_id)
+        if known is not None:
+            return known
+        fresh = (
+            self._indices(actor.actor_id, lambda: self._start_index(actor)),
+            EntryAppender(self.store, actor.actor_id),
+        )
+        with self._actors_lock:
+            return self._actors.setdefault(actor.actor_id, fresh)
+
+    def _start_index(self, actor: Actor) -> int:
+        manifest = read_manifest(self.store, actor.actor_id)
+        highest = manifest.highest_index() if manifest else -1
+        return max(highest, highest_stored_index(self.store, actor.actor_name)) + 1
+
+    def _keep(
+        self, session: JobSession, item: JobItem, generated: GeneratedImage
+    ) -> dict[str, Any]:
+        """Check, upload create-only at the next free index, add the entry: one thread,
+        so a cancellation cannot stop it half way. A rejected image is stored too (it was
+        paid for, and a person may overrule the checks); its entry says why."""
+        job = session.job
+        actor = Actor.of(job)
+        info = inspect_image(
+            generated.data,
+            max_bytes=self.settings.max_image_bytes,
+            max_pixels=self.settings.max_image_pixels,
+            what="generated image",
+        )
+        quality = (
+            self.checker.check(
+                generated.data,
+                base=session.base,
+                actor_type=actor.type,
+                face_visible=item.face_visible,
+                category=item.category,
+                placeholder=self.provider.placeholder,
+            ).record()
+            if self.checker is not None
+            else None
+        )
+        metadata = {
+            "actor-id": actor.actor_id,
+            "prompt-id": item.prompt_id,
+            "prompt-sha256": hashlib.sha256(item.prompt.encode()).hexdigest()[:32],
+            "job-id": job.id,
+            "seed": str(generated.seed),
+            "provider": generated.provider,
+            "model": generated.model,
+            "prediction-id": generated.prediction_id or "",
+            "aspect-ratio": job.aspect_ratio,
+            "category": item.category or "",
+        }
+        indices, entries = self._actor_state(actor)
+        while True:
+            index = indices.take()
+            key = training_key(actor.actor_name, index, info.extension)
+            try:
+                stored = self.store.put_if_absent(
+                    key, generated.data, content_type=info.content_type, metadata=metadata
+                )
+                break
+            except PreconditionFailed:
+                mine = self._already_mine(key, metadata, len(generated.data))
+                if mine is not None:  # our own write, retried after its answer was lost
+                    stored = mine
+                    break
+                log.debug("%s is taken; trying the next index", key)
+                indices.raise_to(self._start_index(actor))  # others wrote meanwhile
+        size = len(generated.data)
+        entry = {
+            "filename": key.rsplit("/", 1)[-1],
+            "s3_url": self.store.public_url(key),
+            "key": key,
+            "md5_hash": md5_hex(generated.data),
+            "size_bytes": size,
+            "size_mb": round(size / (1024 * 1024), 2),
+            "modified_timestamp": stored.modified,
+            "modified_date": legacy_now(),
+            "status": "synced",
+            "prompt": item.prompt,
+            "prompt_id": item.prompt_id,
+            "category": item.category,
+            "face_visible": item.face_visible,
+            "aspect_ratio": job.aspect_ratio,
+            "generation": {**generated.provenance(), "job_id": job.id},
+            "good": False,
+            "quality": quality,
+            "caption": None,
+            "created_at": utc_now(),
+        }
+        written = entries.append(entry)
+        if written.get("filename") != entry["filename"]:
+            # Another run of this job stored the item first (it took over a claim that lapsed
+            # while this one was starved). The same prediction's bytes are a plain copy.
+            if written.get("md5_hash") == entry["md5_hash"]:
+                self.store.delete(key)
+            else:  # a second paid image: kept as an orphan, reconcile reports it
+                log.warning("%s: %s was stored twice for job %s", job.actor_id, key, job.id)
+            return written
+        metrics.record_generated(generated.provider, generated.model)  # stored, even if canceled
+        log.debug("%s: stored %s (%s)", job.actor_id, key, effective_verdict(written))
+        return written
+
+    def _already_mine(self, key: str, metadata: dict[str, str], size: int) -> ObjectInfo | None:
+        head = self.store.head(key)
+        if head is None or head.size != size:
+            return None
+        same = all(head.metadata.get(k) == metadata[k] for k in ("job-id", "prompt-id", "seed"))
+        return head if same else None
