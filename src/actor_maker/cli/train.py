@@ -192,6 +192,11 @@ def train(
             progress.console.print(f"{verb} training {data['training_id']}")
         elif name == "weights_stored":
             progress.console.print(f"weights stored: {data['key']}")
+        elif name == "finish_waiting":
+            progress.console.print(
+                f"another process ({data.get('holder')}) is finishing {plan.version}; waiting "
+                "for its record"
+            )
         elif name == "samples_stored":
             progress.update(task, description=f"{plan.actor_id} {plan.version}: scoring")
 

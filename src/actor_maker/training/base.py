@@ -10,10 +10,13 @@ the sample images.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
+
+from actor_maker.providers.base import Tracking
 
 
 class TrainingState(StrEnum):
@@ -117,9 +120,18 @@ class Trainer(Protocol):
         ...
 
     async def samples(
-        self, status: TrainingStatus, request: TrainingRequest, base_image: bytes
+        self,
+        status: TrainingStatus,
+        request: TrainingRequest,
+        base_image: bytes,
+        tracking: Sequence[Tracking] = (),
     ) -> list[bytes]:
-        """One image per ``request.sample_prompts`` made with the trained weights."""
+        """One image per ``request.sample_prompts`` made with the trained weights.
+
+        ``tracking[i]`` (when given) keeps hold of sample ``i``'s paid prediction across
+        runs, as for images: ``on_created`` hears its id before the wait, ``resume`` is an id
+        an earlier run noted (polled instead of paying again). A trainer that pays nothing
+        per sample ignores it."""
         ...
 
     async def aclose(self) -> None: ...

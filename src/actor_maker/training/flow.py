@@ -2,7 +2,8 @@
 
 ``run_training``: export the dataset → ``trainer.start`` → the training id goes into the
 model record in one manifest update *before* waiting → poll with progress events → on
-success: weights stored create-only at ``system_actors/lora_models/{actor}_{version}
+success, by the one process holding the record's finish claim (``training/finishing.py``):
+weights stored create-only at ``system_actors/lora_models/{actor}_{version}
 .safetensors`` → samples stored beside them → identity score → the record's final status
 (``trained`` or ``needs_review``; ``good`` only by :func:`~training.models.mark_good`).
 A failed or canceled training changes only its record (status and reason). A run for an
@@ -16,21 +17,12 @@ import asyncio
 import contextlib
 import logging
 import shutil
-from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from actor_maker.config import Settings
-from actor_maker.errors import (
-    ConfigError,
-    InputError,
-    NotFoundError,
-    PreconditionFailed,
-    StoreError,
-)
-from actor_maker.images import md5_hex
+from actor_maker.errors import ConfigError, NotFoundError
 from actor_maker.manifest import read_manifest, utc_now
 from actor_maker.store.base import ObjectStore
 from actor_maker.training import models
@@ -42,16 +34,13 @@ from actor_maker.training.base import (
     TrainingStatus,
 )
 from actor_maker.training.dataset import export_dataset
-from actor_maker.training.planning import TrainingPlan, _base_key, _prices, plan_training
-from actor_maker.training.scoring import score_samples
+from actor_maker.training.finishing import OnEvent, finish_once
+from actor_maker.training.planning import TrainingPlan, plan_training
 from actor_maker.validation import check_actor_id
 
 __all__ = ["TrainingPlan", "cancel_training", "plan_training", "run_training"]
 
 log = logging.getLogger(__name__)
-
-#: ``on_event(name, data)``: progress for a CLI bar or an SSE stream.
-OnEvent = Callable[[str, dict[str, Any]], None]
 
 
 def destination(settings: Settings, plan: TrainingPlan) -> str | None:
@@ -108,7 +97,8 @@ async def run_training(
         on_event("training_reattached", {"training_id": training_id, "version": plan.version})
     else:
         training_id, request = await _start(store, settings, trainer, plan, on_event)
-    status = await _wait(trainer, training_id, on_event, poll_s or settings.poll_interval_s, wake)
+    poll = poll_s or settings.poll_interval_s
+    status = await _wait(trainer, training_id, on_event, poll, wake)
     if status.state is not TrainingState.succeeded:
         record = models.update_model(
             store,
@@ -122,7 +112,7 @@ async def run_training(
         )
         on_event("training_finished", record)
         return record
-    record = await _finish(store, settings, trainer, plan, request, status, on_event)
+    record = await finish_once(store, settings, trainer, plan, request, status, on_event, poll)
     await asyncio.to_thread(shutil.rmtree, _workdir(settings, plan), True)
     on_event("training_finished", record)
     return record
@@ -215,106 +205,6 @@ async def _wait(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), poll_s)
         wake.clear()
-
-
-def _put_create_only(store: ObjectStore, key: str, data: bytes, content_type: str) -> str:
-    """Store ``data`` at ``key`` unless it is there; an object of other bytes is an error."""
-    try:
-        store.put_if_absent(key, data, content_type=content_type)
-    except PreconditionFailed:
-        existing = store.get(key).data
-        if md5_hex(existing) != md5_hex(data):
-            raise StoreError(f"{key} exists with other contents; left as it is") from None
-    return key
-
-
-async def _finish(
-    store: ObjectStore,
-    settings: Settings,
-    trainer: Trainer,
-    plan: TrainingPlan,
-    request: TrainingRequest,
-    status: TrainingStatus,
-    on_event: OnEvent,
-) -> dict[str, Any]:
-    weights = await trainer.weights(status)
-    key = models.weights_key(plan.actor_name, plan.version)
-    await asyncio.to_thread(_put_create_only, store, key, weights, "application/octet-stream")
-    size = len(weights)
-    now = datetime.now(UTC)
-    stored: dict[str, Any] = {
-        "key": key,
-        "s3_url": store.public_url(key),
-        "size_bytes": size,
-        "size_mb": round(size / (1024 * 1024), 2),
-        "md5_hash": md5_hex(weights),
-        "last_modified": now.isoformat(timespec="seconds"),
-        "created_date": now.date().isoformat(),
-        "model_version": status.model_version,
-    }
-    del weights
-    on_event("weights_stored", {"key": key, "size_bytes": size})
-    base = await asyncio.to_thread(_base_image, store, plan.actor_id)
-    images = await trainer.samples(status, request, base)
-    samples: list[dict[str, Any]] = []
-    for index, data in enumerate(images):
-        sample = models.sample_key(plan.actor_name, plan.version, index)
-        await asyncio.to_thread(_put_sample, store, sample, data)
-        samples.append(
-            {
-                "key": sample,
-                "prompt": request.sample_prompts[index],
-                "seed": request.sample_seeds[index] if index < len(request.sample_seeds) else None,
-            }
-        )
-    on_event("samples_stored", {"count": len(samples)})
-    score = await asyncio.to_thread(score_samples, base, images, settings.identity_threshold)
-    for entry, result in zip(samples, score.samples, strict=False):
-        entry.update(result)
-    good_enough = score.share is not None and score.share >= settings.training_min_pass
-    per_second, per_sample = _prices(settings, plan.trainer)
-    spent = (status.gpu_seconds or 0.0) * per_second + len(images) * per_sample
-    score_json = score.to_json()
-    score_json.pop("samples")
-    return models.update_model(
-        store,
-        plan.actor_id,
-        plan.version,
-        {
-            **stored,
-            "samples": samples,
-            "score": score_json,
-            "cost": {
-                "estimated": round(plan.estimated_cost, 4),
-                "max": plan.max_cost,
-                "actual": round(spent, 4),
-                "gpu_seconds": status.gpu_seconds,
-            },
-            "status": "trained" if good_enough else "needs_review",
-            "reason": None
-            if good_enough
-            else (score.note or "too few samples look like the actor"),
-            "finished": utc_now(),
-        },
-    )
-
-
-def _put_sample(store: ObjectStore, key: str, data: bytes) -> None:
-    """Samples can be made again: a re-attached run replaces an earlier one's."""
-    try:
-        store.put_if_absent(key, data, content_type="image/jpeg")
-    except PreconditionFailed:
-        info = store.head(key)
-        if info is not None:
-            store.put_if_version(key, data, info.version, content_type="image/jpeg")
-
-
-def _base_image(store: ObjectStore, actor_id: str) -> bytes:
-    manifest = read_manifest(store, actor_id)
-    key = _base_key(store, manifest) if manifest else None
-    if key is None:
-        raise InputError(f"actor {actor_id} has no base image in the store")
-    return store.get(key).data
 
 
 async def cancel_training(store: ObjectStore, trainer: Trainer, actor_id: str) -> str:

@@ -22,6 +22,7 @@ import asyncio
 import io
 import re
 import tarfile
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ from actor_maker.config import (
 )
 from actor_maker.errors import InputError, ProviderError, ProviderTimeoutError
 from actor_maker.fetch import redact_url
+from actor_maker.providers.base import UNTRACKED, Tracking
 from actor_maker.providers.replicate import ReplicateProvider
 from actor_maker.providers.replicate_http import ReplicateHTTP
 from actor_maker.training.base import TrainingRequest, TrainingState, TrainingStatus
@@ -162,10 +164,16 @@ class ReplicateTrainer:
         return _safetensors_from(data, status.training_id)
 
     async def samples(
-        self, status: TrainingStatus, request: TrainingRequest, base_image: bytes
+        self,
+        status: TrainingStatus,
+        request: TrainingRequest,
+        base_image: bytes,
+        tracking: Sequence[Tracking] = (),
     ) -> list[bytes]:
         """One image per sample prompt, rendered with the trained LoRA (``base_image`` is not
-        sent: the LoRA alone must draw the actor)."""
+        sent: the LoRA alone must draw the actor). ``tracking[i]`` goes to sample ``i``'s
+        prediction: its id is told before the wait, and a recorded one is polled instead of
+        paying again (a new one is made only when its output expired or it was canceled)."""
         lora = status.weights_url or status.model_version
         if not lora:
             raise ProviderError(f"training {status.training_id} has no weights to sample with")
@@ -175,7 +183,7 @@ class ReplicateTrainer:
         ]
         limit = asyncio.Semaphore(3)
 
-        async def one(prompt: str, seed: int) -> bytes:
+        async def one(index: int, prompt: str, seed: int) -> bytes:
             payload = {
                 "prompt": prompt.replace("[trigger]", request.trigger_word),
                 "lora_weights": lora,
@@ -185,10 +193,15 @@ class ReplicateTrainer:
                 "output_format": "jpg",
                 "num_outputs": 1,
             }
+            held = tracking[index] if index < len(tracking) else UNTRACKED
             async with limit:
-                return (await self._sampler.predict(payload, seed)).data
+                return (await self._sampler.predict(payload, seed, held)).data
 
-        return list(await asyncio.gather(*(one(p, s) for p, s in zip(prompts, seeds, strict=True))))
+        return list(
+            await asyncio.gather(
+                *(one(i, p, s) for i, (p, s) in enumerate(zip(prompts, seeds, strict=True)))
+            )
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()

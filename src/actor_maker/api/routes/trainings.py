@@ -114,7 +114,8 @@ async def training_events(
 ) -> EventSourceResponse:
     """Server-Sent Events of the actor's training: `plan`, `dataset_exported`,
     `training_started` or `training_reattached`, `progress` (state, 0..1, log tail),
-    `weights_stored`, `samples_stored`, then `training_finished` (the model record) or
+    `weights_stored`, `samples_stored` (or `finish_waiting`: another process finishes it),
+    then `training_finished` (the model record) or
     `training_failed` (the error), after which the stream ends. Without `Last-Event-ID`
     the stream starts at the first event the server keeps."""
     run = _trainings(request).get(check_actor_id(actor_id))
