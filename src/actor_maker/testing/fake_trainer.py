@@ -20,6 +20,7 @@ import shutil
 import time
 import zipfile
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,10 @@ class FakeTrainer:
     # --- the seam -----------------------------------------------------------------------
     async def start(self, request: TrainingRequest) -> str:
         return await asyncio.to_thread(self._start, request)
+
+    async def find_started(self, request: TrainingRequest, since: datetime) -> list[str]:
+        """A start here never loses its answer: nothing to find."""
+        return []
 
     async def status(self, training_id: str) -> TrainingStatus:
         return await asyncio.to_thread(self._status, training_id)

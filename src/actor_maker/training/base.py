@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
@@ -109,6 +110,12 @@ class Trainer(Protocol):
     async def start(self, request: TrainingRequest) -> str:
         """Start a training and return its id. A create that may have been sent is never
         repeated blindly (the caller records the id before anything else)."""
+        ...
+
+    async def find_started(self, request: TrainingRequest, since: datetime) -> list[str]:
+        """The ids of trainings for ``request`` created at ``since`` or later (whatever their
+        dataset upload), newest first: a process that died before recording the answer of
+        its create may have started one. ``[]`` when the trainer cannot tell."""
         ...
 
     async def status(self, training_id: str) -> TrainingStatus: ...

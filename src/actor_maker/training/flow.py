@@ -18,12 +18,13 @@ import contextlib
 import logging
 import shutil
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from actor_maker.config import Settings
-from actor_maker.errors import ConfigError, NotFoundError
-from actor_maker.manifest import read_manifest, utc_now
+from actor_maker.errors import ConfigError, NotFoundError, ProviderError
+from actor_maker.manifest import Manifest, read_manifest, utc_now
 from actor_maker.store.base import ObjectStore
 from actor_maker.training import models
 from actor_maker.training.base import (
@@ -35,12 +36,15 @@ from actor_maker.training.base import (
 )
 from actor_maker.training.dataset import export_dataset
 from actor_maker.training.finishing import OnEvent, finish_once
-from actor_maker.training.planning import TrainingPlan, plan_training
+from actor_maker.training.planning import TrainingPlan, plan_training, reattach_plan
 from actor_maker.validation import check_actor_id
 
 __all__ = ["TrainingPlan", "cancel_training", "plan_training", "run_training"]
 
 log = logging.getLogger(__name__)
+
+#: How far the trainer's clock may be behind ours when a stale start looks for its training.
+CLOCK_SKEW = timedelta(minutes=2)
 
 
 def destination(settings: Settings, plan: TrainingPlan) -> str | None:
@@ -87,6 +91,8 @@ async def run_training(
     if trainer.name != plan.trainer:
         raise ConfigError(f"the plan is for the {plan.trainer} trainer, not {trainer.name}")
     on_event("plan", plan.to_json())
+    if plan.reattach is None and plan.stale_start is not None:
+        plan = await _settle_stale_start(store, settings, trainer, plan, on_event)
     if plan.reattach is not None:
         training_id = str(plan.reattach["training_id"])
         request = _request(settings, plan, Dataset(Path(), plan.image_count, plan.dataset_sha256))
@@ -116,6 +122,67 @@ async def run_training(
     await asyncio.to_thread(shutil.rmtree, _workdir(settings, plan), True)
     on_event("training_finished", record)
     return record
+
+
+async def _settle_stale_start(
+    store: ObjectStore,
+    settings: Settings,
+    trainer: Trainer,
+    plan: TrainingPlan,
+    on_event: OnEvent,
+) -> TrainingPlan:
+    """The actor's ``starting`` record went stale: its process died after sending the
+    create, maybe before the answer came. Exactly one matching training created since the
+    record was written is adopted (the plan becomes a re-attach to it); otherwise the record
+    is marked failed, saying why, and ``plan`` (a new training) goes on."""
+    record = plan.stale_start
+    assert record is not None
+    version = str(record.get("version"))
+    manifest = read_manifest(store, plan.actor_id)
+    if manifest is None:
+        raise NotFoundError(f"unknown actor {plan.actor_id}")
+    adopted, why = await _adoptable(settings, trainer, manifest, record, plan.max_cost)
+    reason = f"interrupted before the trainer answered; {why}"
+    settled = models.settle_stale_start(store, plan.actor_id, version, adopted, reason)
+    if settled.get("status") not in models.ACTIVE or not settled.get("training_id"):
+        return plan
+    on_event("training_adopted", {"training_id": settled["training_id"], "version": version})
+    manifest = read_manifest(store, plan.actor_id)
+    assert manifest is not None
+    return reattach_plan(manifest, settled, trainer.name, plan.max_cost)
+
+
+async def _adoptable(
+    settings: Settings,
+    trainer: Trainer,
+    manifest: Manifest,
+    record: dict[str, Any],
+    ceiling: float,
+) -> tuple[str | None, str]:
+    """The one training the stale ``record``'s create made, or ``None`` and why not."""
+    if record.get("trainer") != trainer.name:
+        return None, f"a {record.get('trainer')} training, not looked for by {trainer.name}"
+    old = reattach_plan(manifest, record, trainer.name, ceiling)
+    request = _request(settings, old, Dataset(Path(), old.image_count, old.dataset_sha256))
+    written = record.get("started_ts")
+    since = datetime.fromtimestamp(written if isinstance(written, int | float) else 0, UTC)
+    known = {m.get("training_id") for m in models.models_of(manifest)}
+    try:
+        found = await trainer.find_started(request, since - CLOCK_SKEW)
+    except ProviderError as exc:
+        return None, f"the trainer's list of trainings could not be read ({exc})"
+    found = [t for t in found if t not in known]
+    if len(found) == 1:
+        return found[0], "adopted"
+    if found:
+        return None, (
+            f"{len(found)} trainings in the trainer's list match it ({', '.join(found)}), so "
+            "none was adopted; cancel there the ones you do not want"
+        )
+    return None, (
+        "no matching training shows in the trainer's list; if the trainer shows one, cancel "
+        "it there"
+    )
 
 
 async def _start(

@@ -36,7 +36,8 @@ LORA_PREFIX = f"{ROOT}/lora_models/"
 ACTIVE = ("starting", "training")
 FINISHED_OK = ("trained", "needs_review", "good")
 #: A ``starting`` record older than this belongs to a process that died before the trainer
-#: answered: the next run marks it failed and starts afresh.
+#: answered: the next run adopts the training its create made (when the trainer can find
+#: exactly one) or marks it failed and starts afresh.
 STALE_START_S = 15 * 60
 #: The fields of ``lora_model`` (the old shape).
 LEGACY_FIELDS = (
@@ -173,6 +174,25 @@ def complete_model(store: ObjectStore, actor_id: str, version: str, fields: Reco
         return True
 
     return _edit_model(store, actor_id, version, complete)
+
+
+def settle_stale_start(
+    store: ObjectStore, actor_id: str, version: str, training_id: str | None, reason: str
+) -> Record:
+    """A stale ``starting`` record: adopt ``training_id`` (status ``training``) or, without
+    one, mark it failed with ``reason``. Nothing is written when the record is no longer a
+    stale start (another process settled it first); the record as written or found."""
+
+    def settle(_: Manifest, record: Record) -> bool:
+        if not is_stale(record):
+            return False
+        if training_id:
+            record.update(status="training", training_id=training_id, adopted=utc_now())
+        else:
+            record.update(status="failed", reason=reason[:500], finished=utc_now())
+        return True
+
+    return _edit_model(store, actor_id, version, settle)
 
 
 def claim_holder(record: Record, lease_s: float, now: float | None = None) -> str | None:

@@ -134,6 +134,30 @@ class ReplicateTrainer:
             body["webhook_events_filter"] = ["completed"]
         return await self._create(body)
 
+    async def find_started(self, request: TrainingRequest, since: datetime) -> list[str]:
+        """Trainings in ``GET /v1/trainings`` for ``request``: this trainer, our input except
+        ``input_images`` (its upload URL is not known after the fact), created at ``since``
+        or later, and, once they show an output version, into ``request.destination``."""
+        wanted = self._input(request, "")
+        wanted.pop("input_images")
+        found = []
+        for training in await self._listed():
+            given = training.get("input")
+            if not isinstance(given, dict):
+                continue
+            if {k: v for k, v in given.items() if k != "input_images"} != wanted:
+                continue
+            if training.get("model") not in (None, self.trainer_model):
+                continue
+            output = training.get("output")
+            version = output.get("version") if isinstance(output, dict) else None
+            if isinstance(version, str) and not version.startswith(f"{request.destination}:"):
+                continue
+            created = _parse_time(training.get("created_at"))
+            if created is not None and created >= since:
+                found.append(str(training["id"]))
+        return found
+
     async def status(self, training_id: str) -> TrainingStatus:
         training = await self._http.retrying(
             self._http.get_json, f"/trainings/{training_id}", f"reading training {training_id}"
@@ -306,12 +330,11 @@ class ReplicateTrainer:
     async def _find_sent(self, body: dict[str, Any], sent_at: datetime) -> str | None:
         """The training a lost create made: same trainer and input, created after we sent."""
         try:
-            page = await self._http.retrying(self._http.get_json, "/trainings", "listing")
+            listed = await self._listed()
         except ProviderError:
             return None
-        results = page.get("results")
-        for training in results if isinstance(results, list) else []:
-            if not isinstance(training, dict) or training.get("input") != body["input"]:
+        for training in listed:
+            if training.get("input") != body["input"]:
                 continue
             if training.get("model") not in (None, self.trainer_model):
                 continue
@@ -319,6 +342,14 @@ class ReplicateTrainer:
             if created is not None and created >= sent_at - timedelta(minutes=2):
                 return str(training["id"])
         return None
+
+    async def _listed(self) -> list[dict[str, Any]]:
+        """The recent trainings (``GET /v1/trainings``, its first page: newest first)."""
+        page = await self._http.retrying(
+            self._http.get_json, "/trainings", "listing the trainings failed"
+        )
+        results = page.get("results")
+        return [t for t in results if isinstance(t, dict)] if isinstance(results, list) else []
 
     def _status(self, training: dict[str, Any]) -> TrainingStatus:
         raw = str(training.get("status") or "starting")
