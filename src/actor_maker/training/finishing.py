@@ -28,7 +28,7 @@ from actor_maker.config import Settings
 from actor_maker.errors import InputError, PreconditionFailed, StoreError
 from actor_maker.images import md5_hex
 from actor_maker.manifest import read_manifest, utc_now
-from actor_maker.providers.base import Tracking
+from actor_maker.providers.base import OnCreated, Tracking
 from actor_maker.store.base import ObjectStore
 from actor_maker.training import models
 from actor_maker.training.base import Trainer, TrainingRequest, TrainingStatus
@@ -134,7 +134,7 @@ def _tracking(
     """One ``Tracking`` per sample: the prediction an earlier run paid for, and a hook that
     notes a new one in the record before it is waited for."""
 
-    def hook(index: int) -> Any:
+    def hook(index: int) -> OnCreated:
         async def note(prediction_id: str) -> None:
             await asyncio.to_thread(
                 models.note_sample_prediction,
