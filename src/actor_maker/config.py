@@ -210,6 +210,9 @@ class Settings(BaseSettings):
     training_min_pass: float = env("ACTOR_MAKER_TRAINING_MIN_PASS", default=0.8, ge=0, le=1)
     """Share of samples that must pass the identity check; below it a model is
     needs_review."""
+    training_finish_lease_s: Seconds = env("ACTOR_MAKER_TRAINING_FINISH_LEASE", default=180.0)
+    """How long a claim to finish a training (weights, samples, score) holds without being
+    renewed; another process waits for it, then takes over."""
     preview_training_s: Seconds = env("ACTOR_MAKER_PREVIEW_TRAINING_S", default=3.0)
     """How long a preview-trainer training takes (seconds)."""
 

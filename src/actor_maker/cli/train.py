@@ -192,6 +192,16 @@ def train(
             progress.console.print(f"{verb} training {data['training_id']}")
         elif name == "weights_stored":
             progress.console.print(f"weights stored: {data['key']}")
+        elif name == "training_adopted":
+            progress.console.print(
+                f"adopted training {data['training_id']} (version {data['version']}), which an "
+                "interrupted run had started"
+            )
+        elif name == "finish_waiting":
+            progress.console.print(
+                f"another process ({data.get('holder')}) is finishing {plan.version}; waiting "
+                "for its record"
+            )
         elif name == "samples_stored":
             progress.update(task, description=f"{plan.actor_id} {plan.version}: scoring")
 
@@ -207,7 +217,7 @@ def train(
         print(json.dumps(record, indent=2, ensure_ascii=False))
     else:
         status = record.get("status")
-        state.out.print(f"{plan.actor_id} {plan.version}: {status}")
+        state.out.print(f"{plan.actor_id} {record.get('version', plan.version)}: {status}")
         if record.get("reason"):
             state.out.print(f"reason:  {record['reason']}")
         if record.get("key"):

@@ -19,12 +19,15 @@ import secrets
 import shutil
 import time
 import zipfile
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageOps
 
 from actor_maker.errors import ProviderError
+from actor_maker.providers.base import Tracking
 from actor_maker.testing.weights import fake_lora_safetensors
 from actor_maker.training.base import TrainingRequest, TrainingState, TrainingStatus
 
@@ -54,6 +57,10 @@ class FakeTrainer:
     async def start(self, request: TrainingRequest) -> str:
         return await asyncio.to_thread(self._start, request)
 
+    async def find_started(self, request: TrainingRequest, since: datetime) -> list[str]:
+        """A start here never loses its answer: nothing to find."""
+        return []
+
     async def status(self, training_id: str) -> TrainingStatus:
         return await asyncio.to_thread(self._status, training_id)
 
@@ -70,8 +77,13 @@ class FakeTrainer:
         )
 
     async def samples(
-        self, status: TrainingStatus, request: TrainingRequest, base_image: bytes
+        self,
+        status: TrainingStatus,
+        request: TrainingRequest,
+        base_image: bytes,
+        tracking: Sequence[Tracking] = (),
     ) -> list[bytes]:
+        """The dataset's images mirrored; free, so ``tracking`` is not used."""
         images = sorted((self._folder(status.training_id) / "images").iterdir())
         if not images:
             raise ProviderError(f"training {status.training_id} has no images to sample from")

@@ -25,10 +25,12 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from actor_maker.errors import ConfigError, InputError, NotFoundError, ProviderError
+from actor_maker.providers.base import Tracking
 from actor_maker.training.base import TrainingRequest, TrainingState, TrainingStatus
 from actor_maker.training.replicate import logs_tail
 
@@ -241,6 +243,11 @@ class AiToolkitTrainer:
             "meta": {"name": "[name]", "version": "1.0"},
         }
 
+    async def find_started(self, request: TrainingRequest, since: datetime) -> list[str]:
+        """Not looked for: a local process's folder does not say which request it serves, so
+        a stale start is marked failed as before."""
+        return []
+
     async def status(self, training_id: str) -> TrainingStatus:
         return await asyncio.to_thread(self._status, training_id)
 
@@ -253,9 +260,14 @@ class AiToolkitTrainer:
         return await asyncio.to_thread(status.weights_path.read_bytes)
 
     async def samples(
-        self, status: TrainingStatus, request: TrainingRequest, base_image: bytes
+        self,
+        status: TrainingStatus,
+        request: TrainingRequest,
+        base_image: bytes,
+        tracking: Sequence[Tracking] = (),
     ) -> list[bytes]:
-        """The images ai-toolkit rendered at its last sampling step, in prompt order."""
+        """The images ai-toolkit rendered at its last sampling step, in prompt order (nothing
+        is paid per sample, so ``tracking`` is not used)."""
         folder = self._output(status.training_id) / "samples"
         found: dict[int, dict[int, Path]] = {}
         if folder.is_dir():

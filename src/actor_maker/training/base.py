@@ -10,10 +10,14 @@ the sample images.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
+
+from actor_maker.providers.base import Tracking
 
 
 class TrainingState(StrEnum):
@@ -108,6 +112,12 @@ class Trainer(Protocol):
         repeated blindly (the caller records the id before anything else)."""
         ...
 
+    async def find_started(self, request: TrainingRequest, since: datetime) -> list[str]:
+        """The ids of trainings for ``request`` created at ``since`` or later (whatever their
+        dataset upload), newest first: a process that died before recording the answer of
+        its create may have started one. ``[]`` when the trainer cannot tell."""
+        ...
+
     async def status(self, training_id: str) -> TrainingStatus: ...
 
     async def cancel(self, training_id: str) -> None: ...
@@ -117,9 +127,18 @@ class Trainer(Protocol):
         ...
 
     async def samples(
-        self, status: TrainingStatus, request: TrainingRequest, base_image: bytes
+        self,
+        status: TrainingStatus,
+        request: TrainingRequest,
+        base_image: bytes,
+        tracking: Sequence[Tracking] = (),
     ) -> list[bytes]:
-        """One image per ``request.sample_prompts`` made with the trained weights."""
+        """One image per ``request.sample_prompts`` made with the trained weights.
+
+        ``tracking[i]`` (when given) keeps hold of sample ``i``'s paid prediction across
+        runs, as for images: ``on_created`` hears its id before the wait, ``resume`` is an id
+        an earlier run noted (polled instead of paying again). A trainer that pays nothing
+        per sample ignores it."""
         ...
 
     async def aclose(self) -> None: ...

@@ -2,7 +2,8 @@
 
 ``run_training``: export the dataset → ``trainer.start`` → the training id goes into the
 model record in one manifest update *before* waiting → poll with progress events → on
-success: weights stored create-only at ``system_actors/lora_models/{actor}_{version}
+success, by the one process holding the record's finish claim (``training/finishing.py``):
+weights stored create-only at ``system_actors/lora_models/{actor}_{version}
 .safetensors`` → samples stored beside them → identity score → the record's final status
 (``trained`` or ``needs_review``; ``good`` only by :func:`~training.models.mark_good`).
 A failed or canceled training changes only its record (status and reason). A run for an
@@ -16,22 +17,14 @@ import asyncio
 import contextlib
 import logging
 import shutil
-from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from actor_maker.config import Settings
-from actor_maker.errors import (
-    ConfigError,
-    InputError,
-    NotFoundError,
-    PreconditionFailed,
-    StoreError,
-)
-from actor_maker.images import md5_hex
-from actor_maker.manifest import read_manifest, utc_now
+from actor_maker.errors import ConfigError, NotFoundError, ProviderError
+from actor_maker.manifest import Manifest, read_manifest, utc_now
 from actor_maker.store.base import ObjectStore
 from actor_maker.training import models
 from actor_maker.training.base import (
@@ -42,16 +35,16 @@ from actor_maker.training.base import (
     TrainingStatus,
 )
 from actor_maker.training.dataset import export_dataset
-from actor_maker.training.planning import TrainingPlan, _base_key, _prices, plan_training
-from actor_maker.training.scoring import score_samples
+from actor_maker.training.finishing import OnEvent, finish_once
+from actor_maker.training.planning import TrainingPlan, plan_training, reattach_plan
 from actor_maker.validation import check_actor_id
 
 __all__ = ["TrainingPlan", "cancel_training", "plan_training", "run_training"]
 
 log = logging.getLogger(__name__)
 
-#: ``on_event(name, data)``: progress for a CLI bar or an SSE stream.
-OnEvent = Callable[[str, dict[str, Any]], None]
+#: How far the trainer's clock may be behind ours when a stale start looks for its training.
+CLOCK_SKEW = timedelta(minutes=2)
 
 
 def destination(settings: Settings, plan: TrainingPlan) -> str | None:
@@ -98,6 +91,8 @@ async def run_training(
     if trainer.name != plan.trainer:
         raise ConfigError(f"the plan is for the {plan.trainer} trainer, not {trainer.name}")
     on_event("plan", plan.to_json())
+    if plan.reattach is None and plan.stale_start is not None:
+        plan = await _settle_stale_start(store, settings, trainer, plan, on_event)
     if plan.reattach is not None:
         training_id = str(plan.reattach["training_id"])
         request = _request(settings, plan, Dataset(Path(), plan.image_count, plan.dataset_sha256))
@@ -108,7 +103,8 @@ async def run_training(
         on_event("training_reattached", {"training_id": training_id, "version": plan.version})
     else:
         training_id, request = await _start(store, settings, trainer, plan, on_event)
-    status = await _wait(trainer, training_id, on_event, poll_s or settings.poll_interval_s, wake)
+    poll = poll_s or settings.poll_interval_s
+    status = await _wait(trainer, training_id, on_event, poll, wake)
     if status.state is not TrainingState.succeeded:
         record = models.update_model(
             store,
@@ -122,10 +118,71 @@ async def run_training(
         )
         on_event("training_finished", record)
         return record
-    record = await _finish(store, settings, trainer, plan, request, status, on_event)
+    record = await finish_once(store, settings, trainer, plan, request, status, on_event, poll)
     await asyncio.to_thread(shutil.rmtree, _workdir(settings, plan), True)
     on_event("training_finished", record)
     return record
+
+
+async def _settle_stale_start(
+    store: ObjectStore,
+    settings: Settings,
+    trainer: Trainer,
+    plan: TrainingPlan,
+    on_event: OnEvent,
+) -> TrainingPlan:
+    """The actor's ``starting`` record went stale: its process died after sending the
+    create, maybe before the answer came. Exactly one matching training created since the
+    record was written is adopted (the plan becomes a re-attach to it); otherwise the record
+    is marked failed, saying why, and ``plan`` (a new training) goes on."""
+    record = plan.stale_start
+    assert record is not None
+    version = str(record.get("version"))
+    manifest = read_manifest(store, plan.actor_id)
+    if manifest is None:
+        raise NotFoundError(f"unknown actor {plan.actor_id}")
+    adopted, why = await _adoptable(settings, trainer, manifest, record, plan.max_cost)
+    reason = f"interrupted before the trainer answered; {why}"
+    settled = models.settle_stale_start(store, plan.actor_id, version, adopted, reason)
+    if settled.get("status") not in models.ACTIVE or not settled.get("training_id"):
+        return plan
+    on_event("training_adopted", {"training_id": settled["training_id"], "version": version})
+    manifest = read_manifest(store, plan.actor_id)
+    assert manifest is not None
+    return reattach_plan(manifest, settled, trainer.name, plan.max_cost)
+
+
+async def _adoptable(
+    settings: Settings,
+    trainer: Trainer,
+    manifest: Manifest,
+    record: dict[str, Any],
+    ceiling: float,
+) -> tuple[str | None, str]:
+    """The one training the stale ``record``'s create made, or ``None`` and why not."""
+    if record.get("trainer") != trainer.name:
+        return None, f"a {record.get('trainer')} training, not looked for by {trainer.name}"
+    old = reattach_plan(manifest, record, trainer.name, ceiling)
+    request = _request(settings, old, Dataset(Path(), old.image_count, old.dataset_sha256))
+    written = record.get("started_ts")
+    since = datetime.fromtimestamp(written if isinstance(written, int | float) else 0, UTC)
+    known = {m.get("training_id") for m in models.models_of(manifest)}
+    try:
+        found = await trainer.find_started(request, since - CLOCK_SKEW)
+    except ProviderError as exc:
+        return None, f"the trainer's list of trainings could not be read ({exc})"
+    found = [t for t in found if t not in known]
+    if len(found) == 1:
+        return found[0], "adopted"
+    if found:
+        return None, (
+            f"{len(found)} trainings in the trainer's list match it ({', '.join(found)}), so "
+            "none was adopted; cancel there the ones you do not want"
+        )
+    return None, (
+        "no matching training shows in the trainer's list; if the trainer shows one, cancel "
+        "it there"
+    )
 
 
 async def _start(
@@ -215,106 +272,6 @@ async def _wait(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), poll_s)
         wake.clear()
-
-
-def _put_create_only(store: ObjectStore, key: str, data: bytes, content_type: str) -> str:
-    """Store ``data`` at ``key`` unless it is there; an object of other bytes is an error."""
-    try:
-        store.put_if_absent(key, data, content_type=content_type)
-    except PreconditionFailed:
-        existing = store.get(key).data
-        if md5_hex(existing) != md5_hex(data):
-            raise StoreError(f"{key} exists with other contents; left as it is") from None
-    return key
-
-
-async def _finish(
-    store: ObjectStore,
-    settings: Settings,
-    trainer: Trainer,
-    plan: TrainingPlan,
-    request: TrainingRequest,
-    status: TrainingStatus,
-    on_event: OnEvent,
-) -> dict[str, Any]:
-    weights = await trainer.weights(status)
-    key = models.weights_key(plan.actor_name, plan.version)
-    await asyncio.to_thread(_put_create_only, store, key, weights, "application/octet-stream")
-    size = len(weights)
-    now = datetime.now(UTC)
-    stored: dict[str, Any] = {
-        "key": key,
-        "s3_url": store.public_url(key),
-        "size_bytes": size,
-        "size_mb": round(size / (1024 * 1024), 2),
-        "md5_hash": md5_hex(weights),
-        "last_modified": now.isoformat(timespec="seconds"),
-        "created_date": now.date().isoformat(),
-        "model_version": status.model_version,
-    }
-    del weights
-    on_event("weights_stored", {"key": key, "size_bytes": size})
-    base = await asyncio.to_thread(_base_image, store, plan.actor_id)
-    images = await trainer.samples(status, request, base)
-    samples: list[dict[str, Any]] = []
-    for index, data in enumerate(images):
-        sample = models.sample_key(plan.actor_name, plan.version, index)
-        await asyncio.to_thread(_put_sample, store, sample, data)
-        samples.append(
-            {
-                "key": sample,
-                "prompt": request.sample_prompts[index],
-                "seed": request.sample_seeds[index] if index < len(request.sample_seeds) else None,
-            }
-        )
-    on_event("samples_stored", {"count": len(samples)})
-    score = await asyncio.to_thread(score_samples, base, images, settings.identity_threshold)
-    for entry, result in zip(samples, score.samples, strict=False):
-        entry.update(result)
-    good_enough = score.share is not None and score.share >= settings.training_min_pass
-    per_second, per_sample = _prices(settings, plan.trainer)
-    spent = (status.gpu_seconds or 0.0) * per_second + len(images) * per_sample
-    score_json = score.to_json()
-    score_json.pop("samples")
-    return models.update_model(
-        store,
-        plan.actor_id,
-        plan.version,
-        {
-            **stored,
-            "samples": samples,
-            "score": score_json,
-            "cost": {
-                "estimated": round(plan.estimated_cost, 4),
-                "max": plan.max_cost,
-                "actual": round(spent, 4),
-                "gpu_seconds": status.gpu_seconds,
-            },
-            "status": "trained" if good_enough else "needs_review",
-            "reason": None
-            if good_enough
-            else (score.note or "too few samples look like the actor"),
-            "finished": utc_now(),
-        },
-    )
-
-
-def _put_sample(store: ObjectStore, key: str, data: bytes) -> None:
-    """Samples can be made again: a re-attached run replaces an earlier one's."""
-    try:
-        store.put_if_absent(key, data, content_type="image/jpeg")
-    except PreconditionFailed:
-        info = store.head(key)
-        if info is not None:
-            store.put_if_version(key, data, info.version, content_type="image/jpeg")
-
-
-def _base_image(store: ObjectStore, actor_id: str) -> bytes:
-    manifest = read_manifest(store, actor_id)
-    key = _base_key(store, manifest) if manifest else None
-    if key is None:
-        raise InputError(f"actor {actor_id} has no base image in the store")
-    return store.get(key).data
 
 
 async def cancel_training(store: ObjectStore, trainer: Trainer, actor_id: str) -> str:

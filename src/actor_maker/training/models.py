@@ -7,6 +7,12 @@ Each training is one record in ``custom_lora_models`` with the old system's fiel
 object key), ``status``, ``reason``, ``score`` and ``samples``. ``lora_model`` is the one
 marked good, in the old shape, so old readers keep working.
 
+Finishing a succeeded training (weights, paid samples, score) is claimed by one process at a
+time: ``finish_claim`` (``{"by": ..., "renewed_ts": ...}``, renewed while it works, stale
+after the lease) and ``sample_predictions`` (sample index → the Replicate prediction paid
+for it, noted as soon as its create answers) let a second process wait instead of paying
+again, and a process that takes over a stale claim poll the predictions already paid for.
+
 Statuses: ``starting`` → ``training`` (the training id is recorded) → ``trained`` (samples
 passed the identity check), ``needs_review`` (they did not, or could not be checked),
 ``failed`` or ``canceled``; a person makes a model ``good``. Every change is one
@@ -30,7 +36,8 @@ LORA_PREFIX = f"{ROOT}/lora_models/"
 ACTIVE = ("starting", "training")
 FINISHED_OK = ("trained", "needs_review", "good")
 #: A ``starting`` record older than this belongs to a process that died before the trainer
-#: answered: the next run marks it failed and starts afresh.
+#: answered: the next run adopts the training its create made (when the trainer can find
+#: exactly one) or marks it failed and starts afresh.
 STALE_START_S = 15 * 60
 #: The fields of ``lora_model`` (the old shape).
 LEGACY_FIELDS = (
@@ -124,16 +131,21 @@ def add_model(store: ObjectStore, actor_id: str, record: Record) -> Manifest:
 
 
 def _edit_model(
-    store: ObjectStore, actor_id: str, version: str, edit: Callable[[Manifest, Record], None]
+    store: ObjectStore,
+    actor_id: str,
+    version: str,
+    edit: Callable[[Manifest, Record], bool | None],
 ) -> Record:
     """Apply ``edit(manifest, record)`` to the record of ``version`` in one CAS update
-    (``NotFoundError`` when the actor has none); the record as written."""
+    (``NotFoundError`` when the actor has none; an edit that returns ``False`` writes
+    nothing); the record as written (or as read)."""
 
     def change(manifest: Manifest) -> bool:
         record = find_model(manifest, version)
         if record is None:
             raise NotFoundError(f"actor {actor_id} has no model {version}")
-        edit(manifest, record)
+        if edit(manifest, record) is False:
+            return False
         manifest.data["custom_lora_models_updated"] = legacy_now()
         return True
 
@@ -144,7 +156,114 @@ def _edit_model(
 
 def update_model(store: ObjectStore, actor_id: str, version: str, fields: Record) -> Record:
     """Set ``fields`` on the record of ``version`` (one CAS update); the record as written."""
-    return _edit_model(store, actor_id, version, lambda _, record: record.update(fields))
+
+    def set_fields(_: Manifest, record: Record) -> None:
+        record.update(fields)
+
+    return _edit_model(store, actor_id, version, set_fields)
+
+
+def complete_model(store: ObjectStore, actor_id: str, version: str, fields: Record) -> Record:
+    """Set the final ``fields`` unless the record is final already (another process finished
+    it first: its record stands); the record as written or found."""
+
+    def complete(_: Manifest, record: Record) -> bool:
+        if record.get("status") not in ACTIVE:
+            return False
+        record.update(fields)
+        return True
+
+    return _edit_model(store, actor_id, version, complete)
+
+
+def settle_stale_start(
+    store: ObjectStore, actor_id: str, version: str, training_id: str | None, reason: str
+) -> Record:
+    """A stale ``starting`` record: adopt ``training_id`` (status ``training``) or, without
+    one, mark it failed with ``reason``. Nothing is written when the record is no longer a
+    stale start (another process settled it first); the record as written or found."""
+
+    def settle(_: Manifest, record: Record) -> bool:
+        if not is_stale(record):
+            return False
+        if training_id:
+            record.update(status="training", training_id=training_id, adopted=utc_now())
+        else:
+            record.update(status="failed", reason=reason[:500], finished=utc_now())
+        return True
+
+    return _edit_model(store, actor_id, version, settle)
+
+
+def claim_holder(record: Record, lease_s: float, now: float | None = None) -> str | None:
+    """Who holds a fresh claim to finish the record, if anyone."""
+    claim = record.get("finish_claim")
+    if not isinstance(claim, dict):
+        return None
+    renewed = claim.get("renewed_ts")
+    if not isinstance(renewed, int | float) or (now or time.time()) - renewed > lease_s:
+        return None
+    holder = claim.get("by")
+    return str(holder) if holder else None
+
+
+def claim_finish(
+    store: ObjectStore, actor_id: str, version: str, owner: str, lease_s: float
+) -> tuple[bool, Record]:
+    """Take or renew ``owner``'s claim to finish ``version`` (one CAS update). ``(True,
+    record)``: ``owner`` holds it now; ``(False, record)``: the record is final already, or
+    another owner's claim is fresh (nothing written)."""
+    taken = False
+
+    def take(_: Manifest, record: Record) -> bool:
+        nonlocal taken
+        taken = False  # the edit may run more than once (optimistic retries)
+        if record.get("status") not in ACTIVE:
+            return False
+        holder = claim_holder(record, lease_s)
+        if holder is not None and holder != owner:
+            return False
+        record["finish_claim"] = {"by": owner, "renewed_ts": time.time()}
+        taken = True
+        return True
+
+    record = _edit_model(store, actor_id, version, take)
+    return taken, record
+
+
+def note_sample_prediction(
+    store: ObjectStore, actor_id: str, version: str, owner: str, index: int, prediction_id: str
+) -> None:
+    """Record the prediction paid for sample ``index`` (and renew ``owner``'s claim), unless
+    the record is final or another process holds the claim now."""
+
+    def note(_: Manifest, record: Record) -> bool:
+        claim = record.get("finish_claim")
+        if record.get("status") not in ACTIVE or not (
+            isinstance(claim, dict) and claim.get("by") == owner
+        ):
+            return False
+        noted = record.get("sample_predictions")
+        noted = dict(noted) if isinstance(noted, dict) else {}
+        noted[str(index)] = prediction_id
+        record["sample_predictions"] = noted
+        claim["renewed_ts"] = time.time()
+        return True
+
+    _edit_model(store, actor_id, version, note)
+
+
+def release_finish(store: ObjectStore, actor_id: str, version: str, owner: str) -> None:
+    """Give the claim up (the holder failed): the next process need not wait for the lease."""
+
+    def release(_: Manifest, record: Record) -> bool:
+        claim = record.get("finish_claim")
+        if not (isinstance(claim, dict) and claim.get("by") == owner):
+            return False
+        record["finish_claim"] = None
+        return True
+
+    _edit_model(store, actor_id, version, release)
 
 
 def legacy_shape(record: Record) -> Record:

@@ -53,6 +53,9 @@ class TrainingPlan:
     #: The record of a training already running for the actor: the run re-attaches to it.
     reattach: dict[str, Any] | None = None
     selection: Selection | None = None
+    #: A ``starting`` record gone stale (its process died before recording the trainer's
+    #: answer): the run tries to adopt its training, else marks it failed.
+    stale_start: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -114,7 +117,12 @@ def plan_training(
     ceiling = settings.max_job_cost if max_cost is None else max_cost
     active = models.active_model(manifest)
     if active is not None and not models.is_stale(active):
-        return _reattach_plan(manifest, active, name, ceiling)
+        if not active.get("training_id") and active.get("trainer") == name:
+            raise ConflictError(
+                f"actor {manifest.actor_id}: a training is being started (version "
+                f"{active.get('version')}); try again in a few minutes"
+            )
+        return reattach_plan(manifest, active, name, ceiling)
     stored = manifest.data.get("trigger_word")
     if stored is not None and (not isinstance(stored, str) or not TRIGGER_RE.match(stored)):
         raise InputError(
@@ -160,6 +168,7 @@ def plan_training(
         max_cost=ceiling,
         left_out=selection.left_out,
         selection=selection,
+        stale_start=active,
     )
 
 
@@ -171,18 +180,14 @@ def _free_version(store: ObjectStore, manifest: Manifest) -> str:
     return version
 
 
-def _reattach_plan(
+def reattach_plan(
     manifest: Manifest, record: dict[str, Any], name: str, ceiling: float
 ) -> TrainingPlan:
+    """The plan of the training ``record`` names (to re-attach to it)."""
     if record.get("trainer") != name:
         raise ConflictError(
             f"actor {manifest.actor_id} has a {record.get('trainer')} training "
             f"{record.get('status')} (version {record.get('version')}); wait for it or cancel it"
-        )
-    if not record.get("training_id"):
-        raise ConflictError(
-            f"actor {manifest.actor_id}: a training is being started (version "
-            f"{record.get('version')}); try again in a few minutes"
         )
     params = record.get("params") or {}
     cost = record.get("cost") or {}

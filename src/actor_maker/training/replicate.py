@@ -22,6 +22,7 @@ import asyncio
 import io
 import re
 import tarfile
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ from actor_maker.config import (
 )
 from actor_maker.errors import InputError, ProviderError, ProviderTimeoutError
 from actor_maker.fetch import redact_url
+from actor_maker.providers.base import UNTRACKED, Tracking
 from actor_maker.providers.replicate import ReplicateProvider
 from actor_maker.providers.replicate_http import ReplicateHTTP
 from actor_maker.training.base import TrainingRequest, TrainingState, TrainingStatus
@@ -132,6 +134,30 @@ class ReplicateTrainer:
             body["webhook_events_filter"] = ["completed"]
         return await self._create(body)
 
+    async def find_started(self, request: TrainingRequest, since: datetime) -> list[str]:
+        """Trainings in ``GET /v1/trainings`` for ``request``: this trainer, our input except
+        ``input_images`` (its upload URL is not known after the fact), created at ``since``
+        or later, and, once they show an output version, into ``request.destination``."""
+        wanted = self._input(request, "")
+        wanted.pop("input_images")
+        found = []
+        for training in await self._listed():
+            given = training.get("input")
+            if not isinstance(given, dict):
+                continue
+            if {k: v for k, v in given.items() if k != "input_images"} != wanted:
+                continue
+            if training.get("model") not in (None, self.trainer_model):
+                continue
+            output = training.get("output")
+            version = output.get("version") if isinstance(output, dict) else None
+            if isinstance(version, str) and not version.startswith(f"{request.destination}:"):
+                continue
+            created = _parse_time(training.get("created_at"))
+            if created is not None and created >= since:
+                found.append(str(training["id"]))
+        return found
+
     async def status(self, training_id: str) -> TrainingStatus:
         training = await self._http.retrying(
             self._http.get_json, f"/trainings/{training_id}", f"reading training {training_id}"
@@ -162,10 +188,16 @@ class ReplicateTrainer:
         return _safetensors_from(data, status.training_id)
 
     async def samples(
-        self, status: TrainingStatus, request: TrainingRequest, base_image: bytes
+        self,
+        status: TrainingStatus,
+        request: TrainingRequest,
+        base_image: bytes,
+        tracking: Sequence[Tracking] = (),
     ) -> list[bytes]:
         """One image per sample prompt, rendered with the trained LoRA (``base_image`` is not
-        sent: the LoRA alone must draw the actor)."""
+        sent: the LoRA alone must draw the actor). ``tracking[i]`` goes to sample ``i``'s
+        prediction: its id is told before the wait, and a recorded one is polled instead of
+        paying again (a new one is made only when its output expired or it was canceled)."""
         lora = status.weights_url or status.model_version
         if not lora:
             raise ProviderError(f"training {status.training_id} has no weights to sample with")
@@ -175,7 +207,7 @@ class ReplicateTrainer:
         ]
         limit = asyncio.Semaphore(3)
 
-        async def one(prompt: str, seed: int) -> bytes:
+        async def one(index: int, prompt: str, seed: int) -> bytes:
             payload = {
                 "prompt": prompt.replace("[trigger]", request.trigger_word),
                 "lora_weights": lora,
@@ -185,10 +217,15 @@ class ReplicateTrainer:
                 "output_format": "jpg",
                 "num_outputs": 1,
             }
+            held = tracking[index] if index < len(tracking) else UNTRACKED
             async with limit:
-                return (await self._sampler.predict(payload, seed)).data
+                return (await self._sampler.predict(payload, seed, held)).data
 
-        return list(await asyncio.gather(*(one(p, s) for p, s in zip(prompts, seeds, strict=True))))
+        return list(
+            await asyncio.gather(
+                *(one(i, p, s) for i, (p, s) in enumerate(zip(prompts, seeds, strict=True)))
+            )
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -293,12 +330,11 @@ class ReplicateTrainer:
     async def _find_sent(self, body: dict[str, Any], sent_at: datetime) -> str | None:
         """The training a lost create made: same trainer and input, created after we sent."""
         try:
-            page = await self._http.retrying(self._http.get_json, "/trainings", "listing")
+            listed = await self._listed()
         except ProviderError:
             return None
-        results = page.get("results")
-        for training in results if isinstance(results, list) else []:
-            if not isinstance(training, dict) or training.get("input") != body["input"]:
+        for training in listed:
+            if training.get("input") != body["input"]:
                 continue
             if training.get("model") not in (None, self.trainer_model):
                 continue
@@ -306,6 +342,14 @@ class ReplicateTrainer:
             if created is not None and created >= sent_at - timedelta(minutes=2):
                 return str(training["id"])
         return None
+
+    async def _listed(self) -> list[dict[str, Any]]:
+        """The recent trainings (``GET /v1/trainings``, its first page: newest first)."""
+        page = await self._http.retrying(
+            self._http.get_json, "/trainings", "listing the trainings failed"
+        )
+        results = page.get("results")
+        return [t for t in results if isinstance(t, dict)] if isinstance(results, list) else []
 
     def _status(self, training: dict[str, Any]) -> TrainingStatus:
         raw = str(training.get("status") or "starting")

@@ -55,6 +55,7 @@
     });
     stream.addEventListener("weights_stored", () => showState("weights stored, making samples", 1));
     stream.addEventListener("samples_stored", () => showState("scoring samples", 1));
+    stream.addEventListener("finish_waiting", () => showState("another process is finishing it", 1));
     stream.addEventListener("training_finished", (e) => {
       const record = JSON.parse(e.data);
       close();
