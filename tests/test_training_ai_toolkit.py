@@ -94,7 +94,7 @@ async def test_trains_and_picks_up_weights_and_samples(tmp_path):
     assert status.weights_path is not None and status.weights_path.suffix == ".safetensors"
     meta = safetensors_metadata(await t.weights(status))
     assert meta == {"name": training_id, "trigger_word": "TOK"}
-    samples = await t.samples(status, req, base_image=b"")
+    samples = await t.samples(status, req)
     assert len(samples) == 3
     training_images = [sample_image((320, 320), seed=i * 11) for i in range(10)]
     for sample in samples:

@@ -119,7 +119,7 @@ async def test_train_poll_weights_and_samples(standin, tmp_path):
         meta = safetensors_metadata(weights)
         assert meta is not None and meta["training_id"] == training_id
         assert meta["trigger_word"] == "TOK"
-        samples = await t.samples(status, req, base_image=b"")
+        samples = await t.samples(status, req)
     finally:
         await t.aclose()
     assert standin.trainings_created == 1 and standin.models_created == 1

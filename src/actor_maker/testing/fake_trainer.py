@@ -77,11 +77,7 @@ class FakeTrainer:
         )
 
     async def samples(
-        self,
-        status: TrainingStatus,
-        request: TrainingRequest,
-        base_image: bytes,
-        tracking: Sequence[Tracking] = (),
+        self, status: TrainingStatus, request: TrainingRequest, tracking: Sequence[Tracking] = ()
     ) -> list[bytes]:
         """The dataset's images mirrored; free, so ``tracking`` is not used."""
         images = sorted((self._folder(status.training_id) / "images").iterdir())

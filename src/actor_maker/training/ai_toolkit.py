@@ -260,11 +260,7 @@ class AiToolkitTrainer:
         return await asyncio.to_thread(status.weights_path.read_bytes)
 
     async def samples(
-        self,
-        status: TrainingStatus,
-        request: TrainingRequest,
-        base_image: bytes,
-        tracking: Sequence[Tracking] = (),
+        self, status: TrainingStatus, request: TrainingRequest, tracking: Sequence[Tracking] = ()
     ) -> list[bytes]:
         """The images ai-toolkit rendered at its last sampling step, in prompt order (nothing
         is paid per sample, so ``tracking`` is not used)."""

@@ -127,11 +127,7 @@ class Trainer(Protocol):
         ...
 
     async def samples(
-        self,
-        status: TrainingStatus,
-        request: TrainingRequest,
-        base_image: bytes,
-        tracking: Sequence[Tracking] = (),
+        self, status: TrainingStatus, request: TrainingRequest, tracking: Sequence[Tracking] = ()
     ) -> list[bytes]:
         """One image per ``request.sample_prompts`` made with the trained weights.
 

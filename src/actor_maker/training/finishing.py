@@ -184,7 +184,7 @@ async def _finish(
     on_event("weights_stored", {"key": key, "size_bytes": size})
     base = await asyncio.to_thread(_base_image, store, plan.actor_id)
     tracking = _tracking(store, plan, owner, len(request.sample_prompts), noted)
-    images = await trainer.samples(status, request, base, tracking)
+    images = await trainer.samples(status, request, tracking)
     samples: list[dict[str, Any]] = []
     for index, data in enumerate(images):
         sample = models.sample_key(plan.actor_name, plan.version, index)

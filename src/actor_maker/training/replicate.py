@@ -188,13 +188,9 @@ class ReplicateTrainer:
         return _safetensors_from(data, status.training_id)
 
     async def samples(
-        self,
-        status: TrainingStatus,
-        request: TrainingRequest,
-        base_image: bytes,
-        tracking: Sequence[Tracking] = (),
+        self, status: TrainingStatus, request: TrainingRequest, tracking: Sequence[Tracking] = ()
     ) -> list[bytes]:
-        """One image per sample prompt, rendered with the trained LoRA (``base_image`` is not
+        """One image per sample prompt, rendered with the trained LoRA (the base image is not
         sent: the LoRA alone must draw the actor). ``tracking[i]`` goes to sample ``i``'s
         prediction: its id is told before the wait, and a recorded one is polled instead of
         paying again (a new one is made only when its output expired or it was canceled)."""
