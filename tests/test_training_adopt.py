@@ -140,3 +140,20 @@ async def test_two_matching_trainings_are_not_adopted_and_a_new_one_starts(
     assert all(t in first["reason"] for t in twins)
     assert second["version"] == "V2" == record["version"]
     assert record["status"] in ("trained", "needs_review")
+
+
+def test_the_api_reports_an_adopted_training_under_its_own_version(
+    tmp_path: Path, standin: ReplicateStandIn
+) -> None:
+    """After an adoption the run trains the earlier record's version, not the plan's."""
+    from actor_maker.api.trainings import TrainingRun
+
+    store = LocalStore(tmp_path / "store")
+    seed_actor(store)
+    plan = plan_training(
+        store, settings_for(tmp_path, standin), ACTOR, TrainingOptions(trainer="replicate")
+    )
+    run = TrainingRun(ACTOR, plan)
+    assert run.to_json()["version"] == plan.version
+    run.add("training_adopted", {"training_id": "t-earlier", "version": "V0"})
+    assert run.to_json()["version"] == "V0" and run.training_id == "t-earlier"

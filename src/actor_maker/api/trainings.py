@@ -35,13 +35,17 @@ class TrainingRun:
     error: str | None = None
     done: bool = False
     training_id: str | None = None
+    #: The version being trained: the plan's, or an adopted earlier one's.
+    version: str | None = None
     task: asyncio.Task[None] | None = None
     #: Set by a verified webhook: poll now rather than at the next interval.
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def add(self, name: str, data: dict[str, Any]) -> None:
-        if name in ("training_started", "training_reattached"):
+        if name in ("training_started", "training_reattached", "training_adopted"):
             self.training_id = str(data.get("training_id"))
+        if name == "training_adopted":  # an earlier run's training goes on instead
+            self.version = str(data.get("version"))
         self.seq += 1
         self.events.append((self.seq, name, data))
         del self.events[:-MAX_EVENTS]
@@ -49,7 +53,7 @@ class TrainingRun:
     def to_json(self) -> dict[str, Any]:
         return {
             "actor_id": self.actor_id,
-            "version": self.plan.version,
+            "version": self.version or self.plan.version,
             "trainer": self.plan.trainer,
             "done": self.done,
             "error": self.error,
