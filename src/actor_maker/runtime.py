@@ -155,6 +155,12 @@ class Runtime:
                 self._indices = local_indices
         return self._indices
 
+    @functools.cached_property
+    def library(self) -> list[prompt_lib.PromptTemplate] | None:
+        """The ``prompts_file`` library, read and checked once for every pipeline; ``None``
+        for the built-in one."""
+        return prompt_lib.load_library(self.prompts_file) if self.prompts_file else None
+
     def pipeline(self, model: str | None = None, provider: str | None = None) -> Pipeline:
         """The pipeline for a provider and model, built once. The model is validated before
         anything is built, and at most ``MAX_PIPELINES`` are kept, so requests naming many
@@ -175,7 +181,7 @@ class Runtime:
             slots=self.slots,
             indices=self.indices,
             policy=self.policy,
-            library=prompt_lib.load_library(self.prompts_file) if self.prompts_file else None,
+            library=self.library,
             checker=make_checker(self.settings),
         )
         while len(self._pipelines) > MAX_PIPELINES:
