@@ -2,8 +2,9 @@
 
 A redelivered message never pays twice: ``run_item`` acknowledges a final item, finds
 an item an earlier delivery stored, refuses an item another live delivery has claimed,
-and polls the prediction a dead delivery started. The worker keeps one session per job
-(its base image read once) and a keeper thread that renews the claims in flight.
+and polls the prediction a dead delivery started. The worker caches base images' bytes
+(an actor's items fetch theirs once) and opens a session per delivery, each with a keeper
+thread that renews its claim.
 
 Each delivery's keeper reads the job record every ``cancel_poll_s`` to notice a cancel,
 but writes it (renews the item's claim) only every quarter of the claim's life: a write of
