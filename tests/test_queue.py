@@ -315,16 +315,24 @@ def test_jobs_list_and_watch_from_another_process(env, prefix, standin, s3_store
 async def test_base_image_cache_fetches_each_actor_once(local_store):
     import asyncio
 
+    from actor_maker.config import Settings
+    from actor_maker.pipeline import StoredBase
     from actor_maker.queue.items import BaseImageCache
+    from actor_maker.runtime import Runtime
 
     for n in range(3):
         local_store.put_if_absent(f"system_actors/base_images/a{n}_base.jpg", sample_image(seed=n))
+    pipeline = Runtime(Settings(_env_file=None), store=local_store).pipeline(provider="preview")
     cache = BaseImageCache(size=2)
     keys = [f"system_actors/base_images/a{n}_base.jpg" for n in range(3)]
-    await asyncio.gather(*(cache.get(local_store, keys[0]) for _ in range(10)))
+
+    def prepare(key):
+        return lambda: pipeline.prepare_input(StoredBase(key))
+
+    await asyncio.gather(*(cache.get(keys[0], prepare(keys[0])) for _ in range(10)))
     assert cache.fetches == 1  # ten items of one actor at once: one fetch
     for key in keys:
-        await cache.get(local_store, key)
+        await cache.get(key, prepare(key))
     assert cache.fetches == 3 and len(cache._images) == 2  # bounded: the oldest went
 
 

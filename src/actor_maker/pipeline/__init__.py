@@ -10,7 +10,7 @@ upload's index allocator and the manifest group commit. Jobs themselves are
 """
 
 from actor_maker.pipeline.model import Actor, BaseImage, JobPlan, StoredBase, custom_prompt_id
-from actor_maker.pipeline.running import EventSink, JobSession, Pipeline
+from actor_maker.pipeline.running import EventSink, JobSession, Pipeline, PreparedBase
 
 __all__ = [
     "Actor",
@@ -19,6 +19,7 @@ __all__ = [
     "JobPlan",
     "JobSession",
     "Pipeline",
+    "PreparedBase",
     "StoredBase",
     "custom_prompt_id",
 ]

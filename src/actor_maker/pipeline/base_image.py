@@ -27,11 +27,7 @@ class BaseImages:
         key: str | None = None
         if isinstance(ref, StoredBase):
             key = ref.key
-            data = (
-                ref.data
-                if ref.data is not None
-                else (await asyncio.to_thread(self.store.get, key)).data
-            )
+            data = (await asyncio.to_thread(self.store.get, key)).data
         elif isinstance(ref, bytes):
             data = ref
         elif (key := self.store.key_for_url(ref)) is not None:

@@ -7,7 +7,7 @@ plan to the record the API serves and the CLI prints.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from actor_maker import prompts as prompt_lib
@@ -87,11 +87,9 @@ class JobPlan:
 
 @dataclass(frozen=True)
 class StoredBase:
-    """A base image already in the store, by key (what jobs remember across restarts);
-    ``data`` when the caller holds its bytes already (a worker's cache)."""
+    """A base image already in the store, by key (what jobs remember across restarts)."""
 
     key: str
-    data: bytes | None = field(default=None, repr=False)
 
 
 #: What a job's base image can be given as: a URL, the bytes, or a key in the store.

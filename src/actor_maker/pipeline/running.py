@@ -54,6 +54,20 @@ log = logging.getLogger(__name__)
 EventSink = Callable[[str, str, dict[str, Any]], None]
 
 
+@dataclass(frozen=True)
+class PreparedBase:
+    """A job's base image, read, checked and made ready for the provider."""
+
+    #: As stored (full size): what the identity check compares with.
+    data: bytes = field(repr=False)
+    #: What the provider is given (downscaled when large) and its type.
+    image: bytes = field(repr=False)
+    content_type: str
+    #: Its key in the store, and whether the provider may fetch it by a presigned URL.
+    key: str | None
+    fetchable: bool
+
+
 @dataclass
 class JobSession:
     """One process's hold on one recorded job while it runs items of it."""
@@ -137,21 +151,9 @@ class Pipeline(Planning, BaseImages, Storing):
         )
 
     # --- a job's session -------------------------------------------------------------
-    async def open_session(
-        self,
-        records: JobRecords,
-        job: Job,
-        *,
-        owner: str,
-        emit: EventSink | None = None,
-        base: StoredBase | None = None,
-        claim_s: float = 60.0,
-    ) -> JobSession:
-        """Read the job's base image (already stored when the job was created) once."""
-        if base is None:
-            if job.base_image_key is None:
-                raise ConfigError(f"job {job.id} has no base image to work from")
-            base = StoredBase(job.base_image_key)
+    async def prepare_input(self, base: StoredBase) -> PreparedBase:
+        """Read and check a stored base image and make the provider's copy: the work every
+        item of the job shares (a worker caches the result per base image)."""
         data, info, key = await self.load_base_image(base)
         provider_data, provider_info = await asyncio.to_thread(
             downscale_for_provider, data, info, max_pixels=self.settings.max_image_pixels
@@ -159,13 +161,33 @@ class Pipeline(Planning, BaseImages, Storing):
         # A hosted model can fetch a presigned URL only from a store on the internet;
         # otherwise the provider gets the bytes (data URI or its files API).
         fetchable = provider_data is data and self.store.reachable_from_internet
-        url = self.store.presigned_url(key) if key and fetchable else None
+        return PreparedBase(data, provider_data, provider_info.content_type, key, fetchable)
+
+    async def open_session(
+        self,
+        records: JobRecords,
+        job: Job,
+        *,
+        owner: str,
+        emit: EventSink | None = None,
+        prepared: PreparedBase | None = None,
+        claim_s: float = 60.0,
+    ) -> JobSession:
+        """A session on the job; its base image (stored when the job was created) is read
+        here unless the caller ``prepared`` it already."""
+        if prepared is None:
+            if job.base_image_key is None:
+                raise ConfigError(f"job {job.id} has no base image to work from")
+            prepared = await self.prepare_input(StoredBase(job.base_image_key))
+        key = prepared.key
+        # A presigned URL expires: made for each session, never cached.
+        url = self.store.presigned_url(key) if key and prepared.fetchable else None
         return JobSession(
             records=records,
             job=job,
             owner=owner,
-            image=InputImage(provider_data, provider_info.content_type, url),
-            base=data,
+            image=InputImage(prepared.image, prepared.content_type, url),
+            base=prepared.data,
             emit=emit or (lambda *_: None),
             claim_s=claim_s,
         )

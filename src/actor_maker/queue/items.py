@@ -2,9 +2,9 @@
 
 A redelivered message never pays twice: ``run_item`` acknowledges a final item, finds
 an item an earlier delivery stored, refuses an item another live delivery has claimed,
-and polls the prediction a dead delivery started. The worker caches base images' bytes
-(an actor's items fetch theirs once) and opens a session per delivery, each with a keeper
-thread that renews its claim.
+and polls the prediction a dead delivery started. The worker caches base images prepared
+for the provider (an actor's items fetch, decode and downscale theirs once) and opens a
+session per delivery, each with a keeper thread that renews its claim.
 
 Each delivery's keeper reads the job record every ``cancel_poll_s`` to notice a cancel,
 but writes it (renews the item's claim) only every quarter of the claim's life: a write of
@@ -18,27 +18,27 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from actor_maker.jobs.executor import Keeper
 from actor_maker.jobs.models import Job
 from actor_maker.jobs.records import JobRecords
-from actor_maker.pipeline import JobSession, Pipeline, StoredBase
-from actor_maker.store.base import ObjectStore
+from actor_maker.pipeline import JobSession, Pipeline, PreparedBase, StoredBase
 
 log = logging.getLogger(__name__)
 
 
 class BaseImageCache:
-    """The last ``size`` base images a worker used, so an actor's items fetch it once."""
+    """The last ``size`` base images a worker prepared (read, checked, downscaled for the
+    provider), so an actor's items do that once."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._images: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+        self._images: collections.OrderedDict[str, PreparedBase] = collections.OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
         self.fetches = 0
 
-    async def get(self, store: ObjectStore, key: str) -> bytes:
+    async def get(self, key: str, prepare: Callable[[], Awaitable[PreparedBase]]) -> PreparedBase:
         if key in self._images:
             self._images.move_to_end(key)
             return self._images[key]
@@ -46,7 +46,7 @@ class BaseImageCache:
         async with lock:
             if key not in self._images:
                 self.fetches += 1
-                self._images[key] = (await asyncio.to_thread(store.get, key)).data
+                self._images[key] = await prepare()
                 while len(self._images) > self.size:
                     self._images.popitem(last=False)
             self._locks.pop(key, None)
@@ -115,11 +115,10 @@ class ItemProcessor:
         if job.base_image_key is None:
             log.warning("job %s has no base image", job_id)
             return True
-        base = StoredBase(
-            job.base_image_key, await self.cache.get(pipeline.store, job.base_image_key)
-        )
+        key = job.base_image_key
+        prepared = await self.cache.get(key, lambda: pipeline.prepare_input(StoredBase(key)))
         session = await pipeline.open_session(
-            self.records, job, owner=self.owner, base=base, claim_s=self.claim_s
+            self.records, job, owner=self.owner, prepared=prepared, claim_s=self.claim_s
         )
         return await self._run(pipeline, session, prompt_id)
 
