@@ -62,14 +62,13 @@ def recheck(
             continue
         data = store.get(key).data
         category = entry.get("category")
-        generation = entry.get("generation") if isinstance(entry.get("generation"), dict) else {}
         result = checker.check(
             data,
             base=base,
             actor_type=manifest.actor_type,
             face_visible=bool(entry.get("face_visible", True)),
             category=str(category) if category else None,
-            placeholder=(generation or {}).get("provider") == "preview",
+            placeholder=is_preview(entry),
         )
         results[str(entry["filename"])] = result.record()
 
