@@ -44,7 +44,7 @@ def _provider(settings: Settings) -> Check:
         detail = asyncio.run(probe())
     except ActorMakerError as exc:
         return Check("provider", False, str(exc))
-    if provider.name == "preview":
+    if provider.placeholder:
         detail += "; set REPLICATE_API_TOKEN to generate real images"
     return Check("provider", True, detail)
 

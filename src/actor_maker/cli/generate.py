@@ -16,11 +16,12 @@ from actor_maker.cli.state import State
 from actor_maker.errors import ExitCode, InputError, InvalidImageError, error_class
 from actor_maker.images import MIB
 from actor_maker.jobs.models import DEDUPE_ALL, Job, JobKind
+from actor_maker.jobs.records import JobRecords
 from actor_maker.jobs.runner import run_plan
 from actor_maker.pipeline import Actor, BaseImage, JobPlan, Pipeline
 from actor_maker.providers.preview import NOTICE
 from actor_maker.results import all_json, dry_run_json, single_json
-from actor_maker.runtime import Runtime
+from actor_maker.runtime import Runtime, open_records
 
 ActorName = Annotated[str, typer.Argument(help="Actor name, e.g. 0012_european_30_male.")]
 BaseImageArg = Annotated[
@@ -54,14 +55,10 @@ def base_image_ref(value: str, max_bytes: int) -> str | bytes:
     return path.read_bytes()
 
 
-def runtime_for(state: State, provider: str | None, prompts_file: Path | None = None) -> Runtime:
-    return Runtime(state.settings, provider=provider, prompts_file=prompts_file)
-
-
 def build(
     state: State, provider: str | None, model: str | None, prompts_file: Path | None = None
 ) -> Pipeline:
-    return runtime_for(state, provider, prompts_file).pipeline(model)
+    return Runtime(state.settings, provider=provider, prompts_file=prompts_file).pipeline(model)
 
 
 def execute(
@@ -106,10 +103,10 @@ def execute(
     if pipeline.provider.placeholder:
         state.err.print(f"[yellow]note:[/yellow] {NOTICE}")
     reporter = ProgressReporter(state.err, len(plan.items), enabled=not (state.quiet or as_json))
-    runtime = Runtime(state.settings, store=pipeline.store)
+    records = open_records(state.settings)
     with reporter:
         job = asyncio.run(
-            _run(runtime, pipeline, plan, ref, run.seed, reporter, kind=kind, dedupe_key=dedupe_key)
+            _run(records, pipeline, plan, ref, run.seed, reporter, kind=kind, dedupe_key=dedupe_key)
         )
     if as_json:
         print(json.dumps(single_json(job) if single else all_json(job), indent=2))
@@ -128,7 +125,7 @@ def execute(
 
 
 async def _run(
-    runtime: Runtime,
+    records: JobRecords,
     pipeline: Pipeline,
     plan: JobPlan,
     ref: BaseImage,
@@ -143,16 +140,16 @@ async def _run(
             pipeline,
             plan,
             ref,
-            records=runtime.records,
+            records=records,
             seed=seed,
             kind=kind,
             dedupe_key=dedupe_key,
             on_event=reporter,
-            lease_ttl_s=runtime.settings.job_lease_s,
+            lease_ttl_s=pipeline.settings.job_lease_s,
         )
     finally:
         await pipeline.provider.aclose()
-        runtime.records.close()
+        records.close()
 
 
 def register(app: typer.Typer) -> None:

@@ -19,9 +19,8 @@ from actor_maker.cli.params import (
 )
 from actor_maker.cli.state import State
 from actor_maker.errors import InputError
-from actor_maker.manifest import require_manifest
 from actor_maker.quality import effective_verdict
-from actor_maker.quality.review import base_image_bytes, recheck, set_override, summary
+from actor_maker.quality.review import recheck, set_override, summary
 from actor_maker.runtime import make_checker
 from actor_maker.store import open_store
 
@@ -34,8 +33,7 @@ def register(app: typer.Typer) -> None:
         store = open_store(state.settings)
         checker = make_checker(state.settings.model_copy(update={"checks": True}))
         assert checker is not None
-        manifest = require_manifest(store, actor_id)
-        entries = recheck(store, actor_id, checker, base=base_image_bytes(store, manifest))
+        entries = recheck(store, actor_id, checker)
         if as_json:
             print(
                 json.dumps([{"filename": e["filename"], **e["quality"]} for e in entries], indent=2)

@@ -147,7 +147,7 @@ def _plans(
 
     def plan_one(manifest: Manifest) -> tuple[JobPlan, str] | str:
         key = (
-            _base_key(pipeline, manifest)
+            base_key(store, manifest.base_images)
             if stored is None
             else next((k for k in base_keys(store, manifest.base_images) if k in stored), None)
         )
@@ -161,10 +161,6 @@ def _plans(
     skipped = [f"{i} ({why})" for i, why in unreadable.items()]
     skipped += [f for f in found if isinstance(f, str)]
     return [f for f in found if not isinstance(f, str) and f[0].items], skipped
-
-
-def _base_key(pipeline: Pipeline, manifest: Manifest) -> str | None:
-    return base_key(pipeline.store, manifest.base_images)
 
 
 def register(app: typer.Typer) -> None:

@@ -12,9 +12,8 @@ from rich.table import Table
 
 from actor_maker.cli.params import ActorArg, JsonOpt
 from actor_maker.cli.state import State
-from actor_maker.config import Settings
-from actor_maker.errors import ExitCode, NotFoundError
-from actor_maker.manifest import read_manifest
+from actor_maker.errors import ExitCode
+from actor_maker.manifest import require_manifest
 from actor_maker.store import ObjectStore, open_store
 from actor_maker.training import models
 from actor_maker.training.factory import TRAINERS, make_trainer
@@ -69,9 +68,7 @@ def register(app: typer.Typer) -> None:
     def models_list(ctx: typer.Context, actor_id: ActorArg, as_json: JsonOpt = False) -> None:
         """Every model of the actor with its status and score."""
         state: State = ctx.obj
-        manifest = read_manifest(open_store(state.settings), check_actor_id(actor_id))
-        if manifest is None:
-            raise NotFoundError(f"unknown actor {actor_id}: it has no manifest")
+        manifest = require_manifest(open_store(state.settings), actor_id)
         records = models.models_of(manifest)
         if as_json:
             print(json.dumps(records, indent=2, ensure_ascii=False))
@@ -165,10 +162,9 @@ def train(
     plan: TrainingPlan,
     *,
     as_json: bool = False,
-    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Run the plan with a progress bar on stderr; prints the final record's summary."""
-    settings = settings or state.settings
+    settings = state.settings
     trainer = make_trainer(settings, plan.trainer)
     progress = Progress(
         TextColumn("{task.description}"),

@@ -50,11 +50,14 @@ def set_override(
 
 
 def recheck(
-    store: ObjectStore, actor_id: str, checker: QualityChecker, *, base: bytes | None
+    store: ObjectStore, actor_id: str, checker: QualityChecker, *, base: bytes | None = None
 ) -> list[dict[str, Any]]:
     """Run the checks again on every image of the actor that is in this store (in index
-    order, so the earlier of two near-copies is the one kept). Overrides stay."""
+    order, so the earlier of two near-copies is the one kept). Overrides stay. ``base``
+    defaults to the actor's base image in this store (found from the manifest read here)."""
     manifest = require_manifest(store, actor_id)
+    if base is None:
+        base = base_image_bytes(store, manifest)
     results: dict[str, dict[str, Any]] = {}
     for entry in manifest.training_data:
         key = entry_key(store, entry, manifest.actor_name)
@@ -62,14 +65,13 @@ def recheck(
             continue
         data = store.get(key).data
         category = entry.get("category")
-        generation = entry.get("generation") if isinstance(entry.get("generation"), dict) else {}
         result = checker.check(
             data,
             base=base,
             actor_type=manifest.actor_type,
             face_visible=bool(entry.get("face_visible", True)),
             category=str(category) if category else None,
-            placeholder=(generation or {}).get("provider") == "preview",
+            placeholder=is_preview(entry),
         )
         results[str(entry["filename"])] = result.record()
 
