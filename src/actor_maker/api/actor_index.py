@@ -161,8 +161,9 @@ class ActorIndex:
         if self.snapshot is None:
             return
         self._saved_at = self._clock()
-        with self._lock:
-            body = json.dumps({"tag": self._snapshot_tag(), "actors": self._cache})
+        with self._lock:  # summaries are replaced, never changed: a shallow copy will do
+            actors = dict(self._cache)
+        body = json.dumps({"tag": self._snapshot_tag(), "actors": actors})
         try:
             self.snapshot.parent.mkdir(parents=True, exist_ok=True)
             partial = self.snapshot.with_suffix(".partial")
