@@ -20,7 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 from actor_maker import __version__
+from actor_maker.api.browser import SAFE_METHODS
 from actor_maker.errors import CorruptManifestError, NotFoundError
 from actor_maker.layout import actor_id_of, manifest_key, manifest_versions
 from actor_maker.manifest import Manifest, parse_manifest
@@ -158,8 +161,9 @@ class ActorIndex:
         if self.snapshot is None:
             return
         self._saved_at = self._clock()
-        with self._lock:
-            body = json.dumps({"tag": self._snapshot_tag(), "actors": self._cache})
+        with self._lock:  # summaries are replaced, never changed: a shallow copy will do
+            actors = dict(self._cache)
+        body = json.dumps({"tag": self._snapshot_tag(), "actors": actors})
         try:
             self.snapshot.parent.mkdir(parents=True, exist_ok=True)
             partial = self.snapshot.with_suffix(".partial")
@@ -266,3 +270,29 @@ class ActorIndex:
         self._pool.shutdown(wait=False)
         if self._listed_at is not None:
             self._save_snapshot()  # what changed since the last save
+
+
+class ChangesRefreshIndex:
+    """A state-changing request may change an actor: the next listing reads it again (or
+    lists the store again when the path names no actor). Pure ASGI: a read costs nothing
+    here, and streams pass through untouched. The index hears of it as the answer starts,
+    so a listing the client asks for next sees the change."""
+
+    def __init__(self, app: ASGIApp, *, index: ActorIndex) -> None:
+        self.app = app
+        self.index = index
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
+            await self.app(scope, receive, send)
+            return
+        parts = scope["path"].split("/")
+        named = len(parts) > 3 and parts[1:3] == ["api", "actors"] and parts[3]
+        actor_id = parts[3] if named else None
+
+        async def send_and_invalidate(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.index.invalidate(actor_id)
+            await send(message)
+
+        await self.app(scope, receive, send_and_invalidate)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from actor_maker import __version__, web
 from actor_maker.api import errors
-from actor_maker.api.actor_index import ActorIndex
+from actor_maker.api.actor_index import ActorIndex, ChangesRefreshIndex
 from actor_maker.api.auth import BodyLimitMiddleware, TokenMiddleware
 from actor_maker.api.browser import BrowserGuard, HostPolicy
 from actor_maker.api.routes import (
@@ -73,17 +72,6 @@ def create_app(runtime: Runtime, *, bind_host: str | None = None) -> FastAPI:
     app.state.trainings = Trainings(runtime)
     errors.install(app)
 
-    @app.middleware("http")
-    async def changes_refresh_the_actor_list(request: Request, call_next: Any) -> Any:
-        """A state-changing request may change an actor: the next listing reads it again
-        (or lists the store again when the path names no actor)."""
-        response = await call_next(request)
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
-            parts = request.url.path.split("/")
-            named = len(parts) > 3 and parts[1:3] == ["api", "actors"] and parts[3]
-            services.index.invalidate(parts[3] if named else None)
-        return response
-
     for module in (meta, actors, files, quality, datasets, jobs, trainings, compat, apidocs):
         app.include_router(module.router)
     app.include_router(web.router)  # the web UI's pages
@@ -91,7 +79,8 @@ def create_app(runtime: Runtime, *, bind_host: str | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     # The last added runs first: the browser guard (Host, Origin, security headers); then
     # CORS answers preflights (which carry no token) and puts its headers on every answer,
-    # 401s included; then the token; then body limits.
+    # 401s included; then the token; then body limits; then the actor list's refresh.
+    app.add_middleware(ChangesRefreshIndex, index=services.index)
     app.add_middleware(
         BodyLimitMiddleware,
         json_limit=settings.max_body_bytes,

@@ -21,7 +21,7 @@ from actor_maker.jobs.models import DEDUPE_ALL, DEDUPE_BALANCE, Job, JobItem, Jo
 from actor_maker.jobs.records import JobRecords
 from actor_maker.jobs.runner import Runner
 from actor_maker.layout import base_key
-from actor_maker.manifest import read_manifest
+from actor_maker.manifest import Manifest, read_manifest
 from actor_maker.pipeline import Actor, BaseImage, JobPlan, Pipeline, StoredBase
 from actor_maker.runtime import Runtime
 from actor_maker.store.base import ObjectStore
@@ -66,8 +66,11 @@ class Services:
         max_cost: float | None = None,
         base_image: BaseImage | None = None,
         context: dict[str, Any] | None = None,
+        manifest: Manifest | None = None,
     ) -> tuple[Job, bool]:
         """Plan, check the budget, secure the base image, submit. Returns (job, created).
+        ``manifest``: the actor's, when the caller has just read it (else it is read here,
+        once, for the plan and the base image).
 
         A "generate all" for an actor that already has a queued or running one answers
         with that job instead of paying twice: the records decide it atomically when the
@@ -78,9 +81,15 @@ class Services:
             if active is not None and active.dedupe_key == DEDUPE_ALL:
                 return active, False
         pipeline = self.pipeline(model)
-        plan = self._plan(pipeline, actor, kind, prompt_ids, prompts, aspect_ratio)
+        if manifest is None:
+            manifest = await asyncio.to_thread(read_manifest, self.store, actor.actor_id)
+        plan = await asyncio.to_thread(
+            self._plan, pipeline, actor, kind, prompt_ids, prompts, aspect_ratio, manifest
+        )
         pipeline.check_budget(plan, self.settings.max_job_cost if max_cost is None else max_cost)
-        ref = base_image if base_image is not None else self._manifest_base(plan.actor)
+        ref = base_image
+        if ref is None:
+            ref = await asyncio.to_thread(self._manifest_base, actor, manifest)
         pipeline.check_base_image_ref(ref)
         key = await pipeline.prepare_base(plan.actor, ref)
         job = plan.to_job(
@@ -102,15 +111,16 @@ class Services:
         *,
         max_cost: float | None = None,
         context: dict[str, Any] | None = None,
+        manifest: Manifest,
     ) -> tuple[Job, bool]:
         """A job for exactly these items (e.g. what balance found missing), from the base
-        image in the actor's manifest, refused when over the cost ceiling. Items have no
-        seed: each draws its own. At most one such job per actor runs at a time (a second
-        request gets the running one)."""
+        image in the actor's ``manifest`` (as the caller read it), refused when over the
+        cost ceiling. Items have no seed: each draws its own. At most one such job per actor
+        runs at a time (a second request gets the running one)."""
         pipeline = self.pipeline()
         plan = await asyncio.to_thread(pipeline.plan_items, actor, items, aspect_ratio="1:1")
         pipeline.check_budget(plan, self.settings.max_job_cost if max_cost is None else max_cost)
-        ref = await asyncio.to_thread(self._manifest_base, plan.actor)
+        ref = await asyncio.to_thread(self._manifest_base, actor, manifest)
         key = await pipeline.prepare_base(plan.actor, ref)
         job = plan.to_job(
             kind=JobKind.custom,
@@ -131,6 +141,7 @@ class Services:
         prompt_ids: Sequence[str] | None,
         prompts: Sequence[str] | None,
         aspect_ratio: str,
+        manifest: Manifest | None,
     ) -> JobPlan:
         if kind == JobKind.custom:
             return pipeline.plan_custom(actor, list(prompts or ()), aspect_ratio=aspect_ratio)
@@ -138,12 +149,15 @@ class Services:
             if not prompt_ids:
                 raise InputError("prompt_ids: choose at least one prompt")
             return pipeline.plan_all(
-                actor, only=list(prompt_ids), force=True, aspect_ratio=aspect_ratio
+                actor,
+                only=list(prompt_ids),
+                force=True,
+                aspect_ratio=aspect_ratio,
+                manifest=manifest,
             )
-        return pipeline.plan_all(actor, aspect_ratio=aspect_ratio)
+        return pipeline.plan_all(actor, aspect_ratio=aspect_ratio, manifest=manifest)
 
-    def _manifest_base(self, actor: Actor) -> BaseImage:
-        manifest = read_manifest(self.store, actor.actor_id)
+    def _manifest_base(self, actor: Actor, manifest: Manifest | None) -> BaseImage:
         key = base_key(self.store, manifest.base_images) if manifest else None
         if key is not None:
             return StoredBase(key)

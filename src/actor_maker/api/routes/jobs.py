@@ -58,7 +58,8 @@ async def start_job(
     """Start a job. A "generate all" for an actor with a job already queued or running
     answers 200 with that job instead of starting (and paying for) another."""
     check_actor_id(actor_id)
-    manifest_name = await _actor_name(services, actor_id)
+    manifest = await asyncio.to_thread(read_manifest, services.store, actor_id)
+    manifest_name = manifest.actor_name if manifest else None
     name = body.actor_name or manifest_name
     if not name:
         raise NotFoundError(f"{no_manifest(actor_id)}; give actor_name and base_image_url")
@@ -74,15 +75,11 @@ async def start_job(
         model=body.model,
         max_cost=body.max_cost,
         base_image=body.base_image_url,
+        manifest=manifest,
     )
     if not created:
         response.status_code = 200
     return job
-
-
-async def _actor_name(services: Services, actor_id: str) -> str | None:
-    manifest = await asyncio.to_thread(read_manifest, services.store, actor_id)
-    return manifest.actor_name if manifest else None
 
 
 @router.get("/api/jobs")

@@ -116,6 +116,7 @@ async def fill_balance(
         items,
         max_cost=body.max_cost,
         context={"balance": {"target": found.to_json()["target"], "size": body.size}},
+        manifest=manifest,
     )
     if not created:  # a concurrent request started it a moment ago
         response.status_code = 200

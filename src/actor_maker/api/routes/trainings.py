@@ -160,9 +160,7 @@ async def list_models(actor_id: str, services: ServicesDep) -> list[dict[str, An
 async def mark_good(actor_id: str, version: str, services: ServicesDep) -> dict[str, Any]:
     """Make the model the actor's LoRA: `lora_model` (the old shape) and `lora_model_updated`."""
     check_actor_id(actor_id)
-    record = await asyncio.to_thread(models.mark_good, services.store, actor_id, version)
-    services.index.invalidate(actor_id)
-    return record
+    return await asyncio.to_thread(models.mark_good, services.store, actor_id, version)
 
 
 @router.post("/api/webhooks/replicate", status_code=204)

@@ -92,7 +92,7 @@ async def generate_single(
         prompt_id = _library_id(services, manifest, body.prompt)
         base = base_ref(request, body.base_image_url)
         job, _ = await one_image(
-            services, request, actor, body.prompt, body.aspect_ratio, base, prompt_id
+            services, request, actor, body.prompt, body.aspect_ratio, base, prompt_id, manifest
         )
         return single_json(job)
 
@@ -116,7 +116,9 @@ async def recreate(
         actor = body.actor(actor_id)
         prompt_id = _library_id(services, manifest, prompt)
         base = base_ref(request, body.base_image_url)
-        job, item = await one_image(services, request, actor, prompt, ratio, base, prompt_id)
+        job, item = await one_image(
+            services, request, actor, prompt, ratio, base, prompt_id, manifest
+        )
         same_prompt = prompt.strip() == str(old.get("prompt") or "").strip()
         new, record = await asyncio.to_thread(
             actor_ops.recreate_entry,
@@ -181,6 +183,7 @@ async def generate_images(body: GenerateImagesBody, services: ServicesDep) -> Jo
         aspect_ratio=ratio,
         seed=settings.seed,
         model=settings.model,
+        manifest=manifest,
         context={
             "route": "old frontend",
             "workflow": body.workflow,

@@ -10,6 +10,7 @@ from actor_maker.api.routes.compat._common import failure
 from actor_maker.api.services import Services
 from actor_maker.errors import NotFoundError, error_class
 from actor_maker.jobs.models import ItemState, Job, JobItem, JobKind
+from actor_maker.manifest import Manifest
 from actor_maker.pipeline import Actor, BaseImage
 
 #: How often a waiting route looks at its job's record.
@@ -61,11 +62,12 @@ async def one_image(
     prompt: str,
     aspect_ratio: str,
     base_image: BaseImage | None,
-    prompt_id: str | None = None,
+    prompt_id: str | None,
+    manifest: Manifest | None,
 ) -> tuple[Job, JobItem]:
     """A job for one prompt, run to its end; its item when it succeeded. With ``prompt_id``
     (the prompt is that library prompt) the image is recorded under that id, else under
-    the prompt's ``custom-…`` id."""
+    the prompt's ``custom-…`` id. ``manifest``: the actor's, as the caller read it."""
     job, _ = await services.start_job(
         actor,
         kind=JobKind.subset if prompt_id else JobKind.custom,
@@ -74,6 +76,7 @@ async def one_image(
         aspect_ratio=aspect_ratio,
         base_image=base_image,
         context={"route": "old frontend"},
+        manifest=manifest,
     )
     job = await wait_finished(services, job.id, request)
     return job, only_item(job)
