@@ -61,9 +61,12 @@ def recheck(
     results: dict[str, dict[str, Any]] = {}
     for entry in manifest.training_data:
         key = entry_key(store, entry, manifest.actor_name)
-        if key is None or store.head(key) is None:
+        if key is None:
             continue
-        data = store.get(key).data
+        try:
+            data = store.get(key).data
+        except NotFoundError:
+            continue
         category = entry.get("category")
         result = checker.check(
             data,

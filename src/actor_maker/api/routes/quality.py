@@ -16,7 +16,7 @@ from actor_maker.errors import ConflictError
 from actor_maker.jobs.models import Job
 from actor_maker.manifest import Manifest, require_manifest
 from actor_maker.pipeline import Actor
-from actor_maker.quality.review import base_image_bytes, recheck, set_override, summary
+from actor_maker.quality.review import recheck, set_override, summary
 from actor_maker.runtime import make_checker
 from actor_maker.validation import check_actor_id
 
@@ -44,9 +44,7 @@ async def check_actor_images(actor_id: str, services: ServicesDep) -> dict[str, 
     """Run the quality checks again on every image of the actor; overrides stay."""
     checker = make_checker(services.settings.model_copy(update={"checks": True}))
     assert checker is not None
-    manifest = await asyncio.to_thread(require_manifest, services.store, actor_id)
-    base = await asyncio.to_thread(base_image_bytes, services.store, manifest)
-    entries = await asyncio.to_thread(recheck, services.store, actor_id, checker, base=base)
+    entries = await asyncio.to_thread(recheck, services.store, check_actor_id(actor_id), checker)
     return {"checked": len(entries), "summary": summary(entries), "entries": entries}
 
 
