@@ -9,9 +9,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from PIL import Image, ImageDraw
+
+from actor_maker.config import Settings
 
 if TYPE_CHECKING:
     from actor_maker.testing.s3server import MotoS3
@@ -67,6 +69,18 @@ def s3_environ(moto: MotoS3, bucket: str) -> dict[str, str]:
         "AWS_SECRET_ACCESS_KEY": "testing-secret-key",
         "AWS_DEFAULT_REGION": S3_REGION,
     }
+
+
+def local_settings(root: Path, **extra: Any) -> Settings:
+    """Settings (no .env file) with the local store, state and request slots under ``root``."""
+    values: dict[str, Any] = {
+        "_env_file": None,
+        "store": str(root / "store"),
+        "state_dir": root / "state",
+        "slot_dir": root / "slots",
+        **extra,
+    }
+    return Settings(**values)
 
 
 def run_cli(
