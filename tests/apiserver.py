@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -106,15 +105,6 @@ class ServerProcess:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill()
-
-
-def clean_environ() -> dict[str, str]:
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ACTOR_MAKER_", "AWS_", "REPLICATE_"))
-        and k != "MAX_CONCURRENT_REQUESTS"
-    }
 
 
 def read_sse(response: httpx.Response) -> Iterator[tuple[str, str]]:

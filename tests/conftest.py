@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from actor_maker.store.base import ObjectStore
 from actor_maker.store.local import LocalStore
@@ -14,8 +15,8 @@ from actor_maker.store.s3 import S3Store
 from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
 from actor_maker.testing.s3server import MotoS3, start_moto_server
 
-#: The region the test S3 stores and buckets live in (moto's default).
-S3_REGION = "us-east-1"
+from .helpers import REDIS_LIMITS_URL
+from .helpers import S3_REGION as S3_REGION  # tests import it from here too
 
 #: Modules whose tests start several OS processes (workers, CLIs, servers) and time them:
 #: under pytest-xdist (`-n auto --dist loadgroup`) they run one after another on one worker,
@@ -114,6 +115,26 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyP
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ACTOR_MAKER_SLOT_DIR", str(tmp_path / "slots"))
     return monkeypatch
+
+
+@pytest.fixture(scope="session")
+def _redis_up() -> None:
+    try:
+        redis.Redis.from_url(REDIS_LIMITS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"no Redis at {REDIS_LIMITS_URL}: {exc}")
+
+
+@pytest.fixture
+def redis_prefix(_redis_up: None, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A key prefix in ``REDIS_LIMITS_URL`` of this test's own; its keys are deleted afterwards."""
+    name = f"test-{request.node.name[5:30]}-{uuid.uuid4().hex[:8]}"
+    yield name
+    client = redis.Redis.from_url(REDIS_LIMITS_URL)
+    keys = list(client.scan_iter(f"{name}:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
 
 
 #: The Replicate stand-in's token in tests (never a real one).

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from PIL import Image, ImageDraw
+
+from actor_maker.config import Settings
+
+if TYPE_CHECKING:
+    from actor_maker.testing.s3server import MotoS3
 
 REPO = Path(__file__).resolve().parent.parent
 #: A verbatim copy of ../shared/fixtures/original (test_fixtures_copy pins that it stays so).
@@ -18,6 +26,70 @@ MANIFESTS = ORIGINAL / "manifests"
 PROMPT_METADATA = ORIGINAL / "prompt_metadata"
 
 T = TypeVar("T")
+
+#: The region the test S3 stores and buckets live in (moto's default).
+S3_REGION = "us-east-1"
+#: The Redis database of the tests that keep request limits and image indices there.
+REDIS_LIMITS_URL = "redis://127.0.0.1:6379/14"
+
+#: ``actor-maker`` as a real process, the way a test's subprocess starts it.
+CLI = (sys.executable, "-m", "actor_maker")
+
+
+def clean_environ() -> dict[str, str]:
+    """This process's environment without any Actor Maker, AWS or Replicate setting and without
+    a request limit: what a test's CLI or server process starts from."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ACTOR_MAKER_", "AWS_", "REPLICATE_"))
+        and k != "MAX_CONCURRENT_REQUESTS"
+    }
+
+
+def cli_environ(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """``clean_environ()`` with the store, state and request-slot directories under
+    ``tmp_path``, plus ``settings``."""
+    environ = clean_environ()
+    environ.update(
+        ACTOR_MAKER_STORE=str(tmp_path / "store"),
+        ACTOR_MAKER_STATE_DIR=str(tmp_path / "state"),
+        ACTOR_MAKER_SLOT_DIR=str(tmp_path / "slots"),
+        **settings,
+    )
+    return environ
+
+
+def s3_environ(moto: MotoS3, bucket: str) -> dict[str, str]:
+    """The settings that point a CLI process at ``bucket`` on the moto server."""
+    return {
+        "ACTOR_MAKER_STORE": f"s3://{bucket}",
+        "AWS_ENDPOINT_URL": moto.endpoint_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing-secret-key",
+        "AWS_DEFAULT_REGION": S3_REGION,
+    }
+
+
+def local_settings(root: Path, **extra: Any) -> Settings:
+    """Settings (no .env file) with the local store, state and request slots under ``root``."""
+    values: dict[str, Any] = {
+        "_env_file": None,
+        "store": str(root / "store"),
+        "state_dir": root / "state",
+        "slot_dir": root / "slots",
+        **extra,
+    }
+    return Settings(**values)
+
+
+def run_cli(
+    environ: dict[str, str], *args: str, timeout: float = 180, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``actor-maker *args`` run to the end, its output captured as text."""
+    return subprocess.run(
+        [*CLI, *args], env=environ, cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def fixture_manifest(actor_id: str) -> dict:  # type: ignore[type-arg]

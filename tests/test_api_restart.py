@@ -4,8 +4,6 @@ duplicates; a job a live server runs is never taken over by another."""
 from __future__ import annotations
 
 import multiprocessing
-import subprocess
-import sys
 import time
 
 import httpx
@@ -15,8 +13,8 @@ from actor_maker.manifest import require_manifest
 from actor_maker.store.local import LocalStore
 from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
 
-from .apiserver import ServerProcess, clean_environ
-from .helpers import sample_image
+from .apiserver import ServerProcess
+from .helpers import cli_environ, run_cli, sample_image
 
 TOKEN = "r8_restart_token"
 PROMPTS = [
@@ -37,18 +35,14 @@ def standin():
 
 @pytest.fixture
 def env(tmp_path, standin):
-    environ = clean_environ()
-    environ.update(
-        ACTOR_MAKER_STORE=str(tmp_path / "store"),
-        ACTOR_MAKER_STATE_DIR=str(tmp_path / "state"),
-        ACTOR_MAKER_SLOT_DIR=str(tmp_path / "slots"),
+    return cli_environ(
+        tmp_path,
         ACTOR_MAKER_JOB_LEASE="1.5",
         ACTOR_MAKER_POLL_INTERVAL="0.05",
         MAX_CONCURRENT_REQUESTS="2",
         REPLICATE_API_TOKEN=TOKEN,
         REPLICATE_BASE_URL=standin.base_url,
     )
-    return environ
 
 
 def start_job(server: ServerProcess) -> str:
@@ -123,14 +117,7 @@ def test_a_live_servers_job_is_never_taken_over(env, tmp_path, standin):
 
 
 def test_serve_refuses_a_public_address_without_a_token(env, tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "actor_maker", "serve", "--host", "0.0.0.0"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    proc = run_cli(env, "serve", "--host", "0.0.0.0", cwd=tmp_path, timeout=30)
     assert proc.returncode == 2 and "ACTOR_MAKER_API_TOKEN" in proc.stderr
 
 

@@ -11,12 +11,11 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.core.result import Err
 
-from actor_maker.config import Settings
 from actor_maker.errors import FetchError
 from actor_maker.fetch import AddressPolicy
 
 from .apiserver import serve_in_thread
-from .helpers import sample_image
+from .helpers import local_settings, sample_image
 
 
 async def refuse_all(host: str, port: int) -> list[str]:
@@ -26,13 +25,7 @@ async def refuse_all(host: str, port: int) -> list[str]:
 @pytest.fixture(scope="module")
 def live_api(tmp_path_factory):
     root = tmp_path_factory.mktemp("schema")
-    config = Settings(
-        _env_file=None,
-        store=str(root / "store"),
-        state_dir=root / "state",
-        slot_dir=root / "slots",
-        provider="preview",
-    )
+    config = local_settings(root, provider="preview")
     with serve_in_thread(config, policy=AddressPolicy(resolver=refuse_all)) as url:
         import httpx
 

@@ -8,9 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from actor_maker.config import Settings
-
 from .apiserver import serve_in_thread
+from .helpers import local_settings
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -23,14 +22,7 @@ if not Path(CHROMIUM).exists():  # .ci/run installs it; a developer machine may 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("apidocs")
-    settings = Settings(
-        _env_file=None,
-        store=str(root / "store"),
-        state_dir=root / "state",
-        slot_dir=root / "slots",
-        provider="preview",
-    )
-    with serve_in_thread(settings) as url:
+    with serve_in_thread(local_settings(root, provider="preview")) as url:
         yield url
 
 

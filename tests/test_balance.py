@@ -19,7 +19,6 @@ from actor_maker.balance import (
     report,
 )
 from actor_maker.cli import main
-from actor_maker.config import Settings
 from actor_maker.errors import InputError
 from actor_maker.manifest import Manifest, new_manifest, require_manifest, update_manifest
 from actor_maker.prompts import CATEGORIES, ScenePrompt, load_library
@@ -27,7 +26,7 @@ from actor_maker.store.local import LocalStore
 
 from .apiserver import serve_in_thread
 from .conftest import STANDIN_TOKEN
-from .helpers import sample_image
+from .helpers import local_settings, sample_image
 
 # --------------------------------------------------------------------------- the target
 
@@ -342,14 +341,7 @@ def wait_finished(client, job_id, timeout=30):
 
 
 def test_api_reports_and_fills(tmp_path, local_store):
-    settings = Settings(
-        _env_file=None,
-        provider="preview",
-        store=str(tmp_path / "store"),
-        slot_dir=tmp_path / "slots",
-        state_dir=tmp_path / "state",
-        job_lease_s=3,
-    )
+    settings = local_settings(tmp_path, provider="preview", job_lease_s=3)
     with (
         serve_in_thread(settings, store=local_store) as url,
         httpx.Client(base_url=url, timeout=30) as api,

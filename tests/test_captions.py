@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
@@ -31,7 +30,8 @@ from actor_maker.prompts import load_library, render
 from actor_maker.store.base import ObjectStore
 from actor_maker.store.local import LocalStore
 
-from .apiserver import ServerProcess, clean_environ, serve_in_thread
+from .apiserver import ServerProcess, serve_in_thread
+from .helpers import cli_environ
 
 LIBRARY = {t.id: t for t in load_library()}
 DESCRIPTION = "a 35 year old man with short brown hair and a beard"
@@ -243,13 +243,8 @@ def test_set_trigger_word(store):
 
 
 @pytest.fixture
-def cli_store(monkeypatch, tmp_path):
-    for key in list(os.environ):
-        if key.startswith(("ACTOR_MAKER_", "AWS_", "REPLICATE_")):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ACTOR_MAKER_STORE", str(tmp_path / "store"))
-    monkeypatch.setenv("ACTOR_MAKER_SLOT_DIR", str(tmp_path / "slots"))
+def cli_store(clean_env, tmp_path):
+    clean_env.setenv("ACTOR_MAKER_STORE", str(tmp_path / "store"))
     store = LocalStore(tmp_path / "store")
     seed(store)
     return store
@@ -465,13 +460,7 @@ def test_catastrophic_pattern_does_not_stall_the_server(tmp_path):
     store = LocalStore(tmp_path / "store")
     seed(store)
     set_caption(store, "0012", "0012_caption_actor_0.jpg", EVIL_CAPTION)
-    env = clean_environ()
-    env.update(
-        ACTOR_MAKER_STORE=str(tmp_path / "store"),
-        ACTOR_MAKER_STATE_DIR=str(tmp_path / "state"),
-        ACTOR_MAKER_SLOT_DIR=str(tmp_path / "slots"),
-        ACTOR_MAKER_PROVIDER="preview",
-    )
+    env = cli_environ(tmp_path, ACTOR_MAKER_PROVIDER="preview")
     server = ServerProcess(env, str(tmp_path))
     calls: list[tuple[float, float]] = []  # (start, end) of each /healthz
     done = threading.Event()

@@ -13,7 +13,14 @@ from actor_maker.manifest import require_manifest
 from actor_maker.testing.replicate_server import Faults
 
 from .conftest import S3_REGION, STANDIN_TOKEN
-from .helpers import MANIFESTS, PROMPT_METADATA, REPO, fixture_manifest, sample_image
+from .helpers import (
+    MANIFESTS,
+    PROMPT_METADATA,
+    REPO,
+    fixture_manifest,
+    run_cli,
+    sample_image,
+)
 
 TOKEN = STANDIN_TOKEN
 THREE = "photo-rain-platform,bw-charcoal-portrait,color-oil-portrait"
@@ -410,14 +417,7 @@ def test_manifest_show_piped_keeps_filenames_whole_and_in_index_order(clean_env,
         manifest_key("0701"), json.dumps(data).encode()
     )
     env = {**os.environ, "COLUMNS": "60", "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "actor_maker", "manifest", "show", "0701"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    proc = run_cli(env, "manifest", "show", "0701", timeout=60)
     assert proc.returncode == 0, proc.stderr
     rows = [line for line in proc.stdout.splitlines() if f"{name}_" in line]
     assert [row.split()[1] for row in rows] == [f"{name}_{i}.jpg" for i in (1, 2, 10, 33)]

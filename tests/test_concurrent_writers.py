@@ -1,16 +1,13 @@
 """Invariant 2 under stress: several real processes append to one manifest at once."""
 
-import os
 import subprocess
-import sys
 
 import pytest
 
 from actor_maker.layout import index_of, training_prefix
 from actor_maker.manifest import require_manifest
 
-from .conftest import S3_REGION
-from .helpers import found, sample_image
+from .helpers import CLI, clean_environ, found, s3_environ, sample_image
 
 ACTOR_ID, ACTOR_NAME = "0300", "0300_concurrent_actor"
 PROMPTS = [
@@ -28,9 +25,7 @@ def run_writers(env, base, processes=4):
     procs = [
         subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "actor_maker",
+                *CLI,
                 "-q",
                 "generate-all",
                 ACTOR_ID,
@@ -75,11 +70,7 @@ def check_invariants(store, expected):
 def env(tmp_path):
     base = tmp_path / "base.jpg"
     base.write_bytes(sample_image())
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ACTOR_MAKER_", "AWS_", "REPLICATE_"))
-    }
+    env = clean_environ()
     env["ACTOR_MAKER_SLOT_DIR"] = str(tmp_path / "slots")
     env["MAX_CONCURRENT_REQUESTS"] = "8"
     return env, base
@@ -94,12 +85,6 @@ def test_processes_share_a_local_manifest(env, tmp_path, local_store):
 
 def test_processes_share_an_s3_manifest(env, moto_server, s3_bucket, s3_store):
     environ, base = env
-    environ.update(
-        ACTOR_MAKER_STORE=f"s3://{s3_bucket}",
-        AWS_ENDPOINT_URL=moto_server.endpoint_url,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION=S3_REGION,
-    )
+    environ.update(s3_environ(moto_server, s3_bucket))
     expected = run_writers(environ, base)
     check_invariants(s3_store, expected)

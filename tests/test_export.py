@@ -29,7 +29,7 @@ from actor_maker.store.local import LocalStore
 
 from .apiserver import serve_in_thread
 from .conftest import S3_REGION
-from .helpers import sample_image
+from .helpers import local_settings, sample_image
 
 ACTOR, NAME = "0012", "0012_european_30_male"
 TRIGGER, CLASS = "amk0012", "man"
@@ -103,15 +103,7 @@ def make_actor(store: ObjectStore, actor_id: str = ACTOR, name: str = NAME) -> M
 
 
 def settings(tmp_path: Path, **extra: Any) -> Settings:
-    values: dict[str, Any] = dict(
-        _env_file=None,
-        provider="preview",
-        store=str(tmp_path / "store"),
-        slot_dir=tmp_path / "slots",
-        state_dir=tmp_path / "state",
-    )
-    values.update(extra)
-    return Settings(**values)
+    return local_settings(tmp_path, **{"provider": "preview", **extra})
 
 
 def expected(store: ObjectStore, indices: set[int], *, convert: bool = False) -> dict[str, Any]:

@@ -13,7 +13,6 @@ import pytest
 from actor_maker import actors as actor_ops
 from actor_maker.api.actor_index import summarize
 from actor_maker.cli import main
-from actor_maker.config import Settings
 from actor_maker.errors import InputError
 from actor_maker.layout import training_key
 from actor_maker.manifest import Manifest, require_manifest, update_manifest
@@ -23,7 +22,7 @@ from actor_maker.store.local import LocalStore
 from actor_maker.trash import list_trash
 
 from .apiserver import serve_in_thread
-from .helpers import sample_image
+from .helpers import local_settings, sample_image
 
 ACTOR, NAME = "0710", "0710_preview_actor"
 
@@ -178,13 +177,7 @@ def test_clean_previews_all_and_bad_input(previews, capsys):
 
 
 def test_api_counts_and_export_refuse_previews(previews, tmp_path):
-    settings = Settings(
-        _env_file=None,
-        provider="preview",
-        store=str(tmp_path / "store"),
-        slot_dir=tmp_path / "slots",
-        state_dir=tmp_path / "state",
-    )
+    settings = local_settings(tmp_path, provider="preview")
     with serve_in_thread(settings, store=previews) as url, httpx.Client(base_url=url) as api:
         (actor,) = [a for a in api.get("/api/actors").json() if a["id"] == ACTOR]
         assert actor["usable_count"] == 0 and actor["rejected_count"] == 4

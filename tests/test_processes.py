@@ -2,10 +2,8 @@
 limit, Ctrl-C, the demo, and secrets staying out of output."""
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -15,7 +13,7 @@ from actor_maker.store.local import LocalStore
 from actor_maker.testing.replicate_server import Faults
 
 from .conftest import STANDIN_TOKEN
-from .helpers import sample_image
+from .helpers import CLI, clean_environ, run_cli, sample_image
 
 TOKEN = STANDIN_TOKEN
 
@@ -24,12 +22,7 @@ TOKEN = STANDIN_TOKEN
 def env(tmp_path, standin):
     base = tmp_path / "base.jpg"
     base.write_bytes(sample_image())
-    environ = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ACTOR_MAKER_", "AWS_", "REPLICATE_"))
-        and k != "MAX_CONCURRENT_REQUESTS"
-    }
+    environ = clean_environ()
     environ.update(
         ACTOR_MAKER_STORE=str(tmp_path / "store"),
         ACTOR_MAKER_SLOT_DIR=str(tmp_path / "slots"),
@@ -48,7 +41,7 @@ def _default_sigint() -> None:
 
 def spawn(environ, *args):
     return subprocess.Popen(
-        [sys.executable, "-m", "actor_maker", *args],
+        [*CLI, *args],
         env=environ,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -94,20 +87,9 @@ def test_ctrl_c_cancels_in_flight_keeps_finished_and_exits_130(env, standin, tmp
 
 
 def test_demo_runs_offline_and_says_where_things_are(tmp_path):
-    environ = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ACTOR_MAKER_", "AWS_", "REPLICATE_"))
-    }
+    environ = clean_environ()
     environ["ACTOR_MAKER_SLOT_DIR"] = str(tmp_path / "slots")
-    proc = subprocess.run(
-        [sys.executable, "-m", "actor_maker", "demo"],
-        env=environ,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    proc = run_cli(environ, "demo", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "not training data" in proc.stderr
     assert "manifest:" in proc.stdout and "demo_manifest.json" in proc.stdout
@@ -117,19 +99,9 @@ def test_demo_runs_offline_and_says_where_things_are(tmp_path):
     # the job id it prints is a job of the shared records: `jobs list` and `jobs watch` know it
     job_id = proc.stdout.rsplit("· job ", 1)[1].split()[0]
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "actor_maker", *args],
-            env=environ,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    listed = cli("jobs", "list")
+    listed = run_cli(environ, "jobs", "list", cwd=tmp_path, timeout=60)
     assert listed.returncode == 0 and job_id in listed.stdout, listed.stdout
-    watched = cli("jobs", "watch", job_id)
+    watched = run_cli(environ, "jobs", "watch", job_id, cwd=tmp_path, timeout=60)
     assert watched.returncode == 0 and "succeeded" in watched.stdout, watched.stdout
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 
@@ -21,9 +20,8 @@ from actor_maker.layout import training_prefix
 from actor_maker.manifest import require_manifest
 from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
 
-from .apiserver import clean_environ, read_sse, serve_in_thread
-from .conftest import S3_REGION
-from .helpers import sample_image
+from .apiserver import read_sse, serve_in_thread
+from .helpers import CLI, clean_environ, run_cli, s3_environ, sample_image
 
 REDIS = "redis://127.0.0.1:6379/13"
 TOKEN = "r8_queue_token"
@@ -52,13 +50,9 @@ def prefix():
 def env(prefix, standin, moto_server, s3_bucket, tmp_path):
     environ = clean_environ()
     environ.update(
+        s3_environ(moto_server, s3_bucket),
         ACTOR_MAKER_QUEUE=REDIS,
         ACTOR_MAKER_QUEUE_PREFIX=prefix,
-        ACTOR_MAKER_STORE=f"s3://{s3_bucket}",
-        AWS_ENDPOINT_URL=moto_server.endpoint_url,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION=S3_REGION,
         REPLICATE_API_TOKEN=TOKEN,
         REPLICATE_BASE_URL=standin.base_url,
         ACTOR_MAKER_POLL_INTERVAL="0.05",
@@ -89,7 +83,7 @@ class Workers:
     def __init__(self, environ, count=2, concurrency=3):
         self.procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "actor_maker", "worker", "--concurrency", str(concurrency)],
+                [*CLI, "worker", "--concurrency", str(concurrency)],
                 env=environ,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -127,13 +121,7 @@ def make_actors(store, count):
 
 
 def enqueue(environ, *args):
-    proc = subprocess.run(
-        [sys.executable, "-m", "actor_maker", "enqueue", *args],
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_cli(environ, "enqueue", *args, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -244,13 +232,7 @@ def test_api_instances_share_jobs_and_streams(env, prefix, standin, s3_store):
 
 def test_enqueue_respects_the_batch_ceiling_and_dry_run(env, prefix, s3_store):
     ids = make_actors(s3_store, 3)
-    proc = subprocess.run(
-        [sys.executable, "-m", "actor_maker", "enqueue", "--all", "--max-cost", "1"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_cli(env, "enqueue", "--all", "--max-cost", "1", timeout=60)
     assert proc.returncode == 2 and "over the ceiling" in proc.stderr
     out = enqueue(env, "--all", "--dry-run", "--max-cost", "100")
     assert f"{len(ids)} actor(s)" in out
@@ -289,24 +271,12 @@ def test_jobs_list_and_watch_from_another_process(env, prefix, standin, s3_store
     (job,) = records.list()
     workers = Workers(env, count=1, concurrency=2)
     try:
-        watch = subprocess.run(
-            [sys.executable, "-m", "actor_maker", "jobs", "watch", job.id],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        watch = run_cli(env, "jobs", "watch", job.id, timeout=60)
     finally:
         workers.stop()
     assert watch.returncode == 0, watch.stderr
     assert f"{job.id}: succeeded" in watch.stdout and "2/2 stored" in watch.stdout
-    listed = subprocess.run(
-        [sys.executable, "-m", "actor_maker", "jobs", "list", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    listed = run_cli(env, "jobs", "list", "--json", timeout=60)
     import json
 
     assert [j["id"] for j in json.loads(listed.stdout)] == [job.id]

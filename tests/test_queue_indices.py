@@ -1,7 +1,6 @@
 """Image indices from one Redis counter per actor, shared by every worker process (real Redis)."""
 
 import multiprocessing
-import uuid
 
 import pytest
 import redis
@@ -10,23 +9,14 @@ from redis.retry import Retry
 
 from actor_maker.queue.indices import RedisIndices
 
-REDIS_URL = "redis://127.0.0.1:6379/14"
+from .helpers import REDIS_LIMITS_URL as REDIS_URL
+
 SPAWN = multiprocessing.get_context("spawn")
 
 
 @pytest.fixture
-def prefix():
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.RedisError as exc:
-        pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
-    name = f"test-indices-{uuid.uuid4().hex[:8]}"
-    yield name
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(f"{name}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+def prefix(redis_prefix):
+    return redis_prefix
 
 
 def _take_many(prefix, count, barrier, out):

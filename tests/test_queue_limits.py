@@ -6,7 +6,6 @@ import asyncio
 import json
 import multiprocessing
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -20,30 +19,15 @@ from actor_maker.providers.replicate_http import ReplicateHTTP
 from actor_maker.queue.limits import RedisCreateGate, RedisSlots, _redis
 from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
 
+from .helpers import REDIS_LIMITS_URL as REDIS_URL
 from .helpers import sample_image
 
-REDIS_URL = "redis://127.0.0.1:6379/14"
 SPAWN = multiprocessing.get_context("spawn")
 
 
-@pytest.fixture(scope="module")
-def _redis_up() -> None:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.RedisError as exc:
-        pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
-
-
 @pytest.fixture
-def prefix(_redis_up, request):
-    """A key prefix of this test's own; its keys are deleted afterwards."""
-    name = f"test-limits-{request.node.name[5:30]}-{uuid.uuid4().hex[:8]}"
-    yield name
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(f"{name}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+def prefix(redis_prefix):
+    return redis_prefix
 
 
 @pytest.fixture

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from actor_maker.config import Settings
 from actor_maker.errors import InputError
 from actor_maker.runtime import MAX_PIPELINES, Runtime
 
+from .helpers import local_settings
+
 
 def runtime(tmp_path, **extra):
-    settings = Settings(
-        _env_file=None,
-        store=str(tmp_path / "store"),
-        state_dir=tmp_path / "state",
-        slot_dir=tmp_path / "slots",
+    settings = local_settings(
+        tmp_path,
         replicate_api_token="r8_test_secret_token_value",
         provider="replicate",
         **extra,

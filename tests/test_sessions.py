@@ -4,7 +4,6 @@ cookie's own HKDF key, revoking every session, the sign-in rate limit (#11.10)."
 from __future__ import annotations
 
 import subprocess
-import sys
 import threading
 import time
 
@@ -16,8 +15,9 @@ from actor_maker.api.sessions import SALT_KEY, derive_key, load_salt, rotate_sal
 from actor_maker.config import Settings
 from actor_maker.store.local import LocalStore
 
-from .apiserver import clean_environ, free_port, serve_in_thread, standin_settings
+from .apiserver import free_port, serve_in_thread, standin_settings
 from .conftest import STANDIN_TOKEN
+from .helpers import clean_environ, run_cli
 
 API_TOKEN = "a-long-enough-api-token-0123"
 
@@ -34,14 +34,7 @@ def serve_cli(tmp_path, *args: str, token: str) -> subprocess.CompletedProcess[s
         ACTOR_MAKER_STATE_DIR=str(tmp_path / "state"),
         ACTOR_MAKER_API_TOKEN=token,
     )
-    return subprocess.run(
-        [sys.executable, "-m", "actor_maker", *args],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    return run_cli(env, *args, cwd=tmp_path, timeout=30)
 
 
 def sign_in(client: httpx.Client) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -23,7 +22,7 @@ from actor_maker.training.params import TrainingOptions
 from actor_maker.training.replicate import ReplicateTrainer
 
 from .conftest import STANDIN_TOKEN
-from .helpers import sample_image
+from .helpers import CLI, cli_environ, run_cli, sample_image
 from .test_training_finish import settings_for
 from .training_helpers import ACTOR, seed_actor
 
@@ -51,23 +50,16 @@ def test_killed_while_the_create_is_on_the_way_then_rerun_adopts_the_training(
     store = LocalStore(tmp_path / "store")
     seed_actor(store)
     standin.faults = Faults(slow_create=60)  # the training exists; its answer is late
-    environ = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ACTOR_MAKER_", "AWS_", "REPLICATE_"))
-    }
-    environ.update(
-        ACTOR_MAKER_STORE=str(tmp_path / "store"),
-        ACTOR_MAKER_STATE_DIR=str(tmp_path / "state"),
-        ACTOR_MAKER_SLOT_DIR=str(tmp_path / "slots"),
+    environ = cli_environ(
+        tmp_path,
         ACTOR_MAKER_POLL_INTERVAL="0.05",
         ACTOR_MAKER_TRAINING_OWNER="stand-in",
         REPLICATE_API_TOKEN=STANDIN_TOKEN,
         REPLICATE_BASE_URL=standin.base_url,
     )
-    command = [sys.executable, "-m", "actor_maker", "train", ACTOR, "--trainer", "replicate"]
+    command = ["train", ACTOR, "--trainer", "replicate"]
     proc = subprocess.Popen(
-        [*command, "--steps", "250"],
+        [*CLI, *command, "--steps", "250"],
         env=environ,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -85,7 +77,7 @@ def test_killed_while_the_create_is_on_the_way_then_rerun_adopts_the_training(
     assert left["status"] == "starting" and not left["training_id"]
     age_starting_record(store)
     standin.faults = Faults()
-    rerun = subprocess.run(command, env=environ, capture_output=True, text=True, timeout=180)
+    rerun = run_cli(environ, *command)
     assert rerun.returncode == 0, rerun.stderr
     assert f"adopted training {training_id}" in rerun.stderr
     assert standin.trainings_created == 1  # nothing started twice

@@ -17,10 +17,9 @@ import pytest
 from actor_maker.manifest import read_manifest
 from actor_maker.store.base import ObjectStore
 from actor_maker.store.local import LocalStore
-from actor_maker.store.s3 import S3Store
 from actor_maker.training import models
 
-from .conftest import S3_REGION
+from .helpers import CLI, cli_environ, run_cli, s3_environ
 from .training_helpers import ACTOR, seed_actor
 
 
@@ -28,51 +27,21 @@ from .training_helpers import ACTOR, seed_actor
 def setup(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> tuple[dict[str, str], ObjectStore, Path]:
-    environ = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ACTOR_MAKER_", "AWS_", "REPLICATE_"))
-        and k != "MAX_CONCURRENT_REQUESTS"
-    }
-    state = tmp_path / "state"
-    environ.update(
-        ACTOR_MAKER_STATE_DIR=str(state),
-        ACTOR_MAKER_SLOT_DIR=str(tmp_path / "slots"),
+    environ = cli_environ(
+        tmp_path,
         ACTOR_MAKER_POLL_INTERVAL="0.05",
         ACTOR_MAKER_PREVIEW_TRAINING_S="0.5",
         COLUMNS="200",
     )
     store: ObjectStore
     if request.param == "local":
-        environ["ACTOR_MAKER_STORE"] = str(tmp_path / "store")
         store = LocalStore(tmp_path / "store")
     else:
-        moto = request.getfixturevalue("moto_server")
-        bucket = request.getfixturevalue("s3_bucket")
-        environ.update(
-            ACTOR_MAKER_STORE=f"s3://{bucket}",
-            AWS_ENDPOINT_URL=moto.endpoint_url,
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing-secret-key",
-            AWS_DEFAULT_REGION=S3_REGION,
-        )
-        store = S3Store(
-            bucket, region=S3_REGION, endpoint_url=moto.endpoint_url, client=moto.client
-        )
+        store = request.getfixturevalue("s3_store")
+        moto, bucket = request.getfixturevalue("moto_server"), request.getfixturevalue("s3_bucket")
+        environ.update(s3_environ(moto, bucket))
     seed_actor(store)
-    return environ, store, state
-
-
-def cli(
-    environ: dict[str, str], *args: str, timeout: float = 180
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "actor_maker", *args],
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return environ, store, tmp_path / "state"
 
 
 def started(state: Path) -> list[str]:
@@ -82,17 +51,17 @@ def started(state: Path) -> list[str]:
 
 def test_train_list_mark_good(setup: tuple[dict[str, str], ObjectStore, Path]) -> None:
     environ, store, state = setup
-    dry = cli(environ, "train", ACTOR, "--dry-run", "--json")
+    dry = run_cli(environ, "train", ACTOR, "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr
     plan: dict[str, Any] = json.loads(dry.stdout)
     assert plan["image_count"] == 13 and plan["params"]["steps"] == 1000  # preview trainer
     assert started(state) == []  # a dry run pays nothing
-    run = cli(environ, "train", ACTOR)
+    run = run_cli(environ, "train", ACTOR)
     assert run.returncode == 0, run.stderr
     assert "V1: trained" in run.stdout and "6/6 passed" in run.stdout
-    listed = cli(environ, "models", "list", ACTOR)
+    listed = run_cli(environ, "models", "list", ACTOR)
     assert listed.returncode == 0 and "6/6 passed" in listed.stdout and "trained" in listed.stdout
-    good = cli(environ, "models", "mark-good", ACTOR, "V1")
+    good = run_cli(environ, "models", "mark-good", ACTOR, "V1")
     assert good.returncode == 0, good.stderr
     manifest = read_manifest(store, ACTOR)
     assert manifest is not None
@@ -114,7 +83,7 @@ def test_bad_input_exits_2_with_nothing_paid(
 ) -> None:
     environ, store, state = setup
     before = read_manifest(store, ACTOR)
-    proc = cli(environ, "train", ACTOR, *args)
+    proc = run_cli(environ, "train", ACTOR, *args)
     assert proc.returncode == 2
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     after = read_manifest(store, ACTOR)
@@ -124,7 +93,7 @@ def test_bad_input_exits_2_with_nothing_paid(
 
 def test_unknown_actor_exits_2(setup: tuple[dict[str, str], ObjectStore, Path]) -> None:
     environ, _, state = setup
-    proc = cli(environ, "train", "9999")
+    proc = run_cli(environ, "train", "9999")
     assert proc.returncode == 2 and "unknown actor 9999" in proc.stderr
     assert started(state) == []
 
@@ -135,7 +104,7 @@ def test_kill_9_mid_training_then_rerun_reattaches(
     environ, store, state = setup
     environ["ACTOR_MAKER_PREVIEW_TRAINING_S"] = "5"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "actor_maker", "train", ACTOR],
+        [*CLI, "train", ACTOR],
         env=environ,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -151,7 +120,7 @@ def test_kill_9_mid_training_then_rerun_reattaches(
     assert record and record["status"] == "training"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
-    rerun = cli(environ, "train", ACTOR)
+    rerun = run_cli(environ, "train", ACTOR)
     assert rerun.returncode == 0, rerun.stderr
     assert f"re-attached to training {record['training_id']}" in rerun.stderr
     assert started(state) == [record["training_id"]]  # one training paid for
@@ -169,11 +138,11 @@ def test_ai_toolkit_trainer_end_to_end_with_its_standin(
     toolkit.mkdir()
     standin = f"{sys.executable} -m actor_maker.testing.ai_toolkit_standin"
     environ.update(ACTOR_MAKER_AI_TOOLKIT_DIR=str(toolkit), ACTOR_MAKER_AI_TOOLKIT_COMMAND=standin)
-    dry = cli(environ, "train", ACTOR, "--trainer", "ai-toolkit", "--dry-run", "--json")
+    dry = run_cli(environ, "train", ACTOR, "--trainer", "ai-toolkit", "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr
     assert json.loads(dry.stdout)["image_count"] == 12  # the preview placeholder is left out
     assert json.loads(dry.stdout)["estimated_cost"] == 0
-    run = cli(environ, "train", ACTOR, "--trainer", "ai-toolkit", "--steps", "100")
+    run = run_cli(environ, "train", ACTOR, "--trainer", "ai-toolkit", "--steps", "100")
     assert run.returncode == 0, run.stderr
     manifest = read_manifest(store, ACTOR)
     assert manifest is not None
@@ -184,19 +153,10 @@ def test_ai_toolkit_trainer_end_to_end_with_its_standin(
 
 
 def test_demo_train_runs_the_whole_loop_offline(tmp_path: Path) -> None:
-    environ = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ACTOR_MAKER_", "AWS_", "REPLICATE_"))
-    }
-    environ.update(
-        ACTOR_MAKER_STORE=str(tmp_path / "store"),
-        ACTOR_MAKER_STATE_DIR=str(tmp_path / "state"),
-        ACTOR_MAKER_SLOT_DIR=str(tmp_path / "slots"),
-        ACTOR_MAKER_PREVIEW_TRAINING_S="0.5",
-        ACTOR_MAKER_POLL_INTERVAL="0.05",
+    environ = cli_environ(
+        tmp_path, ACTOR_MAKER_PREVIEW_TRAINING_S="0.5", ACTOR_MAKER_POLL_INTERVAL="0.05"
     )
-    proc = cli(environ, "-q", "demo", "--train", timeout=300)
+    proc = run_cli(environ, "-q", "demo", "--train", timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "demo V1:" in proc.stdout
     manifest = read_manifest(LocalStore(tmp_path / "store"), "demo")

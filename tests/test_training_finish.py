@@ -8,7 +8,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +24,7 @@ from actor_maker.training.params import TrainingOptions
 from actor_maker.training.replicate import ReplicateTrainer
 
 from .conftest import STANDIN_TOKEN
+from .helpers import CLI, cli_environ, run_cli
 from .training_helpers import ACTOR, seed_actor
 
 REPLICATE = TrainingOptions(trainer="replicate", steps=200)
@@ -126,24 +126,17 @@ def test_killed_while_samples_run_then_rerun_pays_for_none_again(
     store = LocalStore(tmp_path / "store")
     seed_actor(store)
     standin.faults = Faults(latency=4.0)  # sample predictions run 4 s: time to kill
-    environ = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ACTOR_MAKER_", "AWS_", "REPLICATE_"))
-    }
-    environ.update(
-        ACTOR_MAKER_STORE=str(tmp_path / "store"),
-        ACTOR_MAKER_STATE_DIR=str(tmp_path / "state"),
-        ACTOR_MAKER_SLOT_DIR=str(tmp_path / "slots"),
+    environ = cli_environ(
+        tmp_path,
         ACTOR_MAKER_POLL_INTERVAL="0.05",
         ACTOR_MAKER_TRAINING_OWNER="stand-in",
         ACTOR_MAKER_TRAINING_FINISH_LEASE="1",
         REPLICATE_API_TOKEN=STANDIN_TOKEN,
         REPLICATE_BASE_URL=standin.base_url,
     )
-    command = [sys.executable, "-m", "actor_maker", "train", ACTOR, "--trainer", "replicate"]
+    command = ["train", ACTOR, "--trainer", "replicate"]
     proc = subprocess.Popen(
-        [*command, "--steps", "200"],
+        [*CLI, *command, "--steps", "200"],
         env=environ,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -170,7 +163,7 @@ def test_killed_while_samples_run_then_rerun_pays_for_none_again(
         proc.wait(timeout=10)
     paid_before = sample_creates(standin, training_id)
     assert paid_before < 6
-    rerun = subprocess.run(command, env=environ, capture_output=True, text=True, timeout=180)
+    rerun = run_cli(environ, *command)
     assert rerun.returncode == 0, rerun.stderr
     assert f"re-attached to training {training_id}" in rerun.stderr
     assert sample_creates(standin, training_id) == 6  # the killed run's samples not paid again

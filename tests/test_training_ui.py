@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from actor_maker.config import Settings
 from actor_maker.manifest import read_manifest
 from actor_maker.store.local import LocalStore
 
 from .apiserver import serve_in_thread
+from .helpers import local_settings
 from .test_ui import CHROMIUM, shot
 from .training_helpers import ACTOR, seed_actor
 
@@ -26,11 +26,8 @@ expect = playwright_api.expect
 def server(tmp_path: Path) -> Iterator[tuple[str, LocalStore]]:
     store = LocalStore(tmp_path / "store")
     seed_actor(store)
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        store=str(tmp_path / "store"),
-        state_dir=tmp_path / "state",
-        slot_dir=tmp_path / "slots",
+    settings = local_settings(
+        tmp_path,
         trainer="preview",
         preview_training_s=3.0,
         poll_interval_s=0.1,

@@ -2,7 +2,6 @@
 
 import io
 import json
-import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -277,12 +276,8 @@ def trash_commands():
 
 
 @pytest.fixture
-def cli_store(monkeypatch, tmp_path, trash_commands):
-    for key in list(os.environ):
-        if key.startswith(("ACTOR_MAKER_", "AWS_", "REPLICATE_")):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ACTOR_MAKER_STORE", str(tmp_path / "store"))
+def cli_store(clean_env, tmp_path, trash_commands):
+    clean_env.setenv("ACTOR_MAKER_STORE", str(tmp_path / "store"))
     return LocalStore(tmp_path / "store")
 
 

@@ -14,7 +14,7 @@ from actor_maker.config import Settings
 from actor_maker.testing.replicate_server import Faults, ReplicateStandIn
 
 from .apiserver import serve_in_thread
-from .helpers import REPO, found
+from .helpers import REPO, found, local_settings
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -37,11 +37,8 @@ def standin():
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, standin):
     root = tmp_path_factory.mktemp("ui")
-    settings = Settings(
-        _env_file=None,
-        store=str(root / "store"),
-        state_dir=root / "state",
-        slot_dir=root / "slots",
+    settings = local_settings(
+        root,
         provider="replicate",
         replicate_api_token=TOKEN,
         replicate_base_url=standin.base_url,
