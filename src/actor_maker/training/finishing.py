@@ -29,10 +29,11 @@ from actor_maker.errors import InputError, PreconditionFailed, StoreError
 from actor_maker.images import md5_hex
 from actor_maker.manifest import read_manifest, utc_now
 from actor_maker.providers.base import OnCreated, Tracking
+from actor_maker.quality.review import base_image_bytes
 from actor_maker.store.base import ObjectStore
 from actor_maker.training import models
 from actor_maker.training.base import Trainer, TrainingRequest, TrainingStatus
-from actor_maker.training.planning import TrainingPlan, _base_key, _prices
+from actor_maker.training.planning import TrainingPlan, prices
 from actor_maker.training.scoring import score_samples
 
 log = logging.getLogger(__name__)
@@ -201,7 +202,7 @@ async def _finish(
     for entry, result in zip(samples, score.samples, strict=False):
         entry.update(result)
     good_enough = score.share is not None and score.share >= settings.training_min_pass
-    per_second, per_sample = _prices(settings, plan.trainer)
+    per_second, per_sample = prices(settings, plan.trainer)
     spent = (status.gpu_seconds or 0.0) * per_second + len(images) * per_sample
     score_json = score.to_json()
     score_json.pop("samples")
@@ -241,7 +242,7 @@ def _put_sample(store: ObjectStore, key: str, data: bytes) -> None:
 
 def _base_image(store: ObjectStore, actor_id: str) -> bytes:
     manifest = read_manifest(store, actor_id)
-    key = _base_key(store, manifest) if manifest else None
-    if key is None:
+    data = base_image_bytes(store, manifest) if manifest else None
+    if data is None:
         raise InputError(f"actor {actor_id} has no base image in the store")
-    return store.get(key).data
+    return data
