@@ -186,6 +186,7 @@ async def _finish(job: _Finishing, status: TrainingStatus, noted: dict[str, Any]
     base = await asyncio.to_thread(_base_image, store, plan.actor_id)
     tracking = _tracking(job, noted)
     images = await job.trainer.samples(status, request, tracking)
+    seeds = request.seeds()
     samples: list[dict[str, Any]] = []
     for index, data in enumerate(images):
         sample = models.sample_key(plan.actor_name, plan.version, index)
@@ -194,7 +195,7 @@ async def _finish(job: _Finishing, status: TrainingStatus, noted: dict[str, Any]
             {
                 "key": sample,
                 "prompt": request.sample_prompts[index],
-                "seed": request.sample_seeds[index] if index < len(request.sample_seeds) else None,
+                "seed": seeds[index],
             }
         )
     job.on_event("samples_stored", {"count": len(samples)})

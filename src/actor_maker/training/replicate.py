@@ -198,9 +198,7 @@ class ReplicateTrainer:
         if not lora:
             raise ProviderError(f"training {status.training_id} has no weights to sample with")
         prompts = request.sample_prompts
-        seeds = list(request.sample_seeds)[: len(prompts)] + [
-            1000 + i for i in range(len(prompts) - len(request.sample_seeds))
-        ]
+        seeds = request.seeds()
         limit = asyncio.Semaphore(3)
 
         async def one(index: int, prompt: str, seed: int) -> bytes:
