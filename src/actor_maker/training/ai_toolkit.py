@@ -178,12 +178,10 @@ class AiToolkitTrainer:
         """The ai-toolkit job (keys of its config/examples/train_lora_flux_24gb.yaml)."""
         params = request.params
         resolutions = [int(r) for r in params.resolution.split(",") if r.strip().isdigit()]
-        seeds = list(request.sample_seeds) + [
-            1000 + i for i in range(len(request.sample_prompts) - len(request.sample_seeds))
-        ]
+        seeds = request.seeds()
         prompts = [
             f"{prompt} --seed {seed}"
-            for prompt, seed in zip(request.sample_prompts, seeds, strict=False)
+            for prompt, seed in zip(request.sample_prompts, seeds, strict=True)
         ]
         sample: dict[str, Any] = {
             "sampler": "flowmatch",

@@ -76,6 +76,12 @@ class TrainingRequest:
     #: Replicate: the HTTPS URL Replicate should call on completion (optional).
     webhook_url: str | None = None
 
+    def seeds(self) -> list[int]:
+        """One seed per sample prompt: ``sample_seeds`` in order, then ``1000 + i`` for the
+        prompts past them."""
+        given = list(self.sample_seeds[: len(self.sample_prompts)])
+        return given + [1000 + i for i in range(len(self.sample_prompts) - len(given))]
+
 
 @dataclass
 class TrainingStatus:

@@ -21,6 +21,7 @@ import os
 import secrets
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,10 +30,11 @@ from actor_maker.errors import InputError, PreconditionFailed, StoreError
 from actor_maker.images import md5_hex
 from actor_maker.manifest import read_manifest, utc_now
 from actor_maker.providers.base import OnCreated, Tracking
+from actor_maker.quality.review import base_image_bytes
 from actor_maker.store.base import ObjectStore
 from actor_maker.training import models
 from actor_maker.training.base import Trainer, TrainingRequest, TrainingStatus
-from actor_maker.training.planning import TrainingPlan, _base_key, _prices
+from actor_maker.training.planning import TrainingPlan, prices
 from actor_maker.training.scoring import score_samples
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,40 @@ OnEvent = Callable[[str, dict[str, Any]], None]
 def holder_name() -> str:
     """Who claims a finish: this host and process, plus a token per run."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True)
+class _Finishing:
+    """What one process's finish of a succeeded training works with; ``owner`` is the name
+    its claim is held under."""
+
+    store: ObjectStore
+    settings: Settings
+    trainer: Trainer
+    plan: TrainingPlan
+    request: TrainingRequest
+    on_event: OnEvent
+    owner: str = field(default_factory=holder_name)
+
+    def claim(self) -> tuple[bool, dict[str, Any]]:
+        """Take or renew the claim (:func:`models.claim_finish`); blocking."""
+        return models.claim_finish(
+            self.store,
+            self.plan.actor_id,
+            self.plan.version,
+            self.owner,
+            self.settings.training_finish_lease_s,
+        )
+
+    def release(self) -> None:
+        """Give the claim up (:func:`models.release_finish`); blocking."""
+        models.release_finish(self.store, self.plan.actor_id, self.plan.version, self.owner)
+
+    def note(self, index: int, prediction_id: str) -> None:
+        """Record sample ``index``'s paid prediction (:func:`models.note_sample_prediction`)."""
+        models.note_sample_prediction(
+            self.store, self.plan.actor_id, self.plan.version, self.owner, index, prediction_id
+        )
 
 
 async def finish_once(
@@ -58,42 +94,27 @@ async def finish_once(
 ) -> dict[str, Any]:
     """Finish the succeeded training under the record's claim, or wait for whoever holds
     it; the final record either way."""
-    owner = holder_name()
-    lease_s = settings.training_finish_lease_s
+    job = _Finishing(store, settings, trainer, plan, request, on_event)
     waited = False
     while True:
-        taken, record = await asyncio.to_thread(
-            models.claim_finish, store, plan.actor_id, plan.version, owner, lease_s
-        )
+        taken, record = await asyncio.to_thread(job.claim)
         if taken:
             break
         if record.get("status") not in models.ACTIVE:
             return record
         if not waited:
-            holder = models.claim_holder(record, lease_s)
+            holder = models.claim_holder(record, settings.training_finish_lease_s)
             on_event("finish_waiting", {"version": plan.version, "holder": holder})
             waited = True
         await asyncio.sleep(poll_s)
-    keeper = asyncio.create_task(_keep_claim(store, plan, owner, lease_s))
+    keeper = asyncio.create_task(_keep_claim(job))
     try:
         noted = record.get("sample_predictions")
-        return await _finish(
-            store,
-            settings,
-            trainer,
-            plan,
-            request,
-            status,
-            on_event,
-            owner,
-            noted if isinstance(noted, dict) else {},
-        )
+        return await _finish(job, status, noted if isinstance(noted, dict) else {})
     except BaseException:
         keeper.cancel()
         with contextlib.suppress(Exception):
-            await asyncio.to_thread(
-                models.release_finish, store, plan.actor_id, plan.version, owner
-            )
+            await asyncio.to_thread(job.release)
         raise
     finally:
         keeper.cancel()
@@ -101,14 +122,13 @@ async def finish_once(
             await keeper
 
 
-async def _keep_claim(store: ObjectStore, plan: TrainingPlan, owner: str, lease_s: float) -> None:
+async def _keep_claim(job: _Finishing) -> None:
     """Renew the claim every third of the lease while the finish runs."""
+    plan = job.plan
     while True:
-        await asyncio.sleep(lease_s / 3)
+        await asyncio.sleep(job.settings.training_finish_lease_s / 3)
         try:
-            taken, _ = await asyncio.to_thread(
-                models.claim_finish, store, plan.actor_id, plan.version, owner, lease_s
-            )
+            taken, _ = await asyncio.to_thread(job.claim)
         except Exception as exc:  # a store hiccup: the next renewal may get through
             log.warning("renewing the finish claim of %s failed: %s", plan.version, exc)
             continue
@@ -128,44 +148,25 @@ def _put_create_only(store: ObjectStore, key: str, data: bytes, content_type: st
     return key
 
 
-def _tracking(
-    store: ObjectStore, plan: TrainingPlan, owner: str, count: int, noted: dict[str, Any]
-) -> list[Tracking]:
+def _tracking(job: _Finishing, noted: dict[str, Any]) -> list[Tracking]:
     """One ``Tracking`` per sample: the prediction an earlier run paid for, and a hook that
     notes a new one in the record before it is waited for."""
 
     def hook(index: int) -> OnCreated:
         async def note(prediction_id: str) -> None:
-            await asyncio.to_thread(
-                models.note_sample_prediction,
-                store,
-                plan.actor_id,
-                plan.version,
-                owner,
-                index,
-                prediction_id,
-            )
+            await asyncio.to_thread(job.note, index, prediction_id)
 
         return note
 
     return [
         Tracking(resume=str(noted[str(i)]) if noted.get(str(i)) else None, on_created=hook(i))
-        for i in range(count)
+        for i in range(len(job.request.sample_prompts))
     ]
 
 
-async def _finish(
-    store: ObjectStore,
-    settings: Settings,
-    trainer: Trainer,
-    plan: TrainingPlan,
-    request: TrainingRequest,
-    status: TrainingStatus,
-    on_event: OnEvent,
-    owner: str,
-    noted: dict[str, Any],
-) -> dict[str, Any]:
-    weights = await trainer.weights(status)
+async def _finish(job: _Finishing, status: TrainingStatus, noted: dict[str, Any]) -> dict[str, Any]:
+    store, settings, plan, request = job.store, job.settings, job.plan, job.request
+    weights = await job.trainer.weights(status)
     key = models.weights_key(plan.actor_name, plan.version)
     await asyncio.to_thread(_put_create_only, store, key, weights, "application/octet-stream")
     size = len(weights)
@@ -181,10 +182,11 @@ async def _finish(
         "model_version": status.model_version,
     }
     del weights
-    on_event("weights_stored", {"key": key, "size_bytes": size})
+    job.on_event("weights_stored", {"key": key, "size_bytes": size})
     base = await asyncio.to_thread(_base_image, store, plan.actor_id)
-    tracking = _tracking(store, plan, owner, len(request.sample_prompts), noted)
-    images = await trainer.samples(status, request, tracking)
+    tracking = _tracking(job, noted)
+    images = await job.trainer.samples(status, request, tracking)
+    seeds = request.seeds()
     samples: list[dict[str, Any]] = []
     for index, data in enumerate(images):
         sample = models.sample_key(plan.actor_name, plan.version, index)
@@ -193,15 +195,15 @@ async def _finish(
             {
                 "key": sample,
                 "prompt": request.sample_prompts[index],
-                "seed": request.sample_seeds[index] if index < len(request.sample_seeds) else None,
+                "seed": seeds[index],
             }
         )
-    on_event("samples_stored", {"count": len(samples)})
+    job.on_event("samples_stored", {"count": len(samples)})
     score = await asyncio.to_thread(score_samples, base, images, settings.identity_threshold)
     for entry, result in zip(samples, score.samples, strict=False):
         entry.update(result)
     good_enough = score.share is not None and score.share >= settings.training_min_pass
-    per_second, per_sample = _prices(settings, plan.trainer)
+    per_second, per_sample = prices(settings, plan.trainer)
     spent = (status.gpu_seconds or 0.0) * per_second + len(images) * per_sample
     score_json = score.to_json()
     score_json.pop("samples")
@@ -241,7 +243,7 @@ def _put_sample(store: ObjectStore, key: str, data: bytes) -> None:
 
 def _base_image(store: ObjectStore, actor_id: str) -> bytes:
     manifest = read_manifest(store, actor_id)
-    key = _base_key(store, manifest) if manifest else None
-    if key is None:
+    data = base_image_bytes(store, manifest) if manifest else None
+    if data is None:
         raise InputError(f"actor {actor_id} has no base image in the store")
-    return store.get(key).data
+    return data

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import shutil
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -68,6 +67,12 @@ def _request(settings: Settings, plan: TrainingPlan, dataset: Dataset) -> Traini
     )
 
 
+def _recorded_request(settings: Settings, plan: TrainingPlan) -> TrainingRequest:
+    """The request of a training started earlier, as its record tells it; its dataset is
+    only described (the trainers read ``dataset.path`` in ``start`` alone)."""
+    return _request(settings, plan, Dataset(Path(), plan.image_count, plan.dataset_sha256))
+
+
 def _workdir(settings: Settings, plan: TrainingPlan) -> Path:
     return settings.state_dir / "trainings" / f"{plan.actor_id}_{plan.version}"
 
@@ -95,11 +100,7 @@ async def run_training(
         plan = await _settle_stale_start(store, settings, trainer, plan, on_event)
     if plan.reattach is not None:
         training_id = str(plan.reattach["training_id"])
-        request = _request(settings, plan, Dataset(Path(), plan.image_count, plan.dataset_sha256))
-        if plan.trainer == "ai-toolkit":
-            request = replace(
-                request, dataset=replace(request.dataset, path=_workdir(settings, plan))
-            )
+        request = _recorded_request(settings, plan)
         on_event("training_reattached", {"training_id": training_id, "version": plan.version})
     else:
         training_id, request = await _start(store, settings, trainer, plan, on_event)
@@ -147,8 +148,7 @@ async def _settle_stale_start(
     if settled.get("status") not in models.ACTIVE or not settled.get("training_id"):
         return plan
     on_event("training_adopted", {"training_id": settled["training_id"], "version": version})
-    manifest = read_manifest(store, plan.actor_id)
-    assert manifest is not None
+    # The plan comes from ``settled``; the manifest read above gives only the actor's name.
     return reattach_plan(manifest, settled, trainer.name, plan.max_cost)
 
 
@@ -163,7 +163,7 @@ async def _adoptable(
     if record.get("trainer") != trainer.name:
         return None, f"a {record.get('trainer')} training, not looked for by {trainer.name}"
     old = reattach_plan(manifest, record, trainer.name, ceiling)
-    request = _request(settings, old, Dataset(Path(), old.image_count, old.dataset_sha256))
+    request = _recorded_request(settings, old)
     written = record.get("started_ts")
     since = datetime.fromtimestamp(written if isinstance(written, int | float) else 0, UTC)
     known = {m.get("training_id") for m in models.models_of(manifest)}
@@ -193,9 +193,6 @@ async def _start(
     on_event: OnEvent,
 ) -> tuple[str, TrainingRequest]:
     assert plan.selection is not None
-    manifest = read_manifest(store, plan.actor_id)
-    if manifest is None:
-        raise NotFoundError(f"unknown actor {plan.actor_id}")
     record: dict[str, Any] = {
         "filename": f"{plan.actor_name}_{plan.version}.safetensors",
         "format": "safetensors",
@@ -214,7 +211,8 @@ async def _start(
         "status": "starting",
         **models.created_fields(),
     }
-    models.add_model(store, plan.actor_id, record)
+    # The manifest as written (``NotFoundError`` when the actor is gone) is what is exported.
+    manifest = models.add_model(store, plan.actor_id, record)
     try:
         workdir = _workdir(settings, plan)
         dataset = await asyncio.to_thread(

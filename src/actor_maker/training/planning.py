@@ -91,7 +91,7 @@ def sample_prompts(manifest: Manifest, trigger: str, count: int) -> tuple[str, .
     return tuple(texts)
 
 
-def _prices(settings: Settings, trainer: str) -> tuple[float, float]:
+def prices(settings: Settings, trainer: str) -> tuple[float, float]:
     """(USD per training GPU-second, USD per sample): Replicate bills both; the others none."""
     if trainer == "replicate":
         return settings.training_price_per_second, settings.sample_price
@@ -130,7 +130,7 @@ def plan_training(
             "digits, no spaces"
         )
     trigger = trigger_word(manifest)
-    if _base_key(store, manifest) is None:
+    if base_key(store, manifest.base_images) is None:
         raise InputError(
             f"actor {actor_id} has no base image in the store to score samples against"
         )
@@ -142,7 +142,7 @@ def plan_training(
             "name, which owns the trained models)"
         )
     count = settings.training_samples
-    per_second, per_sample = _prices(settings, name)
+    per_second, per_sample = prices(settings, name)
     seconds = STARTUP_S + params.steps * settings.training_seconds_per_step
     if name == "preview":
         seconds = settings.preview_training_s
@@ -211,7 +211,3 @@ def reattach_plan(
         max_cost=ceiling,
         reattach=record,
     )
-
-
-def _base_key(store: ObjectStore, manifest: Manifest) -> str | None:
-    return base_key(store, manifest.base_images)

@@ -141,21 +141,17 @@ class ReplicateTrainer:
         wanted = self._input(request, "")
         wanted.pop("input_images")
         found = []
-        for training in await self._listed():
+        for training in await self._listed_since(since):
             given = training.get("input")
             if not isinstance(given, dict):
                 continue
             if {k: v for k, v in given.items() if k != "input_images"} != wanted:
                 continue
-            if training.get("model") not in (None, self.trainer_model):
-                continue
             output = training.get("output")
             version = output.get("version") if isinstance(output, dict) else None
             if isinstance(version, str) and not version.startswith(f"{request.destination}:"):
                 continue
-            created = _parse_time(training.get("created_at"))
-            if created is not None and created >= since:
-                found.append(str(training["id"]))
+            found.append(str(training["id"]))
         return found
 
     async def status(self, training_id: str) -> TrainingStatus:
@@ -198,9 +194,7 @@ class ReplicateTrainer:
         if not lora:
             raise ProviderError(f"training {status.training_id} has no weights to sample with")
         prompts = request.sample_prompts
-        seeds = list(request.sample_seeds)[: len(prompts)] + [
-            1000 + i for i in range(len(prompts) - len(request.sample_seeds))
-        ]
+        seeds = request.seeds()
         limit = asyncio.Semaphore(3)
 
         async def one(index: int, prompt: str, seed: int) -> bytes:
@@ -326,26 +320,26 @@ class ReplicateTrainer:
     async def _find_sent(self, body: dict[str, Any], sent_at: datetime) -> str | None:
         """The training a lost create made: same trainer and input, created after we sent."""
         try:
-            listed = await self._listed()
+            listed = await self._listed_since(sent_at - timedelta(minutes=2))
         except ProviderError:
             return None
-        for training in listed:
-            if training.get("input") != body["input"]:
-                continue
-            if training.get("model") not in (None, self.trainer_model):
-                continue
-            created = _parse_time(training.get("created_at"))
-            if created is not None and created >= sent_at - timedelta(minutes=2):
-                return str(training["id"])
-        return None
+        return next((str(t["id"]) for t in listed if t.get("input") == body["input"]), None)
 
-    async def _listed(self) -> list[dict[str, Any]]:
-        """The recent trainings (``GET /v1/trainings``, its first page: newest first)."""
+    async def _listed_since(self, since: datetime) -> list[dict[str, Any]]:
+        """The recent trainings of this trainer model created at ``since`` or later
+        (``GET /v1/trainings``, its first page: newest first)."""
         page = await self._http.retrying(
             self._http.get_json, "/trainings", "listing the trainings failed"
         )
         results = page.get("results")
-        return [t for t in results if isinstance(t, dict)] if isinstance(results, list) else []
+        listed = [t for t in results if isinstance(t, dict)] if isinstance(results, list) else []
+        return [
+            t
+            for t in listed
+            if t.get("model") in (None, self.trainer_model)
+            and (created := _parse_time(t.get("created_at"))) is not None
+            and created >= since
+        ]
 
     def _status(self, training: dict[str, Any]) -> TrainingStatus:
         raw = str(training.get("status") or "starting")
